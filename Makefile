@@ -1,0 +1,61 @@
+# The README's two commands: `make run` (the server) and `make test` (the suite). Everything else supports them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO := protos/styletransfer/v1/style_transfer.proto
+GEN := clients/generated
+WEIGHTS ?= official
+DATA_DIR ?= data
+# Extra flags for the server, e.g. `make run ARGS="--port 50052"`.
+ARGS ?=
+
+.PHONY: install run test lint proto proto-check weights bench clean
+
+install: $(STAMP)
+
+# Rebuilt when the dependency pins change. pip, not uv or poetry: torch comes from the local package cache.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Regenerates the committed stubs from the proto (never edit them by hand).
+proto: $(STAMP)
+	rm -rf $(GEN)/styletransfer
+	mkdir -p $(GEN)
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTO)
+	touch $(GEN)/styletransfer/__init__.py $(GEN)/styletransfer/v1/__init__.py
+
+# Fails when the committed stubs differ from what the proto generates.
+proto-check: $(STAMP)
+	rm -rf .proto-check && mkdir -p .proto-check
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=.proto-check --pyi_out=.proto-check --grpc_python_out=.proto-check $(PROTO)
+	touch .proto-check/styletransfer/__init__.py .proto-check/styletransfer/v1/__init__.py
+	diff -r .proto-check/styletransfer $(GEN)/styletransfer -x __pycache__ || (echo "stubs are stale: run make proto"; rm -rf .proto-check; exit 1)
+	rm -rf .proto-check
+
+weights: $(STAMP)
+	$(BIN)/python -m model.weights fetch --dest weights
+
+ifeq ($(WEIGHTS),random)
+run: $(STAMP)
+	$(BIN)/python -m server --random-weights --data-dir $(DATA_DIR) $(ARGS)
+else
+run: $(STAMP)
+	test -f weights/vgg_normalised.pth -a -f weights/decoder.pth || $(BIN)/python -m model.weights fetch --dest weights || true
+	$(BIN)/python -m server --data-dir $(DATA_DIR) $(ARGS)
+endif
+
+lint: $(STAMP)
+	$(BIN)/ruff check model server clients tests
+	cd protos && ../$(BIN)/buf lint
+
+test: $(STAMP) proto-check lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .proto-check

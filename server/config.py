@@ -1,0 +1,199 @@
+"""The server's configuration: one frozen dataclass, filled from command-line flags and ``STYLETRANSFER_*`` variables.
+
+Each field's default, type and help text live here once; :func:`load_config` derives the argparse flags
+(``--field-name``) and the environment variable names (``STYLETRANSFER_FIELD_NAME``) from the fields. Precedence:
+flag, then environment, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Config", "ConfigError", "build_parser", "load_config"]
+
+ENV_PREFIX = "STYLETRANSFER_"
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A flag or environment variable holds a value that cannot be used."""
+
+
+def _opt(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- transport ---
+    host: str = _opt("0.0.0.0", "address to listen on")
+    port: int = _opt(50051, "gRPC port (0 picks a free port, which is logged)")
+    metrics_port: int = _opt(9090, "Prometheus /metrics port; 0 disables the endpoint")
+    metrics_host: str = _opt("", "address of the metrics endpoint; empty means the same as --host")
+    max_message_bytes: int = _opt(32 * MIB, "largest request or response message in bytes")
+    max_connection_age: float = _opt(0.0, "seconds after which a client connection is closed so clients rebalance "
+                                          "across replicas; 0 keeps connections forever")
+    grace_period: float = _opt(30.0, "seconds that calls in flight may take to finish after SIGTERM/SIGINT")
+    log_format: str = _opt("text", "log line format", ("text", "json"))
+    log_level: str = _opt("INFO", "logging level", ("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    # --- security ---
+    tls_cert: str = _opt("", "PEM server certificate; with --tls-key enables TLS")
+    tls_key: str = _opt("", "PEM private key of --tls-cert")
+    tls_client_ca: str = _opt("", "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)")
+    auth_tokens_file: str = _opt("", "file of accepted bearer tokens, one per line ('#' comments); empty disables auth")
+
+    # --- model ---
+    data_dir: str = _opt("data", "directory for registered styles, jobs, results and trained models")
+    vgg: str = _opt("weights/vgg_normalised.pth", "encoder weights (official vgg_normalised.pth or torchvision vgg19)")
+    decoder: str = _opt("weights/decoder.pth", "AdaIN decoder weights (official decoder.pth or a trained checkpoint)")
+    random_weights: bool = _opt(False, "use seeded random weights instead of files: development only, outputs are "
+                                       "not real stylizations")
+    random_seed: int = _opt(0, "seed of --random-weights")
+    device: str = _opt("auto", "compute device; auto picks CUDA when present", ("auto", "cpu", "cuda"))
+    precision: str = _opt("auto", "compute precision; auto is fp32 on CPU and fp16 on CUDA; reduced precision is "
+                                  "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
+
+    # --- stylize limits and scheduling ---
+    max_image_pixels: int = _opt(16_000_000, "largest decoded image (width x height), checked from the header")
+    max_output_pixels: int = _opt(16_777_216, "largest stylized output (width x height) after content_size")
+    default_style_size: int = _opt(512, "shorter side of inline style images when a request leaves style_size unset")
+    max_styles: int = _opt(8, "most styles in one request")
+    workers: int = _opt(0, "inference workers running Stylize at once; 0 picks 1 on CPU and 2 on CUDA")
+    torch_threads: int = _opt(0, "torch intra-op threads per worker; 0 divides the cores among the workers")
+    max_queue: int = _opt(16, "Stylize calls that may wait for a worker; more get RESOURCE_EXHAUSTED at once")
+    style_cache_entries: int = _opt(64, "LRU entries of style statistics for repeated inline style images")
+    tile_size: int = _opt(1024, "content larger than this many pixels per side is encoded and decoded in tiles; "
+                                "0 disables tiling")
+    batching: str = _opt("auto", "dynamic batching of same-size requests; auto is on for CUDA, off for CPU",
+                         ("auto", "on", "off"))
+    max_batch_size: int = _opt(8, "largest dynamic batch")
+    max_batch_delay_ms: float = _opt(5.0, "longest a request waits for others to join its batch")
+
+    # --- jobs (Gatys and Train) ---
+    job_store: str = _opt("", "job store: empty for SQLite in the data directory, or a postgresql:// URL shared "
+                              "by several replicas")
+    job_workers: int = _opt(1, "jobs running at once on this server (they run at lower CPU priority than Stylize)")
+    max_queued_jobs: int = _opt(100, "jobs that may wait; more get RESOURCE_EXHAUSTED")
+    job_retention_hours: float = _opt(168.0, "finished jobs and their results are deleted after this many hours; "
+                                             "0 keeps them forever")
+    job_lease_seconds: float = _opt(30.0, "a running job whose worker has not renewed its lease for this long is "
+                                          "queued again (shared stores)")
+    gatys_max_iterations: int = _opt(2000, "most optimisation steps per scale of a Gatys job")
+    gatys_default_iterations: int = _opt(300, "steps per scale when a Gatys request leaves iterations at 0")
+    gatys_max_pixels: int = _opt(4_194_304, "largest Gatys output (width x height)")
+    gatys_checkpoint_every: int = _opt(50, "Gatys steps between checkpoints of the image and optimiser state")
+
+    # --- training ---
+    datasets_root: str = _opt("", "root of Train's content_dir/style_dir; empty means <data-dir>/datasets")
+    train_max_iterations: int = _opt(200_000, "most steps of a Train job")
+    train_default_iterations: int = _opt(160_000, "steps when a Train request leaves iterations at 0")
+    train_checkpoint_every: int = _opt(1000, "steps between checkpoints when a request leaves checkpoint_every at 0")
+    train_processes: int = _opt(1, "DistributedDataParallel processes per Train job when the request says 0")
+    train_max_processes: int = _opt(8, "most DistributedDataParallel processes a Train request may ask for")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def datasets_path(self) -> Path:
+        return Path(self.datasets_root) if self.datasets_root else self.data_path / "datasets"
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert or self.tls_key)
+
+    def validate(self) -> Config:
+        """Raises :class:`ConfigError` naming the first unusable setting; returns self for chaining."""
+        for name in ("port", "metrics_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"--{_flag(name)} must be in 0..65535")
+        positive = ("max_message_bytes", "max_image_pixels", "max_output_pixels", "max_styles", "max_batch_size",
+                    "job_workers", "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
+                    "gatys_checkpoint_every", "train_max_iterations", "train_default_iterations",
+                    "train_checkpoint_every", "train_processes", "train_max_processes")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{_flag(name)} must be positive")
+        non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "tile_size",
+                        "max_queued_jobs", "default_style_size", "grace_period", "max_connection_age",
+                        "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must not be negative")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_enabled:
+            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+        if self.job_store and not self.job_store.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("--job-store must be empty (SQLite) or a postgresql:// URL")
+        return self
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"not a boolean: {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """An argparse parser with one flag per :class:`Config` field; defaults are left unset to detect flags given."""
+    parser = argparse.ArgumentParser(
+        prog="styletransfer-server",
+        description="styletransfer gRPC server. Every flag can also be set as STYLETRANSFER_<FLAG_NAME>.",
+    )
+    for f in dataclasses.fields(Config):
+        help_text = f"{f.metadata['help']} (env {ENV_PREFIX}{f.name.upper()}; default {f.default!r})"
+        if f.type in ("bool", bool):
+            parser.add_argument(f"--{_flag(f.name)}", dest=f.name, action="store_const", const=True,
+                                default=None, help=help_text)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        parser.add_argument(f"--{_flag(f.name)}", dest=f.name, type=kind, default=None,
+                            choices=f.metadata["choices"], help=help_text)
+    return parser
+
+
+def _from_env(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = str(f.type)
+    try:
+        if kind == "bool":
+            return _parse_bool(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}: {exc}") from None
+    choices = f.metadata["choices"]
+    if choices and raw not in choices:
+        raise ConfigError(f"{ENV_PREFIX}{f.name.upper()} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Builds and validates the configuration from flags (``argv``) and the environment (``environ``)."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        given = getattr(args, f.name)
+        if given is not None:
+            values[f.name] = given
+        elif (raw := environ.get(ENV_PREFIX + f.name.upper())) is not None:
+            values[f.name] = _from_env(f, raw)
+    return Config(**values).validate()
