@@ -24,6 +24,7 @@ __all__ = [
     "RELU4_1",
     "RELU4_2",
     "RELU5_1",
+    "RELU_INDEX",
     "STYLE_LAYERS",
     "Decoder",
     "Encoder",
@@ -44,8 +45,8 @@ RELU3_1 = "relu3_1"
 RELU4_1 = "relu4_1"
 RELU4_2 = "relu4_2"
 RELU5_1 = "relu5_1"
-_RELU_INDEX = {RELU1_1: 3, RELU2_1: 10, RELU3_1: 17, RELU4_1: 30, RELU4_2: 33, RELU5_1: 43}
-ALL_LAYERS: tuple[str, ...] = tuple(_RELU_INDEX)
+RELU_INDEX: dict[str, int] = {RELU1_1: 3, RELU2_1: 10, RELU3_1: 17, RELU4_1: 30, RELU4_2: 33, RELU5_1: 43}
+ALL_LAYERS: tuple[str, ...] = tuple(RELU_INDEX)
 
 #: AdaIN's style loss layers (paper section 6) and the Gatys style layers (Gatys et al. 2016, section 2).
 STYLE_LAYERS: tuple[str, ...] = (RELU1_1, RELU2_1, RELU3_1, RELU4_1)
@@ -196,11 +197,11 @@ class Encoder(nn.Module):
 
     def __init__(self, depth: str = RELU4_1, norm: InputNorm | None = None) -> None:
         super().__init__()
-        if depth not in _RELU_INDEX:
+        if depth not in RELU_INDEX:
             raise ValueError(f"depth must be one of {', '.join(ALL_LAYERS)}, got {depth!r}")
         self.depth = depth
         self.norm = norm if norm is not None else InputNorm()
-        self.layers = build_vgg_sequential()[: _RELU_INDEX[depth] + 1]
+        self.layers = build_vgg_sequential()[: RELU_INDEX[depth] + 1]
         self.requires_grad_(False)
         self.eval()
 
@@ -210,7 +211,7 @@ class Encoder(nn.Module):
         self.layers.load_state_dict({k: state[k] for k in own})
 
     def layer_names(self) -> tuple[str, ...]:
-        return tuple(name for name, idx in _RELU_INDEX.items() if idx < len(self.layers))
+        return tuple(name for name, idx in RELU_INDEX.items() if idx < len(self.layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> the activation at ``depth``."""
@@ -223,7 +224,7 @@ class Encoder(nn.Module):
         should_stop: StopCheck | None = None,
     ) -> dict[str, torch.Tensor]:
         """(B, 3, H, W) in [0, 1] -> ``{name: activation}`` for the requested layers, stopping at the deepest one."""
-        wanted = {name: _RELU_INDEX[name] for name in names}
+        wanted = {name: RELU_INDEX[name] for name in names}
         if not wanted:
             return {}
         last = max(wanted.values())
