@@ -61,7 +61,8 @@ class Config:
                                   "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
 
     # --- stylize limits and scheduling ---
-    max_image_pixels: int = _opt(16_000_000, "largest decoded image (width x height), checked from the header")
+    max_image_pixels: int = _opt(16_777_216, "largest decoded image (width x height; 16 MP = 4096x4096), checked "
+                                             "from the header before decoding")
     max_output_pixels: int = _opt(16_777_216, "largest stylized output (width x height) after content_size")
     default_style_size: int = _opt(512, "shorter side of inline style images when a request leaves style_size unset")
     max_styles: int = _opt(8, "most styles in one request")
