@@ -48,7 +48,7 @@ run: $(STAMP)
 endif
 
 lint: $(STAMP)
-	$(BIN)/ruff check model server clients tests
+	$(BIN)/ruff check model server clients tests bench deploy
 	cd protos && ../$(BIN)/buf lint
 
 test: $(STAMP) proto-check lint
