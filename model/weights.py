@@ -1,0 +1,404 @@
+"""Weight files: where the official ones live, how they are fetched and verified, and how every file is loaded.
+
+Loading never unpickles arbitrary objects: ``.pth`` files go through ``torch.load(weights_only=True)`` and our own
+checkpoints are safetensors. Every state dict is checked against the expected layout (keys and shapes) before use,
+and a mismatch names the file and the first offending key.
+
+Integrity of downloads: torchvision's file names carry the first 8 hex digits of the file's SHA-256, which is checked;
+the AdaIN release files have no published hash, so they are checked against the hashes pinned in
+``model/weights_pins.json``; a file without a pin is accepted on first download and its hash recorded in
+``<dest>/.sha256-pins.json``, and later downloads that differ are refused (trust on first use).
+
+Random weights (``random_vgg_state``, ``random_decoder_state``) are seeded, deterministic and in the official layouts,
+for development and tests: compute cost does not depend on weight values, but outputs are not stylizations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from model.errors import WeightsError, WeightsIntegrityError, WeightsLayoutError, WeightsNotFoundError
+from model.network import (
+    build_decoder_sequential,
+    build_vgg_sequential,
+    decoder_layout,
+    torchvision_to_official,
+    vgg_layout,
+)
+
+__all__ = [
+    "OFFICIAL_FILES",
+    "OfficialFile",
+    "check_layout",
+    "fetch",
+    "load_decoder_checkpoint",
+    "load_encoder_state",
+    "random_decoder_state",
+    "random_state_sha256",
+    "random_vgg_state",
+    "read_state_dict",
+    "save_decoder_checkpoint",
+    "sha256_file",
+    "state_sha256",
+]
+
+Layout = Mapping[str, tuple[int, ...]]
+_CHUNK = 1 << 20
+_PINS_FILE = Path(__file__).with_name("weights_pins.json")
+LOCAL_PINS = ".sha256-pins.json"
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    """A published weight file: where it is, what it must hash to (if known) and what layout it must have."""
+
+    name: str
+    filename: str
+    url: str
+    description: str
+    layout: Callable[[], Layout]
+    sha256_prefix: str | None = None  # published as part of the file name (torchvision)
+
+
+OFFICIAL_FILES: dict[str, OfficialFile] = {
+    "vgg_normalised": OfficialFile(
+        name="vgg_normalised",
+        filename="vgg_normalised.pth",
+        url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth",
+        description="normalised VGG19 encoder of the AdaIN reference implementation (53-module nn.Sequential)",
+        layout=vgg_layout,
+    ),
+    "decoder": OfficialFile(
+        name="decoder",
+        filename="decoder.pth",
+        url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth",
+        description="AdaIN decoder of the reference implementation, trained against vgg_normalised.pth",
+        layout=decoder_layout,
+    ),
+    "vgg19_torchvision": OfficialFile(
+        name="vgg19_torchvision",
+        filename="vgg19-dcbb9e9d.pth",
+        url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+        description="torchvision VGG19 ImageNet weights (features.N keys; ImageNet mean/std input)",
+        layout=lambda: {},  # checked by load_encoder_state, which maps it onto the official layout
+        sha256_prefix="dcbb9e9d",
+    ),
+}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """A hash of the tensors themselves, in key order: the identity of weights that have no file (random)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu", torch.float32).contiguous()
+        digest.update(key.encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+random_state_sha256 = state_sha256
+
+
+def _missing_message(path: Path) -> str:
+    known = next((f for f in OFFICIAL_FILES.values() if f.filename == path.name), None)
+    where = f" Download it from {known.url}" if known else ""
+    return f"weight file {path} does not exist.{where} (or run `make weights`)."
+
+
+def check_layout(state: Mapping[str, torch.Tensor], layout: Layout, *, what: str) -> None:
+    """Raises WeightsLayoutError naming ``what`` and the first key that is missing, unexpected or misshapen."""
+    for key, shape in layout.items():
+        if key not in state:
+            raise WeightsLayoutError(f"{what}: missing key {key!r} (expected shape {list(shape)})")
+        if tuple(state[key].shape) != tuple(shape):
+            raise WeightsLayoutError(
+                f"{what}: key {key!r} has shape {list(state[key].shape)}, expected {list(shape)}"
+            )
+    for key in state:
+        if key not in layout:
+            raise WeightsLayoutError(f"{what}: unexpected key {key!r}")
+
+
+def _load_raw(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise WeightsNotFoundError(_missing_message(path))
+    try:
+        if path.suffix == ".safetensors":
+            return dict(load_file(str(path)))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
+    except Exception as exc:
+        raise WeightsLayoutError(f"{path}: not a weights-only state dict ({type(exc).__name__}: {exc})") from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsLayoutError(f"{path}: expected a state dict of tensors")
+    return dict(obj)
+
+
+def read_state_dict(path: str | os.PathLike[str], layout: Layout, *, what: str = "") -> dict[str, torch.Tensor]:
+    """Loads a state dict (``.pth`` weights-only, or ``.safetensors``) and checks it against ``layout``."""
+    path = Path(path)
+    state = _load_raw(path)
+    check_layout(state, layout, what=f"{what + ' ' if what else ''}{path}")
+    return state
+
+
+def load_encoder_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], str, str]:
+    """Loads either encoder layout; returns (state in the official 53-module layout, "caffe"|"imagenet", sha256).
+
+    ``features.N.*`` keys are torchvision's VGG19 (ImageNet mean/std input); ``N.*`` keys are the official
+    normalised VGG19, whose 1x1 first conv already maps RGB in [0, 1] to Caffe's BGR x255 convention.
+    """
+    path = Path(path)
+    state = _load_raw(path)
+    if any(key.startswith("features.") for key in state):
+        features = {k: v for k, v in state.items() if k.startswith("features.")}
+        try:
+            state, norm = torchvision_to_official(features), "imagenet"
+        except (KeyError, ValueError) as exc:
+            raise WeightsLayoutError(f"encoder {path}: not a torchvision VGG19 state dict ({exc})") from None
+    else:
+        norm = "caffe"
+    check_layout(state, vgg_layout(), what=f"encoder {path}")
+    return state, norm, sha256_file(path)
+
+
+def _he_init(seq: nn.Sequential, generator: torch.Generator) -> None:
+    for module in seq:
+        if isinstance(module, nn.Conv2d):
+            fan_in = module.weight[0].numel()
+            with torch.no_grad():
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+                module.bias.zero_()
+
+
+def random_vgg_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A deterministic random normalised VGG19 in the official layout.
+
+    Module 0 is the real preprocessing (RGB [0, 1] -> BGR x255 minus the Caffe ImageNet mean); the 3x3 convs are
+    He-initialised, so activations keep their scale through the ReLUs.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    seq = build_vgg_sequential()
+    _he_init(seq, generator)
+    with torch.no_grad():
+        seq[0].weight.copy_(torch.flip(torch.eye(3), dims=[0]).view(3, 3, 1, 1) * 255.0)
+        seq[0].bias.copy_(-torch.tensor([103.939, 116.779, 123.68]))
+    return {k: v.clone() for k, v in seq.state_dict().items()}
+
+
+def random_decoder_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A deterministic random AdaIN decoder whose outputs land mostly inside [0, 1] for random-VGG features.
+
+    The last conv is rescaled so that, on a fixed synthetic input through ``random_vgg_state(seed)``, outputs have
+    mean 0.5 and std 0.2: otherwise nearly every pixel would clamp to 0 or 255 and tests could not see differences.
+    """
+    generator = torch.Generator().manual_seed(seed + 1_000_003)
+    seq = build_decoder_sequential()
+    _he_init(seq, generator)
+    encoder = build_vgg_sequential()[:31]
+    encoder.load_state_dict({k: v for k, v in random_vgg_state(seed).items() if int(k.split(".")[0]) < 31})
+    probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        out = seq(encoder(probe))
+        scale = 0.2 / out.std().clamp_min(1e-12)
+        seq[-1].weight.mul_(scale)
+        seq[-1].bias.copy_(seq[-1].bias * scale + (0.5 - out.mean() * scale))
+    return {k: v.clone() for k, v in seq.state_dict().items()}
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_decoder_checkpoint(
+    path: str | os.PathLike[str],
+    state: Mapping[str, torch.Tensor],
+    *,
+    encoder_sha256: str,
+    metadata: Mapping[str, str] | None = None,
+) -> str:
+    """Writes a decoder as safetensors (atomically) with the encoder it was trained against; returns its sha256."""
+    path = Path(path)
+    check_layout(state, decoder_layout(), what=f"decoder {path}")
+    meta = {**(metadata or {}), "encoder_sha256": encoder_sha256, "format": "styletransfer.decoder.v1"}
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()}))
+    return sha256_file(path)
+
+
+def load_decoder_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], str | None, dict]:
+    """Loads a decoder (official ``decoder.pth`` or our safetensors); returns (state, encoder_sha256, metadata).
+
+    The official file carries no metadata, so its encoder is unknown (None) and the caller decides.
+    """
+    path = Path(path)
+    state = read_state_dict(path, decoder_layout(), what="decoder")
+    if path.suffix != ".safetensors":
+        return state, None, {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+    return state, metadata.get("encoder_sha256"), metadata
+
+
+def pinned_hashes() -> dict[str, str]:
+    """SHA-256 pins shipped with the repository: file name -> hex digest."""
+    if not _PINS_FILE.is_file():
+        return {}
+    return {name: entry["sha256"] for name, entry in json.loads(_PINS_FILE.read_text()).get("files", {}).items()}
+
+
+def _local_pins(dest: Path) -> dict[str, str]:
+    path = dest / LOCAL_PINS
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _record_local_pin(dest: Path, filename: str, digest: str) -> None:
+    pins = {**_local_pins(dest), filename: digest}
+    _atomic_write(dest / LOCAL_PINS, lambda tmp: tmp.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n"))
+
+
+def verify_file(path: Path, official: OfficialFile, dest: Path) -> str:
+    """Checks a (downloaded) file's hash and layout; returns its sha256. Raises WeightsIntegrityError/LayoutError."""
+    digest = sha256_file(path)
+    if official.sha256_prefix and not digest.startswith(official.sha256_prefix):
+        raise WeightsIntegrityError(
+            f"{official.filename}: sha256 {digest} does not start with the published prefix {official.sha256_prefix}"
+        )
+    expected = pinned_hashes().get(official.filename) or _local_pins(dest).get(official.filename)
+    if expected and digest != expected:
+        raise WeightsIntegrityError(
+            f"{official.filename}: sha256 {digest} differs from the pinned {expected}; refusing it. If the upstream "
+            f"file really changed, verify it by other means and update the pin."
+        )
+    if official.name == "vgg19_torchvision":
+        load_encoder_state(path)
+    else:
+        read_state_dict(path, official.layout(), what=official.name)
+    return digest
+
+
+def _download(url: str, target: Path, *, timeout: float, progress: bool) -> None:
+    """Streams ``url`` into ``target``; a body shorter than its Content-Length is an error."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm import tqdm
+
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except (urllib.error.URLError, OSError) as exc:
+        raise WeightsError(f"cannot download {url}: {exc}") from None
+    with response, open(target, "wb") as out:
+        expected = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
+        with tqdm(total=expected, unit="B", unit_scale=True, desc=target.name.strip("."), disable=not progress) as bar:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (OSError, ValueError) as exc:
+                    raise WeightsError(f"download of {url} broke off after {received} bytes: {exc}") from None
+                if not chunk:
+                    break
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if expected is not None and received != expected:
+        raise WeightsError(f"download of {url} is truncated: {received} of {expected} bytes")
+
+
+def fetch(
+    name: str, dest_dir: str | os.PathLike[str], *, url: str | None = None, progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Downloads an official file into ``dest_dir`` (atomically, verified); a verified file already there is kept."""
+    if name not in OFFICIAL_FILES:
+        raise ValueError(f"unknown weight file {name!r}; known: {', '.join(OFFICIAL_FILES)}")
+    official = OFFICIAL_FILES[name]
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / official.filename
+    if final.is_file():
+        verify_file(final, official, dest)
+        return final
+    fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{official.filename}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _download(url or official.url, tmp, timeout=timeout, progress=progress)
+        digest = verify_file(tmp, official, dest)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if official.filename not in pinned_hashes() and official.filename not in _local_pins(dest):
+        _record_local_pin(dest, official.filename, digest)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m model.weights fetch|verify``: the entry point behind ``make weights``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m model.weights", description="fetch and verify weight files")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch_cmd = sub.add_parser("fetch", help="download the official AdaIN files (verified, atomic)")
+    fetch_cmd.add_argument("--dest", default="weights")
+    fetch_cmd.add_argument("--only", default="vgg_normalised,decoder", help="comma-separated names")
+    fetch_cmd.add_argument("--url-override", action="append", default=[], metavar="NAME=URL")
+    fetch_cmd.add_argument("--quiet", action="store_true")
+    verify_cmd = sub.add_parser("verify", help="check files' hashes and layouts")
+    verify_cmd.add_argument("paths", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fetch":
+            overrides = dict(item.split("=", 1) for item in args.url_override)
+            for name in filter(None, args.only.split(",")):
+                path = fetch(name, args.dest, url=overrides.get(name), progress=not args.quiet)
+                print(f"{path}: ok ({sha256_file(path)})")
+        else:
+            for raw in args.paths:
+                path = Path(raw)
+                official = next((f for f in OFFICIAL_FILES.values() if f.filename == path.name), None)
+                if official is None:
+                    raise WeightsError(f"{path}: not an official file name ({', '.join(OFFICIAL_FILES)})")
+                print(f"{path}: ok ({verify_file(path, official, path.parent)})")
+    except (WeightsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
