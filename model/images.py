@@ -25,6 +25,7 @@ __all__ = [
     "decode_mask",
     "encode_image",
     "image_to_tensor",
+    "probe_image",
     "resize_shorter",
     "tensor_to_image",
     "to_rgb",
@@ -80,6 +81,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def probe_image(data: bytes, *, field: str, max_pixels: int) -> tuple[int, int]:
+    """Checks format and declared size from the header alone (microseconds); returns (width, height)."""
+    return _open_checked(data, field, max_pixels).size
 
 
 def decode_image(data: bytes, *, field: str, max_pixels: int) -> Image.Image:

@@ -1,0 +1,164 @@
+"""Builds, starts and stops the server: model, runtime, gRPC (service, health, reflection), metrics endpoint.
+
+Shutdown (SIGTERM/SIGINT or ``stop``): health turns NOT_SERVING, new calls are refused with UNAVAILABLE, calls in
+flight get ``grace_period`` seconds to finish, then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from model.stylizer import AdaINModel
+from model.weights import OFFICIAL_FILES
+from server.auth import BearerTokenInterceptor, read_tokens
+from server.config import Config
+from server.limits import Scheduler, plan_threads
+from server.metrics import Metrics
+from server.models import ModelRegistry
+from server.runtime import Runtime
+from server.service import StyleTransferService
+from server.style_cache import LRUCache
+from server.styles import StyleStore
+from server.tls import server_credentials
+from styletransfer.v1 import style_transfer_pb2 as pb
+
+__all__ = ["MissingWeights", "Server", "load_default_model", "run"]
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StyleTransfer"].full_name
+
+
+class MissingWeights(Exception):
+    """A weight file is absent: the message says which, where to get it and how (``make weights``)."""
+
+
+def load_default_model(config: Config) -> AdaINModel:
+    if config.random_weights:
+        log.warning("RANDOM WEIGHTS (--random-weights): outputs are NOT real stylizations; development use only")
+        return AdaINModel.random(config.random_seed, device=config.device, precision=config.precision)
+    for path in (config.vgg, config.decoder):
+        if not Path(path).is_file():
+            known = next((f for f in OFFICIAL_FILES.values() if f.filename == Path(path).name), None)
+            where = f" Download it from {known.url}." if known else ""
+            raise MissingWeights(
+                f"weight file {path} is missing.{where} Run `make weights` (writes weights/vgg_normalised.pth and "
+                f"weights/decoder.pth), pass --vgg/--decoder, or use --random-weights for development."
+            )
+    return AdaINModel.from_files(config.vgg, config.decoder, device=config.device, precision=config.precision)
+
+
+def _grpc_options(config: Config) -> list[tuple[str, int]]:
+    options = [("grpc.max_receive_message_length", config.max_message_bytes),
+               ("grpc.max_send_message_length", config.max_message_bytes)]
+    if config.max_connection_age > 0:
+        options += [("grpc.max_connection_age_ms", int(config.max_connection_age * 1000)),
+                    ("grpc.max_connection_age_grace_ms", int(config.grace_period * 1000))]
+    return options
+
+
+def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtime:
+    workers, threads = plan_threads(config.workers, config.torch_threads, model.device.type)
+    log.info("inference: %d worker(s) x %d torch thread(s) on %s (%s)", workers, threads, model.device,
+             model.info.dtype)
+    data = config.data_path
+    runtime = Runtime(
+        config=config, metrics=metrics, models=ModelRegistry(model, data / "models"),
+        styles=StyleStore(data / "styles"),
+        scheduler=Scheduler(workers, threads, config.max_queue, metrics),
+        registered_stats=LRUCache(1024, on_hit=metrics.style_cache_hits.labels("registered").inc,
+                                  on_miss=metrics.style_cache_misses.labels("registered").inc),
+        inline_stats=LRUCache(config.style_cache_entries, on_hit=metrics.style_cache_hits.labels("inline").inc,
+                              on_miss=metrics.style_cache_misses.labels("inline").inc),
+    )
+    info = model.info
+    metrics.model_info.labels(info.name, info.device, info.dtype, str(info.untrained).lower()).set(1)
+    return runtime
+
+
+class Server:
+    """One running server. ``port`` and ``metrics_port`` are the bound ports (useful with port 0)."""
+
+    def __init__(self, config: Config, model: AdaINModel | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.runtime = build_runtime(config, model or load_default_model(config), self.metrics)
+        self.health = health.aio.HealthServicer()
+        interceptors = []
+        if config.auth_tokens_file:
+            interceptors.append(BearerTokenInterceptor(read_tokens(config.auth_tokens_file), self.metrics))
+        self._grpc = grpc.aio.server(options=_grpc_options(config), interceptors=interceptors)
+        self.service = StyleTransferService(self.runtime)
+        self._register()
+        self.port = 0
+        self.metrics_port = 0
+        self._metrics_http = None
+        self._stopping: asyncio.Task | None = None
+
+    def _register(self) -> None:
+        from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+
+        pb_grpc.add_StyleTransferServicer_to_server(self.service, self._grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
+        names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self._grpc)
+
+    async def start(self) -> None:
+        address = f"{self.config.host}:{self.config.port}"
+        creds = server_credentials(self.config)
+        self.port = self._grpc.add_secure_port(address, creds) if creds else self._grpc.add_insecure_port(address)
+        await self._grpc.start()
+        self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
+        if self._metrics_http is not None:
+            self.metrics_port = self._metrics_http.server_address[1]
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving %s on %s:%d (%s), metrics on port %s", SERVICE_NAME, self.config.host, self.port,
+                 "TLS" if creds else "plaintext", self.metrics_port or "off")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drains: NOT_SERVING, refuse new calls, give calls in flight ``grace`` seconds. Safe to call twice."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(self.config.grace_period if grace is None else grace))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float) -> None:
+        log.info("shutting down: finishing calls in flight (grace %.0f s)", grace)
+        await self.health.enter_graceful_shutdown()
+        self.runtime.scheduler.close()
+        if self.runtime.jobs is not None:
+            await self.runtime.jobs.stop(grace)
+        await self._grpc.stop(grace)
+        self.runtime.scheduler.shutdown()
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        await self._grpc.wait_for_termination()
+
+
+async def _serve(config: Config) -> None:
+    server = Server(config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.stop()))
+    await server.wait()
+    await server.stop()
+
+
+def run(config: Config) -> int:
+    """Runs until SIGTERM/SIGINT; returns the process exit code."""
+    try:
+        asyncio.run(_serve(config))
+    except MissingWeights as exc:
+        log.error("%s", exc)
+        return 2
+    return 0

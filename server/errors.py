@@ -1,0 +1,172 @@
+"""The one map from exceptions to gRPC status codes, and the decorators that apply it to every RPC.
+
+Servicer methods raise precise exceptions (their own, or the model's ``ValueError`` subclasses); the ``unary`` and
+``server_stream`` decorators turn them into ``context.abort(code, message)``, count the call in the metrics and
+log internal faults with the request id, so no method repeats a try/except.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from model.errors import (
+    Cancelled,
+    IncompatibleModelError,
+    InvalidImageError,
+    InvalidOptionError,
+    WeightsError,
+)
+from server.logs import new_request_id, request_id_var
+
+__all__ = [
+    "AlreadyExists",
+    "DeadlineExpired",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "Overloaded",
+    "PermissionDenied",
+    "ShuttingDown",
+    "server_stream",
+    "status_for",
+    "unary",
+]
+
+log = logging.getLogger(__name__)
+
+
+class InvalidArgument(ValueError):
+    """A request field is missing or out of range; the message names the field."""
+
+
+class NotFound(LookupError):
+    """A style, model or job id that does not exist."""
+
+
+class AlreadyExists(Exception):
+    """A name that must be new is taken."""
+
+
+class FailedPrecondition(Exception):
+    """The request is valid but the resource is not in a state that allows it (e.g. a result not ready)."""
+
+
+class PermissionDenied(Exception):
+    """The caller may not do this (e.g. a dataset path that escapes the datasets root)."""
+
+
+class Overloaded(Exception):
+    """All workers are busy and the wait queue is full."""
+
+
+class DeadlineExpired(Exception):
+    """The call's deadline passed before or during the work."""
+
+
+class ShuttingDown(Exception):
+    """The server is draining and takes no new work."""
+
+
+_MAP: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidOptionError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidImageError, grpc.StatusCode.INVALID_ARGUMENT),
+    (IncompatibleModelError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (DeadlineExpired, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
+    (Cancelled, grpc.StatusCode.CANCELLED),
+    (WeightsError, grpc.StatusCode.FAILED_PRECONDITION),
+)
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and client-facing message for ``exc``; anything unexpected is INTERNAL with a request id."""
+    for kind, code in _MAP:
+        if isinstance(exc, kind):
+            return code, str(exc)
+    return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
+
+
+def _observe(servicer: Any, method: str, code: grpc.StatusCode, started: float) -> None:
+    """Counts the call in the servicer's metrics (``servicer.runtime.metrics``), when it has them."""
+    metrics = getattr(getattr(servicer, "runtime", None), "metrics", None)
+    if metrics is not None:
+        metrics.observe_call(method, code.name, time.perf_counter() - started)
+
+
+def _begin(context: grpc.aio.ServicerContext) -> float:
+    incoming = dict(context.invocation_metadata() or ()).get("x-request-id", "")
+    request_id_var.set(new_request_id(incoming))
+    return time.perf_counter()
+
+
+async def _fail(
+    servicer: Any, method: str, exc: BaseException, context: grpc.aio.ServicerContext, started: float
+) -> None:
+    code, message = status_for(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("%s failed", method, exc_info=exc)
+    else:
+        log.info("%s -> %s: %s", method, code.name, message)
+    _observe(servicer, method, code, started)
+    await context.abort(code, message)
+
+
+T = TypeVar("T")
+Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]
+
+
+def unary(fn: Handler[T]) -> Handler[T]:
+    """Wraps an async unary servicer method with the error map, request ids and call metrics."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        started = _begin(context)
+        try:
+            result = await fn(self, request, context)
+        except asyncio.CancelledError:
+            _observe(self, fn.__name__, grpc.StatusCode.CANCELLED, started)
+            raise
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _fail(self, fn.__name__, exc, context, started)
+            raise AssertionError("unreachable: abort raises") from exc
+        _observe(self, fn.__name__, grpc.StatusCode.OK, started)
+        return result
+
+    return wrapper
+
+
+def server_stream(fn: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIterator[T]]:
+    """The same for async-generator (server-streaming) methods."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[T]:
+        started = _begin(context)
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except asyncio.CancelledError:
+            _observe(self, fn.__name__, grpc.StatusCode.CANCELLED, started)
+            raise
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _fail(self, fn.__name__, exc, context, started)
+            return
+        _observe(self, fn.__name__, grpc.StatusCode.OK, started)
+
+    return wrapper

@@ -1,0 +1,132 @@
+"""Admission and scheduling of Stylize work: a fixed pool of inference threads and a bounded wait queue.
+
+- At most ``workers`` computations run at once, each with ``torch_threads`` intra-op threads, so the cores are never
+  oversubscribed (a second concurrent forward pass on the same cores only adds cache thrash).
+- At most ``max_queue`` calls wait; one more is refused with RESOURCE_EXHAUSTED at once rather than queued
+  unboundedly (the caller can retry elsewhere).
+- A call whose deadline passes while it waits is dropped without computing; a call that is cancelled, or whose
+  deadline passes, mid-computation stops at the next layer (the model checks ``should_stop`` between layers), and
+  its worker is released only when the thread really is free.
+- The event loop only awaits futures: gRPC I/O never blocks on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import torch
+
+from model.errors import Cancelled
+from model.network import StopCheck
+from server.errors import DeadlineExpired, Overloaded, ShuttingDown
+from server.metrics import Metrics
+
+__all__ = ["Scheduler", "Timed", "plan_threads"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timed(Generic[T]):
+    value: T
+    queue_seconds: float
+    compute_seconds: float
+
+
+def plan_threads(workers: int, torch_threads: int, device_type: str) -> tuple[int, int]:
+    """(workers, intra-op threads per worker): 1 worker using every core on CPU, 2 on CUDA unless configured."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = workers or (2 if device_type == "cuda" else 1)
+    threads = torch_threads or max(1, cores // workers)
+    return workers, threads
+
+
+class Scheduler:
+    def __init__(self, workers: int, threads_per_worker: int, max_queue: int, metrics: Metrics) -> None:
+        self.workers = workers
+        self.max_queue = max_queue
+        self._metrics = metrics
+        self._threads = threads_per_worker
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="stylize", initializer=self._init_thread)
+        self._slots: asyncio.Semaphore | None = None
+        self._waiting = 0
+        self._running = 0
+        self._closed = False
+
+    def _init_thread(self) -> None:
+        torch.set_num_threads(self._threads)
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._slots is None:  # created on first use, inside the server's event loop
+            self._slots = asyncio.Semaphore(self.workers)
+        return self._slots
+
+    def close(self) -> None:
+        """Refuses new work; work already admitted continues."""
+        self._closed = True
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def busy(self) -> int:
+        return self._running + self._waiting
+
+    async def run(
+        self, fn: Callable[[StopCheck], T], *, deadline: float | None, cancelled: threading.Event
+    ) -> Timed[T]:
+        """Runs ``fn(should_stop)`` on a worker; ``deadline`` is a ``time.monotonic()`` instant or None."""
+        if self._closed:
+            raise ShuttingDown("server is shutting down")
+        slots = self._semaphore()
+        if slots.locked() and self._waiting >= self.max_queue:
+            raise Overloaded(f"all {self.workers} workers busy and {self._waiting} calls waiting; retry later")
+        queued_at = time.monotonic()
+        await self._acquire(slots, deadline)
+        queue_seconds = time.monotonic() - queued_at
+        self._metrics.queue_wait.observe(queue_seconds)
+
+        def should_stop() -> bool:
+            return cancelled.is_set() or (deadline is not None and time.monotonic() > deadline)
+
+        self._running += 1
+        self._metrics.inflight.inc()
+        started = time.monotonic()
+        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, should_stop)
+        future.add_done_callback(lambda _: self._release(slots))
+        try:
+            value = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled.set()  # the worker stops at its next layer; the slot is released when it does
+            raise
+        except Cancelled:
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExpired("deadline passed during computation") from None
+            raise
+        return Timed(value, queue_seconds, time.monotonic() - started)
+
+    async def _acquire(self, slots: asyncio.Semaphore, deadline: float | None) -> None:
+        self._waiting += 1
+        self._metrics.queued.inc()
+        try:
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                raise DeadlineExpired("deadline passed before the call reached a worker")
+            await asyncio.wait_for(slots.acquire(), timeout)
+        except TimeoutError:
+            raise DeadlineExpired("deadline passed while waiting for a worker") from None
+        finally:
+            self._waiting -= 1
+            self._metrics.queued.dec()
+
+    def _release(self, slots: asyncio.Semaphore) -> None:
+        self._running -= 1
+        self._metrics.inflight.dec()
+        slots.release()

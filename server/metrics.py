@@ -1,0 +1,79 @@
+"""Every Prometheus metric the server exports, in one registry per server instance (tests run several at once).
+
+Names follow Prometheus conventions (``_total`` counters, ``_seconds`` durations), all prefixed ``styletransfer_``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = ["LATENCY_BUCKETS", "Metrics"]
+
+#: 10 ms .. 60 s, roughly x2 apart: a 256 px avatar on a GPU up to a 16 MP print on a CPU.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0)
+PIXEL_BUCKETS = (65_536, 262_144, 1_048_576, 4_194_304, 16_777_216)
+JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        r = self.registry
+        p = "styletransfer_"
+        self.requests = Counter(p + "requests", "RPCs by method and status code", ["method", "code"], registry=r)
+        self.request_duration = Histogram(p + "request_duration_seconds", "end-to-end RPC latency in the server",
+                                          ["method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_wait = Histogram(p + "queue_wait_seconds", "time a Stylize call waited for a worker",
+                                    buckets=LATENCY_BUCKETS, registry=r)
+        self.compute = Histogram(p + "compute_seconds", "model compute time of a Stylize call", ["model"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.inflight = Gauge(p + "inflight_requests", "Stylize calls running on a worker", registry=r)
+        self.queued = Gauge(p + "queued_requests", "Stylize calls waiting for a worker", registry=r)
+        self.image_pixels = Histogram(p + "image_pixels", "pixels of stylized content images",
+                                      buckets=PIXEL_BUCKETS, registry=r)
+        self.style_cache_hits = Counter(p + "style_cache_hits", "style statistics served from a cache", ["cache"],
+                                        registry=r)
+        self.style_cache_misses = Counter(p + "style_cache_misses", "style statistics that had to be computed",
+                                          ["cache"], registry=r)
+        self.model_info = Gauge(p + "model_info", "loaded models (value 1)", ["model", "device", "dtype", "untrained"],
+                                registry=r)
+        self.batch_size = Histogram(p + "batch_size", "requests per model batch", buckets=(1, 2, 4, 8, 16, 32),
+                                    registry=r)
+        self.jobs_transitions = Counter(p + "jobs", "job state transitions", ["kind", "state"], registry=r)
+        self.jobs = Gauge(p + "jobs_current", "jobs by kind and state", ["kind", "state"], registry=r)
+        self.job_queue_length = Gauge(p + "job_queue_length", "jobs waiting for a worker", registry=r)
+        self.job_duration = Histogram(p + "job_duration_seconds", "running time of finished jobs", ["kind"],
+                                      buckets=JOB_BUCKETS, registry=r)
+        self.job_step = Gauge(p + "job_step", "current step of running jobs", ["job_id", "kind"], registry=r)
+        self.job_loss = Gauge(p + "job_loss", "latest loss terms of running jobs", ["job_id", "kind", "term"],
+                              registry=r)
+        self.train_steps_per_second = Gauge(p + "train_steps_per_second", "training speed of running jobs",
+                                            ["job_id"], registry=r)
+        for cache in ("registered", "inline"):
+            self.style_cache_hits.labels(cache)
+            self.style_cache_misses.labels(cache)
+
+    def observe_call(self, method: str, code: str, seconds: float) -> None:
+        self.requests.labels(method, code).inc()
+        self.request_duration.labels(method).observe(seconds)
+
+    def forget_job(self, job_id: str, kind: str) -> None:
+        """Drops a finished job's per-job series so the label set does not grow without bound."""
+        for gauge, labels in ((self.job_step, (job_id, kind)), (self.train_steps_per_second, (job_id,))):
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+        for term in [s.labels["term"] for m in self.job_loss.collect() for s in m.samples
+                     if s.labels.get("job_id") == job_id]:
+            with contextlib.suppress(KeyError):
+                self.job_loss.remove(job_id, kind, term)
+
+    def serve(self, host: str, port: int) -> object | None:
+        """Starts the /metrics HTTP endpoint; returns the server (port 0 disables it)."""
+        if port == 0:
+            return None
+        server, _thread = start_http_server(port, addr=host or "0.0.0.0", registry=self.registry)
+        return server

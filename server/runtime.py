@@ -1,0 +1,28 @@
+"""Everything a servicer needs, built once at start-up and shared by the RPC groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from model.stylizer import StyleStats
+from server.config import Config
+from server.limits import Scheduler
+from server.metrics import Metrics
+from server.models import ModelRegistry
+from server.style_cache import LRUCache
+from server.styles import StyleStore
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    metrics: Metrics
+    models: ModelRegistry
+    styles: StyleStore
+    scheduler: Scheduler
+    registered_stats: LRUCache[StyleStats]  # (style_id, encoder sha) -> statistics of registered styles
+    inline_stats: LRUCache[StyleStats]  # (image sha, style size, encoder sha) -> statistics of inline styles
+    jobs: Any = None  # the job manager (server/jobs), when jobs are enabled

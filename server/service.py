@@ -1,0 +1,132 @@
+"""The StyleTransfer servicer, composed of one mixin per RPC group.
+
+Each mixin keeps its methods short (validate -> schedule -> respond) and relies on ``server.errors`` for status
+codes. Another RPC group (e.g. jobs) plugs in by adding its mixin to ``StyleTransferService``'s bases; RPCs with no
+mixin answer UNIMPLEMENTED through the generated base class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from model.images import probe_image
+from server.errors import InvalidArgument, unary
+from server.logs import request_id_var
+from server.runtime import Runtime
+from server.styles import StyleRecord, style_id_for
+from server.stylize import check_stylize_request, run_put_style, run_stylize
+from styletransfer.v1 import style_transfer_pb2 as pb
+from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+
+__all__ = ["StyleTransferService"]
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _cancel_event(context: grpc.aio.ServicerContext) -> threading.Event:
+    event = threading.Event()
+    context.add_done_callback(lambda _: event.set())
+    return event
+
+
+class _Base:
+    runtime: Runtime
+
+    async def _schedule(self, work, context: grpc.aio.ServicerContext):
+        return await self.runtime.scheduler.run(work, deadline=_deadline(context), cancelled=_cancel_event(context))
+
+
+class StylizeRpcs(_Base):
+    @unary
+    async def Stylize(self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext) -> pb.StylizeResponse:
+        received = time.perf_counter()
+        options = check_stylize_request(request, self.runtime)
+        model = self.runtime.models.get(request.model)
+        timed = await self._schedule(run_stylize(self.runtime, model, request, options), context)
+        out = timed.value
+        self.runtime.metrics.compute.labels(model.info.name).observe(out.compute_ms / 1000)
+        self.runtime.metrics.image_pixels.observe(out.width * out.height)
+        timing = pb.Timing(queue_ms=timed.queue_seconds * 1000, decode_ms=out.decode_ms, compute_ms=out.compute_ms,
+                           encode_ms=out.encode_ms, total_ms=(time.perf_counter() - received) * 1000)
+        return pb.StylizeResponse(image=out.data, mime_type=out.mime_type, width=out.width, height=out.height,
+                                  model=model.info.name, timing=timing, untrained=model.info.untrained,
+                                  request_id=request_id_var.get())
+
+
+def _style_message(record: StyleRecord) -> pb.Style:
+    return pb.Style(style_id=record.style_id, display_name=record.display_name, width=record.width,
+                    height=record.height, style_size=record.style_size, create_time=_timestamp(record.create_time),
+                    size_bytes=record.size_bytes)
+
+
+class StyleRpcs(_Base):
+    @unary
+    async def PutStyle(self, request: pb.PutStyleRequest, context: grpc.aio.ServicerContext) -> pb.Style:
+        if not request.image:
+            raise InvalidArgument("image: a style image is required")
+        probe_image(request.image, field="image", max_pixels=self.runtime.config.max_image_pixels)
+        size = request.style_size if request.HasField("style_size") else self.runtime.config.default_style_size
+        style_id = style_id_for(request.image, size)
+        styles = self.runtime.styles
+        with contextlib.suppress(LookupError):
+            return _style_message(styles.get(style_id))  # already registered: idempotent
+        model = self.runtime.models.default
+        timed = await self._schedule(run_put_style(self.runtime, model, request.image, size), context)
+        stats, width, height = timed.value
+        record = StyleRecord(style_id, request.display_name, width, height, size, time.time(), len(request.image))
+        stored, _ = styles.put(request.image, record, stats)
+        return _style_message(stored)
+
+    @unary
+    async def GetStyle(self, request: pb.GetStyleRequest, context: grpc.aio.ServicerContext) -> pb.Style:
+        return _style_message(self.runtime.styles.get(request.style_id))
+
+    @unary
+    async def ListStyles(self, request: pb.ListStylesRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.ListStylesResponse:
+        if request.page_size > 1000:
+            raise InvalidArgument("page_size must be at most 1000")
+        records, token = self.runtime.styles.list(request.page_size or 100, request.page_token)
+        return pb.ListStylesResponse(styles=[_style_message(r) for r in records], next_page_token=token)
+
+    @unary
+    async def DeleteStyle(self, request: pb.DeleteStyleRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.DeleteStyleResponse:
+        self.runtime.styles.delete(request.style_id)
+        for encoder in {m.info.encoder_sha256 for m in (self.runtime.models.default,)}:
+            self.runtime.registered_stats.discard((request.style_id, encoder))
+        return pb.DeleteStyleResponse()
+
+
+class ModelRpcs(_Base):
+    @unary
+    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.ListModelsResponse:
+        models = []
+        for entry in self.runtime.models.list():
+            info = entry.info
+            models.append(pb.ModelInfo(
+                name=info.name, encoder_source=info.encoder_source, decoder_source=info.decoder_source,
+                encoder_sha256=info.encoder_sha256, decoder_sha256=info.decoder_sha256, device=info.device,
+                dtype=info.dtype, untrained=info.untrained, is_default=entry.is_default,
+                metadata={k: str(v) for k, v in info.metadata.items()}, create_time=_timestamp(entry.create_time)))
+        return pb.ListModelsResponse(models=models, default_model=self.runtime.models.default_name)
+
+
+class StyleTransferService(StylizeRpcs, StyleRpcs, ModelRpcs, pb_grpc.StyleTransferServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime

@@ -1,0 +1,148 @@
+"""Registered (preset) styles, persisted in ``<data-dir>/styles/<id>/`` so they survive restarts.
+
+Each style keeps its original image bytes (CORAL colour preservation needs the image, and a new encoder needs to
+re-encode it), its metadata, and its relu4_1 statistics per encoder (``stats-<encoder sha256[:16]>.safetensors``).
+The id is derived from the image bytes and the style size, so registering the same style twice is a no-op.
+Writes are atomic (temp file + rename) so a crash never leaves a half-written style.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from model.stylizer import StyleStats
+from server.errors import InvalidArgument, NotFound
+
+__all__ = ["StyleRecord", "StyleStore", "style_id_for"]
+
+IMAGE_FILE = "image"
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class StyleRecord:
+    style_id: str
+    display_name: str
+    width: int
+    height: int
+    style_size: int
+    create_time: float
+    size_bytes: int
+
+
+def style_id_for(image: bytes, style_size: int) -> str:
+    digest = hashlib.sha256(image)
+    digest.update(f":{style_size}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class StyleStore:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def _dir(self, style_id: str) -> Path:
+        if len(style_id) != 32 or not all(c in "0123456789abcdef" for c in style_id):
+            raise NotFound(f"style {style_id!r} not found")
+        return self._root / style_id
+
+    def put(self, image: bytes, record: StyleRecord, stats: StyleStats) -> tuple[StyleRecord, bool]:
+        """Stores a new style; returns (record, created). An existing id returns the stored record unchanged."""
+        final = self._dir(record.style_id)
+        with self._lock:
+            if (final / META_FILE).is_file():
+                return self.get(record.style_id), False
+            staging = Path(tempfile.mkdtemp(dir=self._root, prefix=".new-"))
+            try:
+                (staging / IMAGE_FILE).write_bytes(image)
+                (staging / self._stats_name(stats.encoder_sha256)).write_bytes(stats.to_bytes())
+                (staging / META_FILE).write_text(json.dumps(asdict(record)))
+                os.replace(staging, final)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return record, True
+
+    def get(self, style_id: str) -> StyleRecord:
+        path = self._dir(style_id) / META_FILE
+        try:
+            return StyleRecord(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise NotFound(f"style {style_id!r} not found") from None
+
+    def image(self, style_id: str) -> bytes:
+        try:
+            return (self._dir(style_id) / IMAGE_FILE).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"style {style_id!r} not found") from None
+
+    @staticmethod
+    def _stats_name(encoder_sha256: str) -> str:
+        return f"stats-{encoder_sha256[:16]}.safetensors"
+
+    def stats(self, style_id: str, encoder_sha256: str) -> StyleStats | None:
+        path = self._dir(style_id) / self._stats_name(encoder_sha256)
+        return StyleStats.from_bytes(path.read_bytes()) if path.is_file() else None
+
+    def save_stats(self, style_id: str, stats: StyleStats) -> None:
+        folder = self._dir(style_id)
+        if folder.is_dir():
+            _atomic_write(folder / self._stats_name(stats.encoder_sha256), stats.to_bytes())
+
+    def delete(self, style_id: str) -> None:
+        folder = self._dir(style_id)
+        with self._lock:
+            if not (folder / META_FILE).is_file():
+                raise NotFound(f"style {style_id!r} not found")
+            trash = self._root / f".deleted-{style_id}-{time.monotonic_ns()}"
+            os.replace(folder, trash)  # atomic: the style disappears at once, the files go after
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def list(self, page_size: int, page_token: str) -> tuple[list[StyleRecord], str]:
+        """Oldest first; the token is the (create_time, id) of the last style returned."""
+        records = []
+        for folder in self._root.iterdir():
+            if not folder.name.startswith(".") and (folder / META_FILE).is_file():
+                try:
+                    records.append(self.get(folder.name))
+                except (NotFound, ValueError, TypeError):
+                    continue
+        records.sort(key=lambda r: (r.create_time, r.style_id))
+        if page_token:
+            after = _decode_token(page_token)
+            records = [r for r in records if (r.create_time, r.style_id) > after]
+        page = records[:page_size]
+        more = len(records) > page_size
+        return page, _encode_token(page[-1]) if more else ""
+
+
+def _encode_token(record: StyleRecord) -> str:
+    return base64.urlsafe_b64encode(json.dumps([record.create_time, record.style_id]).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[float, str]:
+    try:
+        created, style_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(created), str(style_id)
+    except (ValueError, TypeError):
+        raise InvalidArgument("page_token is not a token this server issued") from None

@@ -1,0 +1,171 @@
+"""Stylize and PutStyle: validate at the edge, then decode -> model -> encode on an inference worker."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from model.images import decode_image, decode_mask, encode_image, probe_image
+from model.network import StopCheck
+from model.stylizer import AdaINModel, ColorMode, StyleSource, StyleStats, StylizeOptions
+from server.errors import InvalidArgument
+from server.runtime import Runtime
+from server.style_cache import inline_style_key
+from styletransfer.v1 import style_transfer_pb2 as pb
+
+__all__ = ["Outcome", "check_stylize_request", "color_mode", "output_format", "run_stylize", "style_stats_for_id"]
+
+FORMATS = {pb.IMAGE_FORMAT_UNSPECIFIED: "png", pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_JPEG: "jpeg",
+           pb.IMAGE_FORMAT_WEBP: "webp"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    decode_ms: float
+    compute_ms: float
+    encode_ms: float
+
+
+def output_format(fmt: int, quality: int) -> tuple[str, int]:
+    if fmt not in FORMATS:
+        raise InvalidArgument(f"output_format {fmt} is not one of PNG, JPEG, WEBP")
+    if quality > 100:
+        raise InvalidArgument("quality must be in 1..100 (0 means 90)")
+    return FORMATS[fmt], quality or 90
+
+
+def color_mode(preserve: bool, mode: int) -> ColorMode:
+    if mode == pb.COLOR_PRESERVATION_CORAL:
+        return ColorMode.CORAL
+    if mode == pb.COLOR_PRESERVATION_LUMINANCE:
+        return ColorMode.LUMINANCE
+    if mode != pb.COLOR_PRESERVATION_UNSPECIFIED:
+        raise InvalidArgument(f"color_preservation {mode} is not a known value")
+    return ColorMode.CORAL if preserve else ColorMode.NONE
+
+
+def _resized_pixels(width: int, height: int, size: int) -> int:
+    if size == 0:
+        return width * height
+    short, long = min(width, height), max(width, height)
+    return size * int(size * long / short)
+
+
+def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime) -> StylizeOptions:
+    """Every check that needs no decoding, so bad requests fail before they queue. Returns the model options."""
+    cfg = runtime.config
+    if not request.content:
+        raise InvalidArgument("content: an image is required")
+    if not request.styles:
+        raise InvalidArgument("styles: at least one style is required")
+    if len(request.styles) > cfg.max_styles:
+        raise InvalidArgument(f"styles: at most {cfg.max_styles} styles per request, got {len(request.styles)}")
+    for i, style in enumerate(request.styles):
+        source = style.WhichOneof("source")
+        if source is None or (source == "image" and not style.image) or (source == "style_id" and not style.style_id):
+            raise InvalidArgument(f"styles[{i}]: set image or style_id")
+        if not math.isfinite(style.weight) or style.weight < 0:
+            raise InvalidArgument(f"styles[{i}].weight must be a finite number >= 0, got {style.weight}")
+        if source == "image":
+            probe_image(style.image, field=f"styles[{i}].image", max_pixels=cfg.max_image_pixels)
+        if style.HasField("mask"):
+            probe_image(style.mask, field=f"styles[{i}].mask", max_pixels=cfg.max_image_pixels)
+    if len(request.styles) > 1 and sum(s.weight for s in request.styles) <= 0:
+        raise InvalidArgument("styles.weight: at least one weight must be positive")
+    alpha = request.alpha if request.HasField("alpha") else 1.0
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidArgument(f"alpha must be in [0, 1], got {alpha}")
+    width, height = probe_image(request.content, field="content", max_pixels=cfg.max_image_pixels)
+    content_size = request.content_size if request.HasField("content_size") else 0
+    if _resized_pixels(width, height, content_size) > cfg.max_output_pixels:
+        raise InvalidArgument(f"content_size: the output would exceed {cfg.max_output_pixels} pixels")
+    output_format(request.output_format, request.quality)
+    style_size = request.style_size if request.HasField("style_size") else cfg.default_style_size
+    return StylizeOptions(alpha=alpha, color=color_mode(request.preserve_color, request.color_preservation),
+                          content_size=content_size, style_size=style_size, tile_size=cfg.tile_size)
+
+
+def style_stats_for_id(runtime: Runtime, model: AdaINModel, style_id: str, stop: StopCheck | None) -> StyleStats:
+    """A registered style's statistics for ``model``'s encoder: memory, then disk, then encode (and keep)."""
+    key = (style_id, model.info.encoder_sha256)
+    cached = runtime.registered_stats.get(key)
+    if cached is not None:
+        return cached
+    stats = runtime.styles.stats(style_id, model.info.encoder_sha256)
+    if stats is None:
+        record = runtime.styles.get(style_id)
+        image = decode_image(runtime.styles.image(style_id), field="style", max_pixels=runtime.config.max_image_pixels)
+        stats = model.encode_style(image, style_size=record.style_size, should_stop=stop)
+        runtime.styles.save_stats(style_id, stats)
+    runtime.registered_stats.put(key, stats)
+    return stats
+
+
+def _style_source(
+    runtime: Runtime, model: AdaINModel, style: pb.StyleInput, index: int, options: StylizeOptions,
+    weight: float, stop: StopCheck,
+) -> StyleSource:
+    max_pixels = runtime.config.max_image_pixels
+    mask = None
+    if style.HasField("mask"):
+        mask = decode_mask(style.mask, field=f"styles[{index}].mask", max_pixels=max_pixels)
+    if style.WhichOneof("source") == "style_id":
+        if options.color is ColorMode.CORAL:
+            # CORAL statistics depend on the content, so the stored original is re-encoded at the request's
+            # style_size (as an inline image would be).
+            image = decode_image(runtime.styles.image(style.style_id), field=f"styles[{index}]", max_pixels=max_pixels)
+            return StyleSource(image=image, weight=weight, mask=mask)
+        return StyleSource(stats=style_stats_for_id(runtime, model, style.style_id, stop), weight=weight, mask=mask)
+    image = decode_image(style.image, field=f"styles[{index}].image", max_pixels=max_pixels)
+    if options.color is ColorMode.CORAL:
+        return StyleSource(image=image, weight=weight, mask=mask)
+    key = inline_style_key(style.image, options.style_size, model.info.encoder_sha256)
+    stats = runtime.inline_stats.get_or_compute(
+        key, lambda: model.encode_style(image, style_size=options.style_size, should_stop=stop))
+    return StyleSource(stats=stats, weight=weight, mask=mask)
+
+
+def _weights(request: pb.StylizeRequest) -> list[float]:
+    if len(request.styles) == 1:
+        return [1.0]  # 0 is read as 1 for a single style
+    return [s.weight for s in request.styles]
+
+
+def run_stylize(
+    runtime: Runtime, model: AdaINModel, request: pb.StylizeRequest, options: StylizeOptions
+) -> Callable[[StopCheck], Outcome]:
+    """The work of one Stylize call, to run on an inference worker: decode, stylize, encode, each timed."""
+    fmt, quality = output_format(request.output_format, request.quality)
+
+    def work(stop: StopCheck) -> Outcome:
+        t0 = time.perf_counter()
+        content = decode_image(request.content, field="content", max_pixels=runtime.config.max_image_pixels)
+        t1 = time.perf_counter()
+        weights = _weights(request)
+        sources = [_style_source(runtime, model, s, i, options, weights[i], stop) for i, s in enumerate(request.styles)]
+        image = model.stylize(content, sources, options, should_stop=stop)
+        t2 = time.perf_counter()
+        data, mime = encode_image(image, fmt, quality)
+        t3 = time.perf_counter()
+        return Outcome(data, mime, image.width, image.height, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+
+    return work
+
+
+def run_put_style(
+    runtime: Runtime, model: AdaINModel, image_bytes: bytes, style_size: int
+) -> Callable[[StopCheck], tuple[StyleStats, int, int]]:
+    def work(stop: StopCheck) -> tuple[StyleStats, int, int]:
+        image = decode_image(image_bytes, field="image", max_pixels=runtime.config.max_image_pixels)
+        stats = model.encode_style(image, style_size=style_size, should_stop=stop)
+        return stats, stats.width, stats.height
+
+    return work
+
+
