@@ -1,0 +1,311 @@
+"""A typed Python client for the styletransfer service. Imports grpc and the generated stubs only (never torch).
+
+Every RPC error becomes one exception, :class:`StyleTransferError`, carrying the gRPC status code and the server's
+message; every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import grpc
+
+from styletransfer.v1 import style_transfer_pb2 as pb
+from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = [
+    "ImageInput",
+    "JobResult",
+    "ModelInfo",
+    "StyleClient",
+    "StyleInfo",
+    "StyleRef",
+    "StyleTransferError",
+    "StylizeResult",
+    "TLSConfig",
+]
+
+DEFAULT_MAX_MESSAGE = 32 * 1024 * 1024
+
+
+class StyleTransferError(Exception):
+    """A failed call: ``code`` is the gRPC status (``grpc.StatusCode.INVALID_ARGUMENT``...), ``details`` why."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+@dataclass(frozen=True)
+class StyleRef:
+    """A registered style, by the id PutStyle returned."""
+
+    style_id: str
+
+
+ImageInput = Union[str, os.PathLike, bytes, "Image.Image"]
+StyleInput = Union[ImageInput, StyleRef]  # noqa: UP007 - ImageInput holds a string forward reference
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """TLS settings: ``root_certificates`` to trust (PEM; None = system roots), and a client key pair for mTLS."""
+
+    root_certificates: bytes | None = None
+    private_key: bytes | None = None
+    certificate_chain: bytes | None = None
+
+
+@dataclass(frozen=True)
+class StylizeResult:
+    image: bytes
+    mime_type: str
+    width: int
+    height: int
+    model: str
+    untrained: bool
+    request_id: str
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_pil(self) -> Image.Image:
+        from PIL import Image
+
+        return Image.open(io.BytesIO(self.image))
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_bytes(self.image)
+
+
+@dataclass(frozen=True)
+class StyleInfo:
+    style_id: str
+    display_name: str
+    width: int
+    height: int
+    style_size: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    encoder_source: str
+    decoder_source: str
+    encoder_sha256: str
+    decoder_sha256: str
+    device: str
+    dtype: str
+    untrained: bool
+    is_default: bool
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    image: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+def _image_bytes(image: ImageInput) -> bytes:
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return Path(image).read_bytes()
+    buf = io.BytesIO()  # a PIL image: sent losslessly
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _style_input(style: StyleInput, weight: float, mask: ImageInput | None) -> pb.StyleInput:
+    message = pb.StyleInput(weight=weight)
+    if isinstance(style, StyleRef):
+        message.style_id = style.style_id
+    else:
+        message.image = _image_bytes(style)
+    if mask is not None:
+        message.mask = _image_bytes(mask)
+    return message
+
+
+_FORMATS = {"png": pb.IMAGE_FORMAT_PNG, "jpeg": pb.IMAGE_FORMAT_JPEG, "jpg": pb.IMAGE_FORMAT_JPEG,
+            "webp": pb.IMAGE_FORMAT_WEBP}
+_COLOR = {False: (False, pb.COLOR_PRESERVATION_UNSPECIFIED), True: (True, pb.COLOR_PRESERVATION_CORAL),
+          "coral": (True, pb.COLOR_PRESERVATION_CORAL), "luminance": (True, pb.COLOR_PRESERVATION_LUMINANCE)}
+
+
+class StyleClient:
+    """``with StyleClient("localhost:50051") as client: client.stylize("photo.jpg", "starry.jpg").save("out.png")``."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        tls: bool | TLSConfig = False,
+        timeout: float = 60.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE,
+    ) -> None:
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        if tls:
+            cfg = tls if isinstance(tls, TLSConfig) else TLSConfig()
+            creds = grpc.ssl_channel_credentials(cfg.root_certificates, cfg.private_key, cfg.certificate_chain)
+            self._channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = pb_grpc.StyleTransferStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.target = target
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> StyleClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise StyleTransferError(exc.code(), exc.details() or "") from None
+
+    def _stream(self, method: str, request: Any, timeout: float | None) -> Iterator[Any]:
+        try:
+            yield from getattr(self._stub, method)(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise StyleTransferError(exc.code(), exc.details() or "") from None
+
+    # --- Stylize ------------------------------------------------------------------------------------------------
+
+    def stylize(
+        self,
+        content: ImageInput,
+        style: StyleInput | Sequence[StyleInput],
+        *,
+        alpha: float | None = None,
+        weights: Sequence[float] | None = None,
+        masks: Sequence[ImageInput | None] | None = None,
+        preserve_color: bool | str = False,
+        content_size: int | None = None,
+        style_size: int | None = None,
+        model: str = "",
+        output_format: str = "png",
+        quality: int = 0,
+        timeout: float | None = None,
+    ) -> StylizeResult:
+        """Stylizes ``content`` with one style or several (blended by ``weights``, optionally masked)."""
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        weights = list(weights) if weights is not None else [1.0] * len(styles)
+        masks = list(masks) if masks is not None else [None] * len(styles)
+        if len(weights) != len(styles) or len(masks) != len(styles):
+            raise ValueError("weights and masks must have one entry per style")
+        if output_format not in _FORMATS:
+            raise ValueError(f"output_format must be one of {', '.join(_FORMATS)}")
+        if preserve_color not in _COLOR:
+            raise ValueError("preserve_color must be False, True, 'coral' or 'luminance'")
+        preserve, mode = _COLOR[preserve_color]
+        request = pb.StylizeRequest(
+            content=_image_bytes(content),
+            styles=[_style_input(s, w, m) for s, w, m in zip(styles, weights, masks, strict=True)],
+            preserve_color=preserve, color_preservation=mode, model=model,
+            output_format=_FORMATS[output_format], quality=quality,
+        )
+        if alpha is not None:
+            request.alpha = alpha
+        if content_size is not None:
+            request.content_size = content_size
+        if style_size is not None:
+            request.style_size = style_size
+        reply = self._call("Stylize", request, timeout)
+        timing = {name: getattr(reply.timing, name) for name in ("queue_ms", "decode_ms", "compute_ms", "encode_ms",
+                                                                  "total_ms")}
+        return StylizeResult(reply.image, reply.mime_type, reply.width, reply.height, reply.model, reply.untrained,
+                             reply.request_id, timing)
+
+    # --- styles -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _style(message: pb.Style) -> StyleInfo:
+        return StyleInfo(message.style_id, message.display_name, message.width, message.height, message.style_size,
+                         message.size_bytes)
+
+    def put_style(self, image: ImageInput, *, style_size: int | None = None, display_name: str = "") -> StyleInfo:
+        request = pb.PutStyleRequest(image=_image_bytes(image), display_name=display_name)
+        if style_size is not None:
+            request.style_size = style_size
+        return self._style(self._call("PutStyle", request))
+
+    def get_style(self, style_id: str) -> StyleInfo:
+        return self._style(self._call("GetStyle", pb.GetStyleRequest(style_id=style_id)))
+
+    def list_styles(self, page_size: int = 100) -> Iterator[StyleInfo]:
+        token = ""
+        while True:
+            reply = self._call("ListStyles", pb.ListStylesRequest(page_size=page_size, page_token=token))
+            yield from (self._style(s) for s in reply.styles)
+            token = reply.next_page_token
+            if not token:
+                return
+
+    def delete_style(self, style_id: str) -> None:
+        self._call("DeleteStyle", pb.DeleteStyleRequest(style_id=style_id))
+
+    def models(self) -> list[ModelInfo]:
+        reply = self._call("ListModels", pb.ListModelsRequest())
+        return [ModelInfo(m.name, m.encoder_source, m.decoder_source, m.encoder_sha256, m.decoder_sha256, m.device,
+                          m.dtype, m.untrained, m.is_default, dict(m.metadata)) for m in reply.models]
+
+    # --- jobs (the proto messages are returned as they are: pb.Job) ----------------------------------------------
+
+    def submit_gatys(self, content: ImageInput, style: StyleInput | Sequence[StyleInput], *,
+                     weights: Sequence[float] | None = None, **options: Any) -> pb.Job:
+        """Starts a Gatys job; ``options`` are GatysRequest fields (iterations, size, optimizer, seed, ...)."""
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        weights = list(weights) if weights is not None else [1.0] * len(styles)
+        request = pb.GatysRequest(content=_image_bytes(content),
+                                  styles=[_style_input(s, w, None) for s, w in zip(styles, weights, strict=True)],
+                                  **options)
+        return self._call("SubmitGatys", request)
+
+    def train(self, **fields: Any) -> pb.Job:
+        """Starts a Train job; ``fields`` are TrainRequest fields (content_dir, style_dir, model_name, ...)."""
+        return self._call("Train", pb.TrainRequest(**fields))
+
+    def get_job(self, job_id: str) -> pb.Job:
+        return self._call("GetJob", pb.GetJobRequest(id=job_id))
+
+    def list_jobs(self, *, state: int = 0, kind: int = 0, page_size: int = 50) -> Iterator[pb.Job]:
+        token = ""
+        while True:
+            reply = self._call("ListJobs", pb.ListJobsRequest(state=state, kind=kind, page_size=page_size,
+                                                              page_token=token))
+            yield from reply.jobs
+            token = reply.next_page_token
+            if not token:
+                return
+
+    def cancel_job(self, job_id: str) -> pb.Job:
+        return self._call("CancelJob", pb.CancelJobRequest(id=job_id))
+
+    def watch_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[pb.Job]:
+        """Yields the job at once and on every change until it ends (no timeout unless given)."""
+        return self._stream("WatchJob", pb.WatchJobRequest(id=job_id), timeout)
+
+    def job_result(self, job_id: str) -> JobResult:
+        reply = self._call("GetJobResult", pb.GetJobResultRequest(id=job_id))
+        return JobResult(reply.image, reply.mime_type, reply.width, reply.height)
