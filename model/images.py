@@ -44,7 +44,7 @@ def _open_checked(data: bytes, field: str, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
-        raise InvalidImageError(field, f"declares more than {max_pixels} pixels") from None
+        raise InvalidImageError(field, f"declares a size over the limit of {max_pixels} pixels") from None
     except Exception:
         raise InvalidImageError(field, "is not a PNG, JPEG or WebP image") from None
     if img.format not in ACCEPTED_FORMATS:

@@ -1,0 +1,122 @@
+"""Decoding, validation and conversion of images."""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model.errors import InvalidImageError
+from model.images import (
+    decode_image,
+    decode_mask,
+    encode_image,
+    image_to_tensor,
+    probe_image,
+    resize_shorter,
+    tensor_to_image,
+)
+from tests.helpers import encode, make_image
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height (the pixel data is absent)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_accepted_formats_decode_to_rgb(fmt: str) -> None:
+    image = decode_image(encode(make_image(20, 10), fmt), field="content", max_pixels=1000)
+    assert image.mode == "RGB" and image.size == (20, 10)
+
+
+def test_other_formats_and_garbage_are_refused_with_the_field_name() -> None:
+    with pytest.raises(InvalidImageError, match="content: format GIF"):
+        decode_image(encode(make_image(8, 8), "GIF"), field="content", max_pixels=1000)
+    with pytest.raises(InvalidImageError, match=r"styles\[0\]\.image: is not a PNG"):
+        decode_image(b"not an image", field="styles[0].image", max_pixels=1000)
+    with pytest.raises(InvalidImageError, match="is empty"):
+        decode_image(b"", field="content", max_pixels=1000)
+
+
+def test_decompression_bomb_refused_from_header_fast() -> None:
+    data = bomb_png(40_000, 40_000)
+    start = time.perf_counter()
+    with pytest.raises(InvalidImageError, match="over the limit"):
+        decode_image(data, field="content", max_pixels=16_777_216)
+    assert time.perf_counter() - start < 1.0  # refusing must not decode 1.6 G pixels (would take minutes)
+    assert probe_image(bomb_png(100, 50), field="content", max_pixels=5000) == (100, 50)
+
+
+def test_alpha_is_composited_on_white() -> None:
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    rgba.putpixel((0, 0), (255, 0, 0, 255))
+    decoded = decode_image(encode(rgba), field="content", max_pixels=100)
+    assert decoded.getpixel((1, 1)) == (255, 255, 255)
+    assert decoded.getpixel((0, 0)) == (255, 0, 0)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "LA", "I;16", "CMYK"])
+def test_modes_become_rgb(mode: str) -> None:
+    base = make_image(12, 9)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
+    else:
+        image = base.convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    decoded = decode_image(encode(image, fmt), field="content", max_pixels=1000)
+    assert decoded.mode == "RGB" and decoded.size == (12, 9)
+    if mode == "I;16":  # 16-bit gray keeps its levels (high byte)
+        assert np.abs(np.asarray(decoded)[..., 0].astype(int) - np.asarray(base.convert("L"), dtype=int)).max() <= 1
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = make_image(30, 10)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    decoded = decode_image(encode(image, "JPEG", exif=exif.tobytes()), field="content", max_pixels=1000)
+    assert decoded.size == (10, 30)
+
+
+def test_mask_decodes_to_grayscale() -> None:
+    mask = decode_mask(encode(make_image(8, 8)), field="styles[0].mask", max_pixels=100)
+    assert mask.mode == "L"
+
+
+def test_resize_shorter_matches_reference_semantics() -> None:
+    image = make_image(300, 200)
+    assert resize_shorter(image, 100).size == (150, 100)
+    assert resize_shorter(image, 0) is image
+    assert resize_shorter(make_image(201, 301), 64).size == (64, 95)  # int(64 * 301 / 201) = 95
+
+
+def test_tensor_round_trip_uses_reference_rounding() -> None:
+    t = torch.tensor([0.0, 0.5 / 255, 0.49 / 255, 1.2, -0.3]).view(1, 1, 1, 5).expand(1, 3, 1, 5)
+    pixels = np.asarray(tensor_to_image(t))[0, :, 0]
+    assert pixels.tolist() == [0, 1, 0, 255, 0]  # x*255 + 0.5, clamped, truncated: as torchvision's save_image
+    image = make_image(7, 5)
+    assert np.array_equal(np.asarray(tensor_to_image(image_to_tensor(image))), np.asarray(image))
+
+
+@pytest.mark.parametrize("fmt, mime", [("png", "image/png"), ("jpeg", "image/jpeg"), ("webp", "image/webp")])
+def test_encode_formats(fmt: str, mime: str) -> None:
+    data, got = encode_image(make_image(16, 16), fmt, 80)
+    assert got == mime
+    assert Image.open(__import__("io").BytesIO(data)).format == {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}[fmt]
+
+
+def test_webp_quality_100_is_lossless() -> None:
+    image = make_image(16, 16)
+    data, _ = encode_image(image, "webp", 100)
+    assert np.array_equal(np.asarray(decode_image(data, field="x", max_pixels=1000)), np.asarray(image))
+    with pytest.raises(ValueError):
+        encode_image(image, "gif")
