@@ -105,9 +105,12 @@ class Scheduler:
             value = await asyncio.shield(future)
         except asyncio.CancelledError:
             cancelled.set()  # the worker stops at its next layer; the slot is released when it does
+            future.add_done_callback(self._count_stop)
             raise
         except Cancelled:
-            if deadline is not None and time.monotonic() > deadline:
+            expired = deadline is not None and time.monotonic() > deadline
+            self._metrics.stopped.labels("deadline" if expired else "cancelled").inc()
+            if expired:
                 raise DeadlineExpired("deadline passed during computation") from None
             raise
         return Timed(value, queue_seconds, time.monotonic() - started)
@@ -125,6 +128,10 @@ class Scheduler:
         finally:
             self._waiting -= 1
             self._metrics.queued.dec()
+
+    def _count_stop(self, future: asyncio.Future) -> None:
+        if not future.cancelled() and isinstance(future.exception(), Cancelled):
+            self._metrics.stopped.labels("cancelled").inc()
 
     def _release(self, slots: asyncio.Semaphore) -> None:
         self._running -= 1

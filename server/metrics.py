@@ -33,6 +33,8 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.inflight = Gauge(p + "inflight_requests", "Stylize calls running on a worker", registry=r)
         self.queued = Gauge(p + "queued_requests", "Stylize calls waiting for a worker", registry=r)
+        self.stopped = Counter(p + "computations_stopped", "computations stopped between layers", ["reason"],
+                               registry=r)
         self.image_pixels = Histogram(p + "image_pixels", "pixels of stylized content images",
                                       buckets=PIXEL_BUCKETS, registry=r)
         self.style_cache_hits = Counter(p + "style_cache_hits", "style statistics served from a cache", ["cache"],

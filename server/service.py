@@ -89,6 +89,7 @@ class StyleRpcs(_Base):
         stats, width, height = timed.value
         record = StyleRecord(style_id, request.display_name, width, height, size, time.time(), len(request.image))
         stored, _ = styles.put(request.image, record, stats)
+        self.runtime.registered_stats.put((style_id, model.info.encoder_sha256), stats)
         return _style_message(stored)
 
     @unary
