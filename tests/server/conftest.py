@@ -63,6 +63,8 @@ class RunningServer:
         return 0.0
 
     def stop(self, grace: float = 5.0) -> None:
+        if not self.thread.is_alive():
+            return
         for channel in self.channels:
             channel.close()
         self._run(self.server.stop(grace))

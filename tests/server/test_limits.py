@@ -1,0 +1,94 @@
+"""Admission, overload, deadlines and cancellation on a server with one worker."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from styletransfer.v1 import style_transfer_pb2 as pb
+from tests.helpers import png_bytes
+
+SMALL = pb.StylizeRequest(content=png_bytes(32, 32, 1), styles=[pb.StyleInput(image=png_bytes(32, 32, 2))],
+                          style_size=32)
+# Upscaled on the server to 512 px: hundreds of milliseconds of compute on a CPU, from a tiny upload.
+SLOW = pb.StylizeRequest(content=png_bytes(64, 64, 1), styles=[pb.StyleInput(image=png_bytes(32, 32, 2))],
+                         content_size=512, style_size=32)
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    """Polls ``predicate`` (bounded); fails the test if it never holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def code_of(call) -> grpc.StatusCode:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_overload_is_refused_at_once(start_server) -> None:
+    server = start_server(workers=1, max_queue=1)
+    stub = server.stub()
+    first = ThreadPoolExecutor(1).submit(stub.Stylize, SLOW, timeout=120)
+    wait_for(lambda: server.metric("styletransfer_inflight_requests") == 1)
+    queued = ThreadPoolExecutor(1).submit(stub.Stylize, SLOW, timeout=120)
+    wait_for(lambda: server.metric("styletransfer_queued_requests") == 1)
+    assert code_of(lambda: stub.Stylize(SMALL, timeout=30)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert first.result().width == 512 and queued.result().width == 512
+    assert server.metric("styletransfer_requests_total", method="Stylize", code="RESOURCE_EXHAUSTED") == 1
+
+
+def test_deadline_passing_in_the_queue_drops_the_call_without_computing(start_server) -> None:
+    server = start_server(workers=1, max_queue=4)
+    stub = server.stub()
+    first = ThreadPoolExecutor(1).submit(stub.Stylize, SLOW, timeout=120)
+    wait_for(lambda: server.metric("styletransfer_inflight_requests") == 1)
+    assert code_of(lambda: stub.Stylize(SMALL, timeout=0.05)) == grpc.StatusCode.DEADLINE_EXCEEDED
+    first.result()
+    wait_for(lambda: server.metric("styletransfer_queued_requests") == 0)
+    # only the first call ever reached a worker: the expired one never did
+    assert server.metric("styletransfer_queue_wait_seconds_count") == 1
+    assert stub.Stylize(SMALL, timeout=30).width == 32  # and the server is healthy afterwards
+
+
+def test_cancelled_call_stops_computing_and_frees_the_worker(start_server) -> None:
+    server = start_server(workers=1, max_queue=4)
+    stub = server.stub()
+    call = stub.Stylize.future(SLOW, timeout=120)
+    wait_for(lambda: server.metric("styletransfer_inflight_requests") == 1)
+    call.cancel()
+    wait_for(lambda: server.metric("styletransfer_computations_stopped_total", reason="cancelled") == 1)
+    wait_for(lambda: server.metric("styletransfer_inflight_requests") == 0)
+    assert stub.Stylize(SMALL, timeout=30).width == 32
+
+
+def test_deadline_mid_computation_stops_it(start_server) -> None:
+    server = start_server(workers=1, max_queue=4)
+    stub = server.stub()
+    assert code_of(lambda: stub.Stylize(SLOW, timeout=0.3)) == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_for(lambda: server.metric("styletransfer_computations_stopped_total", reason="cancelled")
+             + server.metric("styletransfer_computations_stopped_total", reason="deadline") == 1)
+    assert stub.Stylize(SMALL, timeout=30).width == 32
+
+
+@pytest.mark.parametrize("workers, threads", [(0, 0), (2, 0), (1, 3)])
+def test_thread_plan_never_oversubscribes(workers: int, threads: int) -> None:
+    import os
+
+    from server.limits import plan_threads
+
+    cores = len(os.sched_getaffinity(0))
+    w, t = plan_threads(workers, threads, "cpu")
+    assert w == (workers or 1)
+    assert t == (threads or max(1, cores // w))
+    assert plan_threads(0, 0, "cuda")[0] == 2
