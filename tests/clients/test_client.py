@@ -1,0 +1,103 @@
+"""The typed client and the CLI against a real server."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from PIL import Image
+
+from clients.cli import main as cli
+from clients.client import StyleClient, StyleRef, StyleTransferError
+from tests.helpers import make_image, png_bytes
+
+
+@pytest.fixture
+def client(server) -> StyleClient:
+    with StyleClient(server.target, timeout=60) as c:
+        yield c
+
+
+def test_stylize_accepts_paths_bytes_and_pil(client: StyleClient, tmp_path: Path) -> None:
+    path = tmp_path / "content.png"
+    path.write_bytes(png_bytes(40, 30, 1))
+    style = make_image(32, 32, seed=2)
+    results = [client.stylize(content, style, style_size=32)
+               for content in (str(path), path, png_bytes(40, 30, 1), make_image(40, 30, seed=1))]
+    assert {(r.width, r.height) for r in results} == {(40, 30)}
+    assert len({r.image for r in results}) == 1  # the same pixels, however they were given
+    assert results[0].untrained and results[0].timing["compute_ms"] > 0
+    assert results[0].to_pil().size == (40, 30)
+
+
+def test_multiple_styles_masks_and_options(client: StyleClient) -> None:
+    mask = Image.new("L", (40, 30), 255)
+    result = client.stylize(png_bytes(40, 30, 1), [png_bytes(32, 32, 2), png_bytes(32, 32, 3)], weights=[0.2, 0.8],
+                            masks=[mask, None], alpha=0.7, preserve_color="luminance", output_format="jpeg",
+                            quality=80, content_size=20)
+    assert result.mime_type == "image/jpeg" and (result.width, result.height) == (26, 20)
+
+
+def test_style_registry_through_the_client(client: StyleClient) -> None:
+    info = client.put_style(png_bytes(32, 32, 2), style_size=32, display_name="mine")
+    assert client.get_style(info.style_id).display_name == "mine"
+    assert [s.style_id for s in client.list_styles(page_size=1)] == [info.style_id]
+    assert client.stylize(png_bytes(24, 24, 1), StyleRef(info.style_id)).width == 24
+    client.delete_style(info.style_id)
+    assert list(client.list_styles()) == []
+
+
+def test_errors_become_one_exception_with_the_code(client: StyleClient) -> None:
+    with pytest.raises(StyleTransferError) as info:
+        client.stylize(png_bytes(24, 24, 1), png_bytes(24, 24, 2), alpha=3.0)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "alpha" in info.value.details
+    with pytest.raises(StyleTransferError) as info:
+        client.get_style("0" * 32)
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(ValueError):
+        client.stylize(b"x", [b"a", b"b"], weights=[1.0])
+
+
+def test_models(client: StyleClient) -> None:
+    (model,) = client.models()
+    assert model.is_default and model.untrained
+
+
+def test_cli_stylize_styles_and_models(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    content.write_bytes(png_bytes(40, 30, 1))
+    style.write_bytes(png_bytes(32, 32, 2))
+    target = ["--target", server.target]
+    out = tmp_path / "out.jpg"
+    assert cli([*target, "stylize", str(content), str(style), "-o", str(out), "--alpha", "0.5"]) == 0
+    assert Image.open(io.BytesIO(out.read_bytes())).format == "JPEG"
+    assert "UNTRAINED" in capsys.readouterr().out
+    assert cli([*target, "styles", "put", str(style), "--name", "cli-style"]) == 0
+    style_id = capsys.readouterr().out.strip()
+    assert cli([*target, "styles", "list"]) == 0 and "cli-style" in capsys.readouterr().out
+    assert cli([*target, "stylize", str(content), f"id:{style_id}", str(style), "--weights", "1,1", "-o",
+                str(tmp_path / "two.png")]) == 0
+    assert cli([*target, "models"]) == 0 and "default (default) UNTRAINED" in capsys.readouterr().out
+    assert cli([*target, "styles", "delete", style_id]) == 0
+
+
+def test_cli_errors_are_one_line_without_traceback(server, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(["--target", server.target, "styles", "get", "0" * 32]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: NOT_FOUND: ") and "Traceback" not in err
+    assert cli(["--target", "127.0.0.1:1", "--timeout", "2", "models"]) == 1
+    assert "is the server running at 127.0.0.1:1?" in capsys.readouterr().err
+    assert cli(["--target", server.target, "stylize", str(tmp_path / "missing.png"), "x.png", "-o", "o.png"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_console_script_runs(server, tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("styletransfer")
+    result = subprocess.run([str(script), "--target", server.target, "models"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "default" in result.stdout
