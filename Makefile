@@ -48,7 +48,7 @@ run: $(STAMP)
 endif
 
 lint: $(STAMP)
-	$(BIN)/ruff check model server clients tests bench deploy
+	$(BIN)/ruff check .
 	cd protos && ../$(BIN)/buf lint
 
 test: $(STAMP) proto-check lint

@@ -1,0 +1,121 @@
+"""`python -m bench`: one run, one machine; writes bench/results/results.{md,json} and chart.png.
+
+Sections: model compute (in-process), serving through real gRPC on 127.0.0.1, server memory for 4 and 16 MP
+images, server start-up time, and Gatys seconds per iteration. Every number is measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import json
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from bench.compute import attainable_gflops, measure_compute, median_seconds, test_image
+from bench.report import write_chart, write_markdown
+from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server
+from model.devices import select_device
+from model.stylizer import AdaINModel, StyleSource, StylizeOptions
+from styletransfer.v1 import style_transfer_pb2 as pb
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or
+            platform.machine(), "cores": torch.get_num_threads(), "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def bench_serving(model: AdaINModel, quick: bool) -> dict:
+    """Avatar workload: 256 px content, a registered style; 1, 4 and 16 concurrent clients; plus 512 px overhead."""
+    out: dict = {}
+    with server() as srv:
+        out["startup_seconds"] = srv.startup_seconds
+        style = srv.stub.PutStyle(pb.PutStyleRequest(image=png_bytes(test_image(512, 1)), style_size=512), timeout=120)
+        stats = model.encode_style(test_image(512, 1), style_size=512)
+        for size in (256, 512):
+            request = pb.StylizeRequest(content=png_bytes(test_image(size, 2)),
+                                        styles=[pb.StyleInput(style_id=style.style_id)])
+            run = functools.partial(model.stylize, test_image(size, 2), [StyleSource(stats=stats)], StylizeOptions())
+            in_process = median_seconds(run, 3 if quick else 8)
+            levels = (1,) if size == 512 else (1, 4, 16)
+            runs = [run_load(srv.stub, request, c, (6 if quick else 24) if size == 256 else (3 if quick else 8))
+                    for c in levels]
+            out[str(size)] = {"in_process_seconds": in_process, "runs": [asdict(r) | {"throughput": r.throughput}
+                                                                         for r in runs]}
+    return out
+
+
+def bench_memory(sizes: tuple[int, ...]) -> dict:
+    """Peak RSS of the server while it stylizes one content image of each size (fresh peak per image)."""
+    out = {}
+    with server("--max-image-pixels", str(4096 * 4096), "--max-output-pixels", str(4096 * 4096)) as srv:
+        style = pb.StyleInput(image=png_bytes(test_image(512, 1)))
+        srv.stub.Stylize(pb.StylizeRequest(content=png_bytes(test_image(64, 2)), styles=[style]), timeout=120)
+        for size in sizes:
+            content = png_bytes(test_image(size, 3), "JPEG")
+            reset_peak_rss(srv.proc.pid)
+            start = time.perf_counter()
+            srv.stub.Stylize(pb.StylizeRequest(content=content, styles=[style], output_format=pb.IMAGE_FORMAT_JPEG),
+                             timeout=900)
+            out[f"{size}x{size}"] = {"peak_rss_bytes": peak_rss_bytes(srv.proc.pid),
+                                     "seconds": time.perf_counter() - start}
+    return out
+
+
+def _stamp(stamps: list[float], _progress: object) -> None:
+    stamps.append(time.perf_counter())
+
+
+def bench_gatys(device: torch.device, sizes: tuple[int, ...], iterations: int) -> dict:
+    from model.gatys import GatysOptions, stylize_gatys
+    from model.network import RELU5_1, Encoder
+    from model.weights import random_vgg_state
+
+    encoder = Encoder(RELU5_1)
+    encoder.load_official(random_vgg_state(0))
+    encoder.to(device)
+    out = {}
+    for size in sizes:
+        options = GatysOptions(iterations=iterations, size=size)
+        stamps: list[float] = []
+        stylize_gatys(encoder, test_image(size, 2), [(test_image(size, 1), 1.0)], options, device=device,
+                      on_progress=functools.partial(_stamp, stamps))
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        out[str(size)] = {"seconds_per_iteration": sorted(gaps)[len(gaps) // 2], "iterations": iterations}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and no 16 MP run (a smoke test)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    device = select_device(args.device)
+    model = AdaINModel.random(seed=0, device=args.device)
+    results: dict = {"machine": machine_info(device), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results["attainable_gflops"] = attainable_gflops(device)
+    sizes = [256, 512] if args.quick else [256, 512, 1024]
+    results["compute"] = [asdict(r) for r in measure_compute(model, sizes, results["attainable_gflops"])]
+    results["serving"] = bench_serving(model, args.quick)
+    results["memory"] = bench_memory((1024,) if args.quick else (2048, 4096))
+    results["gatys"] = bench_gatys(device, (128,) if args.quick else (256, 512), 4 if args.quick else 6)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(write_markdown(results))
+    write_chart(results, args.out / "chart.png")
+    print((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

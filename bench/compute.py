@@ -1,0 +1,83 @@
+"""Model compute: seconds per image, achieved GFLOP/s, and the machine's attainable rate measured in the same run."""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from bench.flops import adain_flops
+from model.stylizer import AdaINModel, StyleSource, StylizeOptions
+
+__all__ = ["ComputeResult", "attainable_gflops", "measure_compute", "median_seconds", "test_image"]
+
+
+@dataclass(frozen=True)
+class ComputeResult:
+    size: int
+    style: str  # "inline" or "cached"
+    seconds: float
+    gflop: float
+    gflops: float
+    efficiency: float
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def attainable_gflops(device: torch.device, repeats: int = 10) -> float:
+    """The rate of one large 3x3 convolution (256 channels, 128x128, channels_last): the machine's practical peak."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 256, 128, 128, device=device).contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        conv(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.inference_mode():
+        seconds = median_seconds(run, repeats, warmup=2)
+    return 2 * 256 * 256 * 9 * 128 * 128 / seconds / 1e9
+
+
+def test_image(size: int, seed: int) -> Image.Image:
+    """A smooth random image (compresses well, like a photo) of size x size."""
+    gen = torch.Generator().manual_seed(seed)
+    small = torch.rand(3, 8, 8, generator=gen)
+    big = torch.nn.functional.interpolate(small[None], size=(size, size), mode="bicubic", align_corners=False)[0]
+    array = (big.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(array)
+
+
+def measure_compute(
+    model: AdaINModel, sizes: list[int], attainable: float, style_size: int = 512
+) -> list[ComputeResult]:
+    """Times stylize() at each content size with an inline style image and with cached style statistics."""
+    style_image = test_image(style_size, seed=1)
+    stats = model.encode_style(style_image, style_size=style_size)
+    results = []
+    for size in sizes:
+        content = test_image(size, seed=2)
+        repeats = max(2, min(10, int(4 * (512 / size) ** 2)))
+        for kind, source, style_shape in (
+            ("inline", StyleSource(image=style_image), (style_size, style_size)),
+            ("cached", StyleSource(stats=stats), None),
+        ):
+            run = functools.partial(model.stylize, content, [source], StylizeOptions(style_size=style_size))
+            seconds = median_seconds(run, repeats)
+            gflop = adain_flops(size, size, style_shape) / 1e9
+            results.append(ComputeResult(size, kind, seconds, gflop, gflop / seconds, gflop / seconds / attainable))
+    return results
