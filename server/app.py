@@ -18,7 +18,10 @@ from grpc_reflection.v1alpha import reflection
 from model.stylizer import AdaINModel
 from model.weights import OFFICIAL_FILES
 from server.auth import BearerTokenInterceptor, read_tokens
-from server.config import Config
+from server.config import Config, ConfigError
+from server.jobs.gatys_runner import GatysRunner
+from server.jobs.manager import JobManager
+from server.jobs.sqlite_store import SQLiteJobStore
 from server.limits import Scheduler, plan_threads
 from server.metrics import Metrics
 from server.models import ModelRegistry
@@ -82,6 +85,18 @@ def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtim
     return runtime
 
 
+def build_jobs(config: Config, runtime: Runtime) -> JobManager:
+    """The job manager with its store and the runners of every job kind."""
+    if config.job_store:
+        raise ConfigError("--job-store: only the embedded SQLite store is available in this build")
+    store = SQLiteJobStore(config.data_path / "jobs" / "jobs.db")
+    manager = JobManager(store, config.data_path / "jobs", runtime.metrics, workers=config.job_workers,
+                         lease_seconds=config.job_lease_seconds, retention_hours=config.job_retention_hours,
+                         max_queued=config.max_queued_jobs)
+    manager.register("GATYS", GatysRunner(config, runtime.styles))
+    return manager
+
+
 class Server:
     """One running server. ``port`` and ``metrics_port`` are the bound ports (useful with port 0)."""
 
@@ -89,6 +104,7 @@ class Server:
         self.config = config
         self.metrics = Metrics()
         self.runtime = build_runtime(config, model or load_default_model(config), self.metrics)
+        self.runtime.jobs = build_jobs(config, self.runtime)
         self.health = health.aio.HealthServicer()
         interceptors = []
         if config.auth_tokens_file:
@@ -114,6 +130,7 @@ class Server:
         creds = server_credentials(self.config)
         self.port = self._grpc.add_secure_port(address, creds) if creds else self._grpc.add_insecure_port(address)
         await self._grpc.start()
+        self.runtime.jobs.start(recover_all_running=True)  # the embedded store has one server: all RUNNING are ours
         self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
         if self._metrics_http is not None:
             self.metrics_port = self._metrics_http.server_address[1]

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from model.images import probe_image
 from server.errors import InvalidArgument, unary
+from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
 from server.runtime import Runtime
 from server.styles import StyleRecord, style_id_for
@@ -128,6 +129,6 @@ class ModelRpcs(_Base):
         return pb.ListModelsResponse(models=models, default_model=self.runtime.models.default_name)
 
 
-class StyleTransferService(StylizeRpcs, StyleRpcs, ModelRpcs, pb_grpc.StyleTransferServicer):
+class StyleTransferService(StylizeRpcs, StyleRpcs, ModelRpcs, JobRpcs, pb_grpc.StyleTransferServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

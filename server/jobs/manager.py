@@ -1,0 +1,286 @@
+"""Runs jobs from the store on worker threads, apart from (and at lower CPU priority than) the Stylize workers.
+
+A worker claims a job with a lease, runs the runner registered for its kind, and a heartbeat thread renews the lease
+and records progress while it runs. Cancel requests reach the runner through ``should_stop`` within one step.
+Durability: job results and checkpoints are written atomically under ``<data-dir>/jobs/<id>/``; a job whose
+worker died (SIGKILL, lost lease) is queued again and resumes from its last checkpoint; on shutdown running jobs are
+put back in the queue, not failed. Nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.errors import Cancelled
+from server.errors import Overloaded
+from server.jobs.store import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord, JobStore, QueueFull
+from server.metrics import Metrics
+
+__all__ = ["JobContext", "JobManager", "Runner"]
+
+log = logging.getLogger(__name__)
+JOB_NICENESS = 10  # Stylize keeps the CPU when both want it
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass
+class JobContext:
+    """What a runner gets: the job, a folder, a stop check, and ways to report progress and save results."""
+
+    job: JobRecord
+    folder: Path
+    should_stop: Callable[[], bool]
+    _progress: dict = field(default_factory=dict)
+    _started: float = field(default_factory=time.monotonic)
+    _first_step: int | None = None
+    _dirty: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, step: int, total_steps: int, loss: float, losses: dict[str, float]) -> None:
+        """Records progress; elapsed time adds up across attempts, the ETA extrapolates this attempt's rate."""
+        if self._first_step is None:
+            self._first_step = step - 1
+        elapsed_here = time.monotonic() - self._started
+        done_here = step - self._first_step
+        eta = elapsed_here / done_here * (total_steps - step) if done_here > 0 else 0.0
+        before = float(self.job.progress.get("elapsed_seconds", 0.0))  # earlier attempts' running time
+        self._progress = {"step": step, "total_steps": total_steps, "loss": loss, "losses": dict(losses),
+                          "elapsed_seconds": before + elapsed_here, "eta_seconds": eta}
+        self._dirty.set()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder / "checkpoint"
+
+    def save_checkpoint(self, data: bytes) -> None:
+        atomic_write(self.checkpoint_path, data)
+
+    def load_checkpoint(self) -> bytes | None:
+        return self.checkpoint_path.read_bytes() if self.checkpoint_path.is_file() else None
+
+    def write_result(self, data: bytes, mime_type: str, width: int, height: int) -> dict:
+        atomic_write(self.folder / "result", data)
+        return {"path": str(self.folder / "result"), "mime_type": mime_type, "width": width, "height": height}
+
+
+Runner = Callable[[JobContext], dict]
+
+
+class JobManager:
+    def __init__(self, store: JobStore, folder: Path, metrics: Metrics, *, workers: int, lease_seconds: float,
+                 retention_hours: float, max_queued: int, runners: dict[str, Runner] | None = None) -> None:
+        self.store = store
+        self.folder = folder
+        self.metrics = metrics
+        self.workers = workers
+        self.lease_seconds = lease_seconds
+        self.retention_seconds = retention_hours * 3600
+        self.max_queued = max_queued
+        self.runners: dict[str, Runner] = dict(runners or {})
+        self.worker_id = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Condition()
+
+    def register(self, kind: str, runner: Runner) -> None:
+        self.runners[kind] = runner
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    def start(self, *, recover_all_running: bool) -> None:
+        """Starts workers; with an embedded store, jobs left RUNNING by a previous process are queued again."""
+        if recover_all_running:
+            recovered = self.store.requeue_expired(now=float("inf"))
+            if recovered:
+                log.info("re-queued %d job(s) left running by a previous process", len(recovered))
+        for n in range(self.workers):
+            self._spawn(self._worker_loop, f"job-worker-{n}")
+        self._spawn(self._maintenance_loop, "job-maintenance")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    async def stop(self, grace: float) -> None:
+        """Stops claiming; running jobs stop at their next step and go back to the queue."""
+        self._stopping.set()
+        with self._lock:
+            for event in self._running.values():
+                event.set()
+        with self._wake:
+            self._wake.notify_all()
+        await asyncio.to_thread(self._join, grace)
+
+    def _join(self, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # --- API used by the RPCs ---------------------------------------------------------------------------------
+
+    def submit(self, kind: str, request: bytes, *, model_name: str = "") -> JobRecord:
+        try:
+            record = self.store.create(kind, request, model_name=model_name, max_queued=self.max_queued,
+                                       now=time.time())
+        except QueueFull as exc:
+            raise Overloaded(str(exc)) from None
+        self.metrics.jobs_transitions.labels(kind, QUEUED).inc()
+        with self._wake:
+            self._wake.notify()
+        return record
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        record = self.store.request_cancel(job_id, now=time.time())
+        with self._lock:
+            event = self._running.get(job_id)
+        if event is not None:
+            event.set()
+        if record is not None and record.state == CANCELLED and record.attempts == 0:
+            self.metrics.jobs_transitions.labels(record.kind, CANCELLED).inc()
+        return record
+
+    # --- workers ----------------------------------------------------------------------------------------------
+
+    def _worker_loop(self) -> None:
+        _lower_priority()
+        while not self._stopping.is_set():
+            job = self.store.claim(self.worker_id, tuple(self.runners), lease_seconds=self.lease_seconds,
+                                   now=time.time())
+            if job is None:
+                with self._wake:
+                    self._wake.wait(timeout=0.5)
+                continue
+            self._run(job)
+
+    def _run(self, job: JobRecord) -> None:
+        stop = threading.Event()
+        with self._lock:
+            self._running[job.id] = stop
+        ctx = JobContext(job, self.folder / job.id, stop.is_set)
+        ctx.folder.mkdir(parents=True, exist_ok=True)
+        beat = threading.Thread(target=self._heartbeat, args=(ctx, stop), name=f"heartbeat-{job.id[:8]}", daemon=True)
+        beat.start()
+        log.info("job %s (%s) started, attempt %d", job.id, job.kind, job.attempts)
+        started = time.monotonic()
+        try:
+            result = self.runners[job.kind](ctx)
+            self._end(job, SUCCEEDED, ctx, result=result)
+        except Cancelled:
+            if self._stopping.is_set() and not self._cancel_requested(job.id):
+                self._flush(ctx)
+                self.store.release(job.id, self.worker_id)
+                log.info("job %s put back in the queue (server stopping)", job.id)
+            else:
+                self._end(job, CANCELLED, ctx)
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            self._end(job, FAILED, ctx, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            stop.set()
+            beat.join(5)
+            with self._lock:
+                self._running.pop(job.id, None)
+            self.metrics.forget_job(job.id, job.kind.lower())
+            self.metrics.job_duration.labels(job.kind.lower()).observe(time.monotonic() - started)
+
+    def _cancel_requested(self, job_id: str) -> bool:
+        record = self.store.get(job_id)
+        return record is not None and record.cancel_requested
+
+    def _flush(self, ctx: JobContext) -> None:
+        if ctx._progress:
+            self.store.heartbeat(ctx.job.id, self.worker_id, lease_seconds=self.lease_seconds, now=time.time(),
+                                 progress=dict(ctx._progress))
+
+    def _end(self, job: JobRecord, state: str, ctx: JobContext, *, error: str = "", result: dict | None = None) -> None:
+        self._flush(ctx)
+        if self.store.finish(job.id, self.worker_id, state=state, now=time.time(), error=error, result=result):
+            self.metrics.jobs_transitions.labels(job.kind, state).inc()
+            log.info("job %s %s", job.id, state.lower())
+        else:
+            log.warning("job %s: lease lost before it finished; another worker owns it now", job.id)
+
+    def _heartbeat(self, ctx: JobContext, stop: threading.Event) -> None:
+        """Renews the lease and writes progress (at most ~5 times a second); sets ``stop`` when cancelled."""
+        last = 0.0
+        while not stop.is_set():
+            ctx._dirty.wait(timeout=min(0.2, self.lease_seconds / 3))
+            now = time.monotonic()
+            if not ctx._dirty.is_set() and now - last < self.lease_seconds / 3:
+                continue
+            ctx._dirty.clear()
+            last = now
+            progress = dict(ctx._progress) if ctx._progress else None
+            if not self.store.heartbeat(ctx.job.id, self.worker_id, lease_seconds=self.lease_seconds,
+                                        now=time.time(), progress=progress):
+                stop.set()
+                return
+            if progress:
+                self._export_progress(ctx.job, progress)
+
+    def _export_progress(self, job: JobRecord, progress: dict) -> None:
+        kind = job.kind.lower()
+        self.metrics.job_step.labels(job.id, kind).set(progress["step"])
+        for term, value in {"total": progress["loss"], **progress["losses"]}.items():
+            self.metrics.job_loss.labels(job.id, kind, term).set(value)
+
+    # --- maintenance ------------------------------------------------------------------------------------------
+
+    def _maintenance_loop(self) -> None:
+        last_sweep = 0.0
+        while not self._stopping.wait(1.0):
+            try:
+                for job_id in self.store.requeue_expired(now=time.time()):
+                    log.warning("job %s lost its worker (lease expired); queued again", job_id)
+                self.refresh_gauges()
+                if self.retention_seconds > 0 and time.monotonic() - last_sweep > 60:
+                    last_sweep = time.monotonic()
+                    self.sweep(time.time() - self.retention_seconds)
+            except Exception:
+                log.exception("job maintenance failed; retrying")
+
+    def refresh_gauges(self) -> None:
+        counts = self.store.counts()
+        for (kind, state), n in counts.items():
+            self.metrics.jobs.labels(kind, state).set(n)
+        self.metrics.job_queue_length.set(sum(n for (_, state), n in counts.items() if state == QUEUED))
+
+    def sweep(self, cutoff: float) -> int:
+        """Deletes finished jobs (and their files) that ended before ``cutoff``."""
+        removed = self.store.delete_finished_before(cutoff)
+        for record in removed:
+            shutil.rmtree(self.folder / record.id, ignore_errors=True)
+        return len(removed)
+
+
+def _lower_priority() -> None:
+    """Lowers this thread's CPU priority (Linux: per thread); threads it starts, e.g. OpenMP's, inherit it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICENESS)
+    except (AttributeError, OSError) as exc:
+        log.debug("could not lower job thread priority: %s", exc)

@@ -1,0 +1,193 @@
+"""The embedded job store: SQLite in WAL mode in the data directory, safe across threads and processes.
+
+Every state change is one transaction (``BEGIN IMMEDIATE`` takes the write lock first, so two claimers can never
+take the same job). The server holds one connection per thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+from server.jobs.store import QUEUED, RUNNING, TERMINAL, JobRecord, QueueFull, decode_token, encode_token
+
+__all__ = ["SQLiteJobStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    request BLOB NOT NULL,
+    create_time REAL NOT NULL,
+    progress TEXT NOT NULL DEFAULT '{}',
+    start_time REAL,
+    end_time REAL,
+    error TEXT NOT NULL DEFAULT '',
+    model_name TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT NOT NULL DEFAULT '',
+    lease_expires REAL NOT NULL DEFAULT 0,
+    result TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, create_time);
+"""
+_COLUMNS = ("id", "kind", "state", "request", "create_time", "progress", "start_time", "end_time", "error",
+            "model_name", "attempts", "cancel_requested", "lease_owner", "lease_expires", "result")
+
+
+def _record(row: tuple) -> JobRecord:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["progress"] = json.loads(values["progress"])
+    values["result"] = json.loads(values["result"])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    values["request"] = bytes(values["request"])
+    return JobRecord(**values)
+
+
+class SQLiteJobStore:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)  # executescript manages its own transaction
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a job accepted is a job on disk
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, kind, exc, tb) -> None:
+            self.db.execute("ROLLBACK" if kind else "COMMIT")
+
+    def _tx(self) -> _Tx:
+        return self._Tx(self._db())
+
+    def _get(self, db: sqlite3.Connection, job_id: str) -> JobRecord | None:
+        row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def create(self, kind: str, request: bytes, *, model_name: str, max_queued: int, now: float) -> JobRecord:
+        job_id = uuid.uuid4().hex
+        with self._tx() as db:
+            (queued,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (QUEUED,)).fetchone()
+            if queued >= max_queued:
+                raise QueueFull(f"{queued} jobs are already queued (limit {max_queued})")
+            db.execute("INSERT INTO jobs (id, kind, state, request, create_time, model_name) VALUES (?,?,?,?,?,?)",
+                       (job_id, kind, QUEUED, request, now, model_name))
+            record = self._get(db, job_id)
+        assert record is not None
+        return record
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self._get(self._db(), job_id)
+
+    def list(self, *, state: str | None, kind: str | None, page_size: int, page_token: str
+             ) -> tuple[list[JobRecord], str]:
+        where, args = ["1=1"], []
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if page_token:
+            created, job_id = decode_token(page_token)
+            where.append("(create_time < ? OR (create_time = ? AND id < ?))")
+            args += [created, created, job_id]
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE {' AND '.join(where)} "
+               "ORDER BY create_time DESC, id DESC LIMIT ?")
+        rows = self._db().execute(sql, [*args, page_size + 1]).fetchall()
+        records = [_record(r) for r in rows[:page_size]]
+        token = encode_token(records[-1].create_time, records[-1].id) if len(rows) > page_size else ""
+        return records, token
+
+    def claim(self, worker: str, kinds: tuple[str, ...], *, lease_seconds: float, now: float) -> JobRecord | None:
+        marks = ",".join("?" * len(kinds))
+        with self._tx() as db:
+            row = db.execute(f"SELECT id FROM jobs WHERE state = ? AND kind IN ({marks}) "
+                             "ORDER BY create_time, id LIMIT 1", (QUEUED, *kinds)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET state = ?, attempts = attempts + 1, start_time = ?, lease_owner = ?, "
+                       "lease_expires = ? WHERE id = ?", (RUNNING, now, worker, now + lease_seconds, row[0]))
+            return self._get(db, row[0])
+
+    def heartbeat(self, job_id: str, worker: str, *, lease_seconds: float, now: float,
+                  progress: dict | None = None) -> bool:
+        with self._tx() as db:
+            record = self._get(db, job_id)
+            if record is None or record.state != RUNNING or record.lease_owner != worker:
+                return False
+            db.execute("UPDATE jobs SET lease_expires = ?, progress = ? WHERE id = ?",
+                       (now + lease_seconds, json.dumps(progress if progress is not None else record.progress),
+                        job_id))
+            return not record.cancel_requested
+
+    def finish(self, job_id: str, worker: str, *, state: str, now: float, error: str = "",
+               result: dict | None = None) -> bool:
+        with self._tx() as db:
+            cur = db.execute("UPDATE jobs SET state = ?, end_time = ?, error = ?, result = ?, lease_owner = '' "
+                             "WHERE id = ? AND state = ? AND lease_owner = ?",
+                             (state, now, error, json.dumps(result or {}), job_id, RUNNING, worker))
+            return cur.rowcount == 1
+
+    def release(self, job_id: str, worker: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET state = ?, lease_owner = '', lease_expires = 0 "
+                       "WHERE id = ? AND state = ? AND lease_owner = ?", (QUEUED, job_id, RUNNING, worker))
+
+    def request_cancel(self, job_id: str, *, now: float) -> JobRecord | None:
+        with self._tx() as db:
+            record = self._get(db, job_id)
+            if record is None or record.state in TERMINAL:
+                return record
+            if record.state == QUEUED:
+                db.execute("UPDATE jobs SET state = 'CANCELLED', end_time = ?, cancel_requested = 1 WHERE id = ?",
+                           (now, job_id))
+            else:
+                db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            return self._get(db, job_id)
+
+    def requeue_expired(self, *, now: float) -> list[str]:
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE state = ? AND lease_expires < ?",
+                                            (RUNNING, now)).fetchall()]
+            db.executemany("UPDATE jobs SET state = ?, lease_owner = '', lease_expires = 0 WHERE id = ?",
+                           [(QUEUED, i) for i in ids])
+            return ids
+
+    def delete_finished_before(self, cutoff: float) -> list[JobRecord]:
+        with self._tx() as db:
+            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE end_time IS NOT NULL AND end_time < ?",
+                              (cutoff,)).fetchall()
+            records = [_record(r) for r in rows if _record(r).terminal]
+            db.executemany("DELETE FROM jobs WHERE id = ?", [(r.id,) for r in records])
+            return records
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        rows = self._db().execute("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state").fetchall()
+        return {(kind, state): n for kind, state, n in rows}
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
