@@ -101,3 +101,32 @@ def test_console_script_runs(server, tmp_path: Path) -> None:
     result = subprocess.run([str(script), "--target", server.target, "models"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "default" in result.stdout
+
+
+def test_cli_gatys_writes_the_result_and_jobs_commands(server, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    content.write_bytes(png_bytes(48, 40, 1))
+    style.write_bytes(png_bytes(48, 48, 2))
+    target = ["--target", server.target]
+    out = tmp_path / "g.webp"
+    assert cli([*target, "gatys", str(content), str(style), "-o", str(out), "--iterations", "6"]) == 0
+    assert Image.open(out).format == "WEBP" and Image.open(out).size == (48, 40)
+    captured = capsys.readouterr()
+    job_id = next(line.split()[1] for line in captured.err.splitlines() if line.startswith("job "))
+    assert "6/6" in captured.err  # the live progress bar reached the end
+    assert cli([*target, "jobs", "list"]) == 0 and f"{job_id}  gatys  succeeded  6/6" in capsys.readouterr().out
+    assert cli([*target, "jobs", "get", job_id]) == 0 and "succeeded" in capsys.readouterr().out
+    assert cli([*target, "jobs", "result", job_id, "-o", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").read_bytes() == out.read_bytes()
+    assert cli([*target, "jobs", "cancel", "nope"]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_client_job_methods(client: StyleClient) -> None:
+    job = client.submit_gatys(png_bytes(40, 40, 1), png_bytes(40, 40, 2), iterations=3)
+    final = list(client.watch_job(job.id, timeout=120))[-1]
+    assert final.progress.step == 3
+    assert client.job_result(job.id).width == 40
+    assert [j.id for j in client.list_jobs(page_size=1)] == [job.id]
+    assert client.cancel_job(job.id).id == job.id
