@@ -29,7 +29,7 @@ from server.metrics import Metrics
 __all__ = ["JobContext", "JobManager", "Runner"]
 
 log = logging.getLogger(__name__)
-JOB_NICENESS = 10  # Stylize keeps the CPU when both want it
+JOB_NICENESS = 19  # the lowest priority: Stylize keeps the CPU whenever it wants it
 
 
 def atomic_write(path: Path, data: bytes) -> None:
