@@ -22,6 +22,7 @@ from server.config import Config, ConfigError
 from server.jobs.gatys_runner import GatysRunner
 from server.jobs.manager import JobManager
 from server.jobs.sqlite_store import SQLiteJobStore
+from server.jobs.train_runner import TrainRunner
 from server.limits import Scheduler, plan_threads
 from server.metrics import Metrics
 from server.models import ModelRegistry
@@ -94,6 +95,7 @@ def build_jobs(config: Config, runtime: Runtime) -> JobManager:
                          lease_seconds=config.job_lease_seconds, retention_hours=config.job_retention_hours,
                          max_queued=config.max_queued_jobs)
     manager.register("GATYS", GatysRunner(config, runtime.styles))
+    manager.register("TRAIN", TrainRunner(config, runtime.models, runtime.metrics))
     return manager
 
 

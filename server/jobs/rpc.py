@@ -1,4 +1,4 @@
-"""The job RPCs: SubmitGatys, GetJob, ListJobs, CancelJob, WatchJob, GetJobResult (a servicer mixin)."""
+"""The job RPCs: SubmitGatys, Train, GetJob, ListJobs, CancelJob, WatchJob, GetJobResult (a servicer mixin)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from server.errors import FailedPrecondition, InvalidArgument, NotFound, server_
 from server.jobs.gatys_runner import validate_gatys
 from server.jobs.manager import JobManager
 from server.jobs.store import JobRecord
+from server.jobs.train_runner import validate_train
 from server.runtime import Runtime
 from styletransfer.v1 import style_transfer_pb2 as pb
 
@@ -62,6 +63,13 @@ class JobRpcs:
     async def SubmitGatys(self, request: pb.GatysRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         validate_gatys(request, self.runtime.config, self.runtime.styles)
         record = await asyncio.to_thread(self._jobs.submit, "GATYS", request.SerializeToString())
+        return job_message(record)
+
+    @unary
+    async def Train(self, request: pb.TrainRequest, context: grpc.aio.ServicerContext) -> pb.Job:
+        validate_train(request, self.runtime.config, self.runtime.models)
+        record = await asyncio.to_thread(self._jobs.submit, "TRAIN", request.SerializeToString(),
+                                         model_name=request.model_name)
         return job_message(record)
 
     @unary

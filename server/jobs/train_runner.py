@@ -1,0 +1,179 @@
+"""The Train job kind: validation at submit time (dataset paths confined to the datasets root), and the runner.
+
+One process trains in the job worker thread; ``num_processes`` > 1 launches ``torchrun`` with that many processes
+(DistributedDataParallel: NCCL on GPUs, gloo on CPU) at the lowest CPU priority and follows its JSON progress lines.
+A restarted job resumes from its last checkpoint. On success the decoder is registered under ``model_name`` and
+served at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path, PurePosixPath
+
+import torch
+
+from model.devices import select_device
+from model.errors import Cancelled, InvalidOptionError
+from model.network import RELU4_1, Decoder, Encoder, InputNorm
+from model.train import DECODER_FILE, PREVIEW_FILE, TrainOptions, TrainProgress, train_decoder
+from model.weights import load_encoder_state, random_vgg_state, save_decoder_checkpoint
+from server.config import Config
+from server.errors import InvalidArgument, NotFound, PermissionDenied
+from server.jobs.manager import JobContext
+from server.metrics import Metrics
+from server.models import ModelRegistry
+from styletransfer.v1 import style_transfer_pb2 as pb
+
+__all__ = ["TrainRunner", "resolve_dataset", "train_options", "validate_train"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_dataset(root: Path, relative: str, field: str) -> Path:
+    """``root / relative``, refusing anything that leaves ``root`` (absolute paths, '..', symlinks pointing out)."""
+    if not relative:
+        raise InvalidArgument(f"{field}: a folder under the datasets root is required")
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or ".." in pure.parts:
+        raise InvalidArgument(f"{field}: must be a relative path without '..' (under the datasets root)")
+    base = root.resolve()
+    path = (base / pure).resolve()
+    if not path.is_relative_to(base):
+        raise PermissionDenied(f"{field}: resolves outside the datasets root")
+    if not path.is_dir():
+        raise NotFound(f"{field}: folder {relative!r} not found under the datasets root")
+    return path
+
+
+def train_options(request: pb.TrainRequest, config: Config) -> TrainOptions:
+    if request.iterations > config.train_max_iterations:
+        raise InvalidArgument(f"iterations must be at most {config.train_max_iterations}")
+
+    def opt(name: str, default: float) -> float:
+        return getattr(request, name) if request.HasField(name) else default
+
+    try:
+        return TrainOptions(
+            iterations=request.iterations or config.train_default_iterations, batch_size=request.batch_size or 8,
+            image_size=request.image_size or 256, lr=opt("lr", 1e-4), lr_decay=opt("lr_decay", 5e-5),
+            style_weight=opt("style_weight", 10.0), content_weight=opt("content_weight", 1.0),
+            checkpoint_every=request.checkpoint_every or config.train_checkpoint_every, seed=request.seed,
+        ).validate()
+    except InvalidOptionError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+
+def validate_train(request: pb.TrainRequest, config: Config, models: ModelRegistry) -> TrainOptions:
+    resolve_dataset(config.datasets_path, request.content_dir, "content_dir")
+    resolve_dataset(config.datasets_path, request.style_dir, "style_dir")
+    models.check_new_name(request.model_name)
+    if request.init_from and not models.exists(request.init_from):
+        raise NotFound(f"init_from: model {request.init_from!r} not found")
+    if request.num_processes > config.train_max_processes:
+        raise InvalidArgument(f"num_processes must be at most {config.train_max_processes}")
+    return train_options(request, config)
+
+
+class TrainRunner:
+    def __init__(self, config: Config, models: ModelRegistry, metrics: Metrics) -> None:
+        self.config = config
+        self.models = models
+        self.metrics = metrics
+
+    def __call__(self, ctx: JobContext) -> dict:
+        request = pb.TrainRequest.FromString(ctx.job.request)
+        options = train_options(request, self.config)
+        content = resolve_dataset(self.config.datasets_path, request.content_dir, "content_dir")
+        style = resolve_dataset(self.config.datasets_path, request.style_dir, "style_dir")
+        out = ctx.folder / "train"
+        init = self._init_checkpoint(request, ctx.folder)
+        processes = request.num_processes or self.config.train_processes
+        started = time.monotonic()
+
+        def progress(p: TrainProgress) -> None:
+            ctx.report(p.step, p.total_steps, p.loss, dict(p.losses))
+            self.metrics.train_steps_per_second.labels(ctx.job.id).set(p.steps_per_second)
+
+        if processes > 1:
+            self._torchrun(processes, content, style, out, options, init, ctx, progress)
+        else:
+            self._in_process(content, style, out, options, init, ctx, progress)
+        history = ctx._progress.get("losses", {})
+        metadata = {"content_dir": request.content_dir, "style_dir": request.style_dir,
+                    "steps": str(options.iterations), "final_content_loss": f"{history.get('content', 0):.6g}",
+                    "final_style_loss": f"{history.get('style', 0):.6g}", "job_id": ctx.job.id,
+                    "train_seconds": f"{time.monotonic() - started:.1f}", "processes": str(processes),
+                    "init_from": request.init_from}
+        self.models.register(request.model_name, out / DECODER_FILE, metadata)
+        preview = (out / PREVIEW_FILE).read_bytes()
+        from PIL import Image
+
+        with Image.open(out / PREVIEW_FILE) as img:
+            width, height = img.size
+        return ctx.write_result(preview, "image/png", width, height)
+
+    def _encoder_state(self) -> tuple[dict, str]:
+        if self.config.random_weights:
+            return random_vgg_state(self.config.random_seed), "caffe"
+        state, norm, _ = load_encoder_state(self.config.vgg)
+        return state, norm
+
+    def _init_checkpoint(self, request: pb.TrainRequest, folder: Path) -> Path | None:
+        """The decoder to start from, saved as a checkpoint (processes of a torchrun read it too)."""
+        if not request.init_from:
+            return None
+        path = folder / "init.safetensors"
+        if not path.is_file():
+            model = self.models.get(request.init_from)
+            save_decoder_checkpoint(path, model.decoder.layers.state_dict(),
+                                    encoder_sha256=model.info.encoder_sha256, metadata={})
+        return path
+
+    def _in_process(self, content: Path, style: Path, out: Path, options: TrainOptions, init: Path | None,
+                    ctx: JobContext, progress) -> None:
+        from model.weights import load_decoder_checkpoint
+
+        state, norm = self._encoder_state()
+        encoder = Encoder(RELU4_1, norm=InputNorm.imagenet() if norm == "imagenet" else InputNorm())
+        encoder.load_official(state)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(options.seed)
+            decoder = Decoder()  # PyTorch's default initialisation, as the reference trains from scratch
+        if init is not None:
+            decoder.load_official(load_decoder_checkpoint(init)[0])
+        train_decoder(encoder, decoder, content, style, TrainOptions(**{**asdict(options), "num_workers": 0}),
+                      out_dir=out, encoder_sha256=self.models.default.info.encoder_sha256,
+                      device=select_device(self.config.device), on_progress=progress, should_stop=ctx.should_stop)
+
+    def _torchrun(self, processes: int, content: Path, style: Path, out: Path, options: TrainOptions,
+                  init: Path | None, ctx: JobContext, progress) -> None:
+        args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+                "-m", "model.train", "--content-dir", str(content), "--style-dir", str(style), "--out", str(out),
+                "--options", json.dumps(asdict(options)), "--device", self.config.device]
+        if self.config.random_weights:
+            args += ["--random-seed", str(self.config.random_seed)]
+        else:
+            args += ["--vgg", self.config.vgg]
+        if init is not None:
+            args += ["--init-from", str(init)]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: os.nice(19), start_new_session=True)
+        try:
+            for line in proc.stdout:
+                if ctx.should_stop():
+                    raise Cancelled("training stopped")
+                if line.startswith('{"progress"'):
+                    progress(TrainProgress(**json.loads(line)["progress"]))
+            if proc.wait() != 0:
+                raise RuntimeError(f"torchrun exited with {proc.returncode}: {proc.stderr.read()[-1000:]}")
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                proc.wait(30)
