@@ -45,7 +45,7 @@ from model.weights import (
     state_sha256,
 )
 
-__all__ = ["AdaINModel", "ColorMode", "ModelInfo", "StyleSource", "StyleStats", "StylizeOptions"]
+__all__ = ["AdaINModel", "BatchItem", "ColorMode", "ModelInfo", "StyleSource", "StyleStats", "StylizeOptions"]
 
 
 class ColorMode(enum.StrEnum):
@@ -104,6 +104,15 @@ class StylizeOptions:
     content_size: int = 0  # shorter side of the content, 0 keeps it
     style_size: int = 512  # shorter side of style images, 0 keeps them (the reference's default is 512)
     tile_size: int = 0  # process content larger than this (px per side) in tiles; 0 never tiles
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request of a batch: its content, styles and options."""
+
+    content: Image.Image
+    styles: Sequence[StyleSource]
+    options: StylizeOptions = field(default_factory=StylizeOptions)
 
 
 @dataclass(frozen=True)
@@ -277,20 +286,41 @@ class AdaINModel:
         should_stop: StopCheck | None = None,
     ) -> Image.Image:
         """Stylizes ``content``; the result has exactly the (resized) content's size."""
-        weights = _validate(styles, options)
-        content = resize_shorter(content, options.content_size)
+        return self.stylize_batch([BatchItem(content, tuple(styles), options)], should_stop=should_stop)[0]
+
+    def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None
+                      ) -> list[Image.Image]:
+        """Stylizes several requests in one encoder and one decoder pass (GPUs: one batch costs little more than one
+        image). Every item's content must have the same size after its ``content_size``, and the same tile size."""
+        weights = [_validate(item.styles, item.options) for item in items]
+        contents = [resize_shorter(item.content, item.options.content_size) for item in items]
+        if len({c.size for c in contents}) != 1 or len({i.options.tile_size for i in items}) != 1:
+            raise ValueError("a batch needs contents of one size and one tile size")
+        tile = items[0].options.tile_size
+        width, height = contents[0].size
         with torch.inference_mode():
-            x = self._to_input(content)
-            feat = self._encode(x, options.tile_size, should_stop).float()
-            targets = [self._style_stats(style, x, options, should_stop) for style in styles]
-            masks = [self._feature_mask(style.mask, content.size, feat.shape[2:]) for style in styles]
-            t = _combine(feat, targets, weights, masks)
-            t = t * options.alpha + feat * (1 - options.alpha)
-            out = self._decode(t.to(self.dtype), options.tile_size, should_stop)
-            out = out[:, :, : content.height, : content.width].float()  # ceil-mode pools: decoder output is >= size
-            if options.color is ColorMode.LUMINANCE:
-                out = transfer_luminance(out, x.float())
-            return tensor_to_image(out.cpu())
+            x = torch.cat([self._to_input(c) for c in contents]).contiguous(memory_format=self._memory_format)
+            feat = self._encode(x, tile, should_stop).float()  # (B, 512, h, w)
+            targets = [self._target(feat[i : i + 1], x[i : i + 1], item, w, should_stop)
+                       for i, (item, w) in enumerate(zip(items, weights, strict=True))]
+            out = self._decode(torch.cat(targets).to(self.dtype), tile, should_stop)
+            out = out[:, :, :height, :width].float()  # ceil-mode pools: the decoder's output is >= the content
+            images = []
+            for i, item in enumerate(items):
+                o = transfer_luminance(out[i : i + 1], x[i : i + 1].float()) \
+                    if item.options.color is ColorMode.LUMINANCE else out[i : i + 1]
+                images.append(tensor_to_image(o.cpu()))
+            return images
+
+    def _target(self, feat: torch.Tensor, x: torch.Tensor, item: BatchItem, weights: list[float],
+                should_stop: StopCheck | None) -> torch.Tensor:
+        """One item's decoder input: its styles' AdaIN targets blended (weights, masks), then alpha-blended."""
+        options = item.options
+        stats = [self._style_stats(style, x, options, should_stop) for style in item.styles]
+        size = (x.shape[3], x.shape[2])
+        masks = [self._feature_mask(style.mask, size, feat.shape[2:]) for style in item.styles]
+        t = _combine(feat, stats, weights, masks)
+        return t * options.alpha + feat * (1 - options.alpha)
 
     def _feature_mask(
         self, mask: Image.Image | None, content_size: tuple[int, int], feature_size: torch.Size

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from model.stylizer import AdaINModel
 from model.weights import OFFICIAL_FILES
 from server.auth import BearerTokenInterceptor, read_tokens
+from server.batcher import DynamicBatcher
 from server.config import Config, ConfigError
 from server.jobs.gatys_runner import GatysRunner
 from server.jobs.manager import JobManager
@@ -30,6 +31,7 @@ from server.runtime import Runtime
 from server.service import StyleTransferService
 from server.style_cache import LRUCache
 from server.styles import StyleStore
+from server.stylize import batch_key, run_batch
 from server.tls import server_credentials
 from styletransfer.v1 import style_transfer_pb2 as pb
 
@@ -67,8 +69,16 @@ def _grpc_options(config: Config) -> list[tuple[str, int]]:
     return options
 
 
+def batching_enabled(config: Config, device_type: str) -> bool:
+    """Dynamic batching pays on GPUs; on a CPU one image already keeps every core busy."""
+    return config.batching == "on" or (config.batching == "auto" and device_type == "cuda")
+
+
 def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtime:
     workers, threads = plan_threads(config.workers, config.torch_threads, model.device.type)
+    batching = batching_enabled(config, model.device.type)
+    if batching:  # workers then only decode and encode; enough of them must wait together to fill a batch
+        workers = max(workers, config.max_batch_size)
     log.info("inference: %d worker(s) x %d torch thread(s) on %s (%s)", workers, threads, model.device,
              model.info.dtype)
     data = config.data_path
@@ -81,6 +91,12 @@ def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtim
         inline_stats=LRUCache(config.style_cache_entries, on_hit=metrics.style_cache_hits.labels("inline").inc,
                               on_miss=metrics.style_cache_misses.labels("inline").inc),
     )
+    if batching:
+        runtime.batcher = DynamicBatcher(run_batch, key=batch_key, max_batch_size=config.max_batch_size,
+                                         max_delay=config.max_batch_delay_ms / 1000,
+                                         on_batch=metrics.batch_size.observe)
+        log.info("dynamic batching on: up to %d requests, %.1f ms", config.max_batch_size, config.max_batch_delay_ms)
+    metrics.queue_capacity.set(config.max_queue)
     info = model.info
     metrics.model_info.labels(info.name, info.device, info.dtype, str(info.untrained).lower()).set(1)
     return runtime
@@ -155,6 +171,8 @@ class Server:
             await self.runtime.jobs.stop(grace)
         await self._grpc.stop(grace)
         self.runtime.scheduler.shutdown()
+        if self.runtime.batcher is not None:
+            self.runtime.batcher.close(timeout=5)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         log.info("stopped")

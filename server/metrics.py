@@ -33,6 +33,7 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.inflight = Gauge(p + "inflight_requests", "Stylize calls running on a worker", registry=r)
         self.queued = Gauge(p + "queued_requests", "Stylize calls waiting for a worker", registry=r)
+        self.queue_capacity = Gauge(p + "queue_capacity", "Stylize calls that may wait (--max-queue)", registry=r)
         self.stopped = Counter(p + "computations_stopped", "computations stopped between layers", ["reason"],
                                registry=r)
         self.image_pixels = Histogram(p + "image_pixels", "pixels of stylized content images",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from model.images import decode_image, decode_mask, encode_image, probe_image
+from PIL import Image
+
+from model.errors import Cancelled
+from model.images import decode_image, decode_mask, encode_image, probe_image, resize_shorter
 from model.network import StopCheck
-from model.stylizer import AdaINModel, ColorMode, StyleSource, StyleStats, StylizeOptions
+from model.stylizer import AdaINModel, BatchItem, ColorMode, StyleSource, StyleStats, StylizeOptions
 from server.errors import InvalidArgument
 from server.runtime import Runtime
 from server.style_cache import inline_style_key
@@ -137,6 +140,34 @@ def _weights(request: pb.StylizeRequest) -> list[float]:
     return [s.weight for s in request.styles]
 
 
+def _run_model(runtime: Runtime, model: AdaINModel, content: Image.Image, sources: list[StyleSource],
+               options: StylizeOptions, stop: StopCheck) -> Image.Image:
+    """Directly on this worker, or through the dynamic batcher (GPUs), which runs same-size requests together."""
+    if runtime.batcher is None:
+        runtime.metrics.batch_size.observe(1)
+        return model.stylize(content, sources, options, should_stop=stop)
+    resized = resize_shorter(content, options.content_size)
+    item = BatchItem(resized, tuple(sources), replace(options, content_size=0))
+    return runtime.batcher.submit((model, item, stop)).result()
+
+
+def run_batch(payloads: Sequence[tuple[AdaINModel, BatchItem, StopCheck]]) -> list[Image.Image | BaseException]:
+    """The batcher's work: one model pass for the requests still wanted (cancelled ones are skipped)."""
+    results: list[Image.Image | BaseException] = [Cancelled("stopped before its batch ran")] * len(payloads)
+    live = [(i, p) for i, p in enumerate(payloads) if not p[2]()]
+    if live:
+        model = live[0][1][0]
+        images = model.stylize_batch([p[1] for _, p in live], should_stop=lambda: all(p[2]() for _, p in live))
+        for (i, _), image in zip(live, images, strict=True):
+            results[i] = image
+    return results
+
+
+def batch_key(payload: tuple[AdaINModel, BatchItem, StopCheck]) -> tuple:
+    model, item, _ = payload
+    return id(model), item.content.size, item.options.tile_size
+
+
 def run_stylize(
     runtime: Runtime, model: AdaINModel, request: pb.StylizeRequest, options: StylizeOptions
 ) -> Callable[[StopCheck], Outcome]:
@@ -149,7 +180,7 @@ def run_stylize(
         t1 = time.perf_counter()
         weights = _weights(request)
         sources = [_style_source(runtime, model, s, i, options, weights[i], stop) for i, s in enumerate(request.styles)]
-        image = model.stylize(content, sources, options, should_stop=stop)
+        image = _run_model(runtime, model, content, sources, options, stop)
         t2 = time.perf_counter()
         data, mime = encode_image(image, fmt, quality)
         t3 = time.perf_counter()

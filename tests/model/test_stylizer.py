@@ -198,3 +198,18 @@ def test_device_and_precision_choice() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             select_device("cuda")
+
+
+def test_a_batch_gives_each_request_its_own_image(random_model: AdaINModel) -> None:
+    from model.stylizer import BatchItem
+
+    content2 = make_image(45, 37, seed=9)
+    items = [BatchItem(CONTENT, (StyleSource(image=STYLE),), StylizeOptions(alpha=0.6)),
+             BatchItem(content2, (StyleSource(image=STYLE2, mask=Image.new("L", (45, 37), 255)),),
+                       StylizeOptions(color=ColorMode.LUMINANCE))]
+    batched = random_model.stylize_batch(items)
+    alone = [random_model.stylize(i.content, i.styles, i.options) for i in items]
+    for a, b in zip(batched, alone, strict=True):
+        assert np.abs(pixels(a) - pixels(b)).max() <= 1
+    with pytest.raises(ValueError, match="one size"):
+        random_model.stylize_batch([items[0], BatchItem(make_image(20, 20), (StyleSource(image=STYLE),))])
