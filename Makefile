@@ -10,7 +10,7 @@ DATA_DIR ?= data
 # Extra flags for the server, e.g. `make run ARGS="--port 50052"`.
 ARGS ?=
 
-.PHONY: install run test lint proto proto-check weights bench clean
+.PHONY: install system-deps run test lint proto proto-check weights bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# Debian packages the tests use, installed when missing: promtool (checks deploy/prometheus), PostgreSQL (the
+# shared job store's tests start a private server) and Node.js (the clients/node example).
+APT_INSTALL := $(if $(shell command -v sudo),sudo )apt-get
+system-deps:
+	@command -v promtool >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v npm >/dev/null || \
+		($(APT_INSTALL) update -qq && $(APT_INSTALL) install -y -qq --no-install-recommends prometheus postgresql nodejs npm)
 
 # Regenerates the committed stubs from the proto (never edit them by hand).
 proto: $(STAMP)
@@ -51,7 +58,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	cd protos && ../$(BIN)/buf lint
 
-test: $(STAMP) proto-check lint
+test: $(STAMP) system-deps proto-check lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -205,8 +205,8 @@ class JobManager:
             beat.join(5)
             with self._lock:
                 self._running.pop(job.id, None)
-            self.metrics.forget_job(job.id, job.kind.lower())
-            self.metrics.job_duration.labels(job.kind.lower()).observe(time.monotonic() - started)
+            self.metrics.forget_job(job.id, job.kind)
+            self.metrics.job_duration.labels(job.kind).observe(time.monotonic() - started)
 
     def _cancel_requested(self, job_id: str) -> bool:
         record = self.store.get(job_id)
@@ -244,7 +244,7 @@ class JobManager:
                 self._export_progress(ctx.job, progress)
 
     def _export_progress(self, job: JobRecord, progress: dict) -> None:
-        kind = job.kind.lower()
+        kind = job.kind
         self.metrics.job_step.labels(job.id, kind).set(progress["step"])
         for term, value in {"total": progress["loss"], **progress["losses"]}.items():
             self.metrics.job_loss.labels(job.id, kind, term).set(value)
