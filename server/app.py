@@ -22,7 +22,9 @@ from server.batcher import DynamicBatcher
 from server.config import Config, ConfigError
 from server.jobs.gatys_runner import GatysRunner
 from server.jobs.manager import JobManager
+from server.jobs.postgres_store import PostgresJobStore
 from server.jobs.sqlite_store import SQLiteJobStore
+from server.jobs.store import JobStore, StoreUnavailable
 from server.jobs.train_runner import TrainRunner
 from server.limits import Scheduler, plan_threads
 from server.metrics import Metrics
@@ -104,9 +106,17 @@ def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtim
 
 def build_jobs(config: Config, runtime: Runtime) -> JobManager:
     """The job manager with its store and the runners of every job kind."""
+    store: JobStore
     if config.job_store:
-        raise ConfigError("--job-store: only the embedded SQLite store is available in this build")
-    store = SQLiteJobStore(config.data_path / "jobs" / "jobs.db")
+        try:
+            store = PostgresJobStore(config.job_store)
+        except StoreUnavailable as exc:
+            raise ConfigError(f"--job-store: {exc}") from None
+    else:
+        store = SQLiteJobStore(config.data_path / "jobs" / "jobs.db")
+        if config.job_workers == 0:
+            log.warning("--job-workers 0 with the embedded job store: submitted jobs wait until a server with "
+                        "workers opens this data directory")
     manager = JobManager(store, config.data_path / "jobs", runtime.metrics, workers=config.job_workers,
                          lease_seconds=config.job_lease_seconds, retention_hours=config.job_retention_hours,
                          max_queued=config.max_queued_jobs)
@@ -148,7 +158,9 @@ class Server:
         creds = server_credentials(self.config)
         self.port = self._grpc.add_secure_port(address, creds) if creds else self._grpc.add_insecure_port(address)
         await self._grpc.start()
-        self.runtime.jobs.start(recover_all_running=True)  # the embedded store has one server: all RUNNING are ours
+        # The embedded store has one server, so every RUNNING job is a previous run's; a shared store's RUNNING jobs
+        # may be other replicas' and come back only when their leases run out.
+        self.runtime.jobs.start(recover_all_running=not self.config.job_store)
         self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
         if self._metrics_http is not None:
             self.metrics_port = self._metrics_http.server_address[1]
@@ -195,7 +207,7 @@ def run(config: Config) -> int:
     """Runs until SIGTERM/SIGINT; returns the process exit code."""
     try:
         asyncio.run(_serve(config))
-    except MissingWeights as exc:
+    except (MissingWeights, ConfigError) as exc:
         log.error("%s", exc)
         return 2
     return 0

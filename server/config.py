@@ -80,7 +80,8 @@ class Config:
     # --- jobs (Gatys and Train) ---
     job_store: str = _opt("", "job store: empty for SQLite in the data directory, or a postgresql:// URL shared "
                               "by several replicas")
-    job_workers: int = _opt(1, "jobs running at once on this server (they run at lower CPU priority than Stylize)")
+    job_workers: int = _opt(1, "jobs running at once on this server (they run at lower CPU priority than Stylize); 0 "
+                               "runs none here and leaves them to other replicas of a shared --job-store")
     max_queued_jobs: int = _opt(100, "jobs that may wait; more get RESOURCE_EXHAUSTED")
     job_retention_hours: float = _opt(168.0, "finished jobs and their results are deleted after this many hours; "
                                              "0 keeps them forever")
@@ -117,14 +118,14 @@ class Config:
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"--{_flag(name)} must be in 0..65535")
         positive = ("max_message_bytes", "max_image_pixels", "max_output_pixels", "max_styles", "max_batch_size",
-                    "job_workers", "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
+                    "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
                     "gatys_checkpoint_every", "train_max_iterations", "train_default_iterations",
                     "train_checkpoint_every", "train_processes", "train_max_processes")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be positive")
         non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "tile_size",
-                        "max_queued_jobs", "default_style_size", "grace_period", "max_connection_age",
+                        "max_queued_jobs", "job_workers", "default_style_size", "grace_period", "max_connection_age",
                         "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds")
         for name in non_negative:
             if getattr(self, name) < 0:

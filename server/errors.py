@@ -23,6 +23,7 @@ from model.errors import (
     InvalidOptionError,
     WeightsError,
 )
+from server.jobs.store import StoreUnavailable
 from server.logs import new_request_id, request_id_var
 
 __all__ = [
@@ -86,6 +87,7 @@ _MAP: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExpired, grpc.StatusCode.DEADLINE_EXCEEDED),
     (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
+    (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (Cancelled, grpc.StatusCode.CANCELLED),
     (WeightsError, grpc.StatusCode.FAILED_PRECONDITION),
 )

@@ -23,12 +23,22 @@ from pathlib import Path
 
 from model.errors import Cancelled
 from server.errors import Overloaded
-from server.jobs.store import CANCELLED, FAILED, QUEUED, SUCCEEDED, JobRecord, JobStore, QueueFull
+from server.jobs.store import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    SUCCEEDED,
+    JobRecord,
+    JobStore,
+    QueueFull,
+    StoreUnavailable,
+)
 from server.metrics import Metrics
 
 __all__ = ["JobContext", "JobManager", "Runner"]
 
 log = logging.getLogger(__name__)
+STORE_RETRY_SECONDS = 1.0  # pause before retrying an unreachable job store
 JOB_NICENESS = 19  # the lowest priority: Stylize keeps the CPU whenever it wants it
 
 
@@ -169,13 +179,21 @@ class JobManager:
     def _worker_loop(self) -> None:
         _lower_priority()
         while not self._stopping.is_set():
-            job = self.store.claim(self.worker_id, tuple(self.runners), lease_seconds=self.lease_seconds,
-                                   now=time.time())
+            try:
+                job = self.store.claim(self.worker_id, tuple(self.runners), lease_seconds=self.lease_seconds,
+                                       now=time.time())
+            except StoreUnavailable as exc:
+                log.warning("cannot claim jobs: %s; retrying", exc)
+                self._stopping.wait(STORE_RETRY_SECONDS)
+                continue
             if job is None:
                 with self._wake:
                     self._wake.wait(timeout=0.5)
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except StoreUnavailable as exc:  # its lease runs out and a worker (maybe this one) runs it again
+                log.error("job %s: job store unreachable while ending it: %s", job.id, exc)
 
     def _run(self, job: JobRecord) -> None:
         stop = threading.Event()
@@ -218,8 +236,20 @@ class JobManager:
                                  progress=dict(ctx._progress))
 
     def _end(self, job: JobRecord, state: str, ctx: JobContext, *, error: str = "", result: dict | None = None) -> None:
-        self._flush(ctx)
-        if self.store.finish(job.id, self.worker_id, state=state, now=time.time(), error=error, result=result):
+        """Records the outcome; while the store is unreachable it retries for as long as the lease would hold."""
+        deadline = time.monotonic() + self.lease_seconds
+        while True:
+            try:
+                self._flush(ctx)
+                finished = self.store.finish(job.id, self.worker_id, state=state, now=time.time(), error=error,
+                                             result=result)
+                break
+            except StoreUnavailable as exc:
+                if time.monotonic() > deadline:
+                    log.error("job %s: could not record %s (%s); it will run again elsewhere", job.id, state, exc)
+                    return
+                time.sleep(STORE_RETRY_SECONDS)
+        if finished:
             self.metrics.jobs_transitions.labels(job.kind, state).inc()
             log.info("job %s %s", job.id, state.lower())
         else:
@@ -236,8 +266,15 @@ class JobManager:
             ctx._dirty.clear()
             last = now
             progress = dict(ctx._progress) if ctx._progress else None
-            if not self.store.heartbeat(ctx.job.id, self.worker_id, lease_seconds=self.lease_seconds,
-                                        now=time.time(), progress=progress):
+            try:
+                kept = self.store.heartbeat(ctx.job.id, self.worker_id, lease_seconds=self.lease_seconds,
+                                            now=time.time(), progress=progress)
+            except StoreUnavailable as exc:  # keep working: the lease may outlive a short outage
+                log.warning("job %s: heartbeat failed (%s); retrying", ctx.job.id, exc)
+                stop.wait(STORE_RETRY_SECONDS)
+                ctx._dirty.set()
+                continue
+            if not kept:
                 stop.set()
                 return
             if progress:

@@ -17,7 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["QUEUED", "RUNNING", "TERMINAL", "JobRecord", "JobStore", "QueueFull", "decode_token", "encode_token"]
+__all__ = ["QUEUED", "RUNNING", "TERMINAL", "JobRecord", "JobStore", "QueueFull", "StoreUnavailable", "decode_token",
+           "encode_token"]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -27,6 +28,10 @@ KINDS = ("GATYS", "TRAIN")
 
 class QueueFull(Exception):
     """``max_queued`` jobs are already waiting."""
+
+
+class StoreUnavailable(Exception):
+    """The job store cannot be reached (a shared database is down or unreachable); the call may be retried."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from model.stylizer import AdaINModel
 from server.app import Server
 from server.config import Config
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+from tests.server.postgres import PostgresServer
 
 
 class RunningServer:
@@ -111,3 +112,11 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One private PostgreSQL server for the session; tests take a fresh database each (``new_database``)."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()

@@ -21,11 +21,14 @@ from tests.server.test_limits import wait_for
 
 
 @contextmanager
-def server_process(data_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen, pb_grpc.StyleTransferStub]]:
+def server_process(data_dir: Path, port: int, *flags: str, log: Path | None = None
+                   ) -> Iterator[tuple[subprocess.Popen, pb_grpc.StyleTransferStub]]:
+    """A server in its own process (so it can be SIGKILLed), with extra ``flags``; its log goes to ``log``."""
+    out = log.open("w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "--random-weights", "--host", "127.0.0.1", "--port", str(port),
-         "--metrics-port", "0", "--data-dir", str(data_dir), "--gatys-checkpoint-every", "5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+         "--metrics-port", "0", "--data-dir", str(data_dir), "--gatys-checkpoint-every", "5", *flags],
+        stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     health = health_pb2_grpc.HealthStub(channel)
@@ -44,6 +47,8 @@ def server_process(data_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        if log:
+            out.close()
 
 
 def test_sigkill_keeps_results_and_resumes_the_running_job(tmp_path: Path) -> None:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import io
-import threading
 
 import grpc
-import pytest
 from PIL import Image
 
-from server.jobs.sqlite_store import SQLiteJobStore
-from server.jobs.store import QueueFull
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import png_bytes
 from tests.server.test_limits import wait_for
@@ -99,42 +95,3 @@ def test_list_jobs_pages_and_filters(start_server) -> None:
     assert [j.id for j in running] == [blocker.id]
     assert len(stub.ListJobs(pb.ListJobsRequest(kind=pb.JOB_KIND_TRAIN)).jobs) == 0
     stub.CancelJob(pb.CancelJobRequest(id=blocker.id))
-
-
-def test_store_claims_each_job_exactly_once(tmp_path) -> None:
-    store = SQLiteJobStore(tmp_path / "jobs.db")
-    for _ in range(30):
-        store.create("GATYS", b"r", model_name="", max_queued=100, now=1.0)
-    claimed: list[str] = []
-    lock = threading.Lock()
-
-    def claimer(n: int) -> None:
-        own = SQLiteJobStore(tmp_path / "jobs.db")  # separate connections, as separate processes would have
-        while (job := own.claim(f"w{n}", ("GATYS",), lease_seconds=60, now=2.0)) is not None:
-            with lock:
-                claimed.append(job.id)
-
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(claimed) == 30 == len(set(claimed))
-    with pytest.raises(QueueFull):
-        for _ in range(200):
-            store.create("GATYS", b"r", model_name="", max_queued=5, now=3.0)
-
-
-def test_store_requeues_expired_leases_and_respects_ownership(tmp_path) -> None:
-    store = SQLiteJobStore(tmp_path / "jobs.db")
-    job = store.create("GATYS", b"r", model_name="", max_queued=10, now=1.0)
-    assert store.claim("a", ("GATYS",), lease_seconds=10, now=2.0).id == job.id
-    assert store.heartbeat(job.id, "a", lease_seconds=10, now=5.0, progress={"step": 3})
-    assert store.requeue_expired(now=14.0) == []  # renewed until 15
-    assert store.requeue_expired(now=16.0) == [job.id]
-    assert not store.heartbeat(job.id, "a", lease_seconds=10, now=16.5)  # "a" lost it
-    again = store.claim("b", ("GATYS",), lease_seconds=10, now=17.0)
-    assert again.attempts == 2 and again.progress == {"step": 3}
-    assert not store.finish(job.id, "a", state="SUCCEEDED", now=18.0)
-    assert store.finish(job.id, "b", state="SUCCEEDED", now=18.0)
-    assert [r.id for r in store.delete_finished_before(19.0)] == [job.id]

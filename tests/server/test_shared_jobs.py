@@ -1,0 +1,80 @@
+"""Two server processes on one PostgreSQL job store and one data directory: each job runs once, and a job whose
+worker is SIGKILLed is finished by the other replica."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from styletransfer.v1 import style_transfer_pb2 as pb
+from tests.server.test_job_recovery import server_process
+from tests.server.test_jobs import gatys
+from tests.server.test_lifecycle import free_port
+from tests.server.test_limits import wait_for
+
+LEASE = "2"
+
+
+def starts(log: Path) -> list[tuple[str, int]]:
+    """(job id, attempt) of every job this replica started, from its log."""
+    return [(m[1], int(m[2])) for m in re.finditer(r"job (\w+) \(GATYS\) started, attempt (\d+)", log.read_text())]
+
+
+def replicas(stack: ExitStack, tmp_path: Path, url: str) -> list[tuple]:
+    data = tmp_path / "shared-data"
+    flags = ("--job-store", url, "--job-lease-seconds", LEASE, "--job-retention-hours", "0")
+    return [(*stack.enter_context(server_process(data, free_port(), *flags, log=tmp_path / f"{name}.log")),
+             tmp_path / f"{name}.log") for name in ("a", "b")]
+
+
+def test_two_replicas_never_run_the_same_job_twice(tmp_path: Path, postgres) -> None:
+    with ExitStack() as stack:
+        (_, stub_a, log_a), (_, stub_b, log_b) = replicas(stack, tmp_path, postgres.new_database())
+        ids = [(stub_a if i % 2 else stub_b).SubmitGatys(gatys(12), timeout=30).id for i in range(8)]
+
+        def all_done() -> bool:
+            return all(stub_b.GetJob(pb.GetJobRequest(id=i), timeout=10).state == pb.JOB_STATE_SUCCEEDED
+                       for i in ids)
+
+        wait_for(all_done, timeout=240)
+        ran_a, ran_b = starts(log_a), starts(log_b)
+        runs = Counter(job for job, _ in ran_a + ran_b)
+        assert runs == Counter(ids)  # every job started exactly once, on one replica
+        assert ran_a and ran_b  # and both replicas took work from the shared queue
+        assert all(stub_a.GetJob(pb.GetJobRequest(id=i)).attempts == 1 for i in ids)
+        by_a = ran_a[0][0]  # a result written by one replica is served by the other (shared data directory)
+        assert stub_b.GetJobResult(pb.GetJobResultRequest(id=by_a), timeout=30).image[:4] == b"\x89PNG"
+        listed = stub_a.ListJobs(pb.ListJobsRequest(page_size=100), timeout=10).jobs
+        assert {j.id for j in listed} == set(ids)
+
+
+def test_a_job_whose_worker_is_killed_is_finished_by_the_other_replica(tmp_path: Path, postgres) -> None:
+    with ExitStack() as stack:
+        nodes = replicas(stack, tmp_path, postgres.new_database())
+        stub = nodes[0][1]
+        job = stub.SubmitGatys(gatys(150), timeout=30)
+        wait_for(lambda: stub.GetJob(pb.GetJobRequest(id=job.id)).progress.step >= 12, timeout=120)
+        owner = next(n for n in nodes if (job.id, 1) in starts(n[2]))
+        survivor = next(n for n in nodes if n is not owner)
+        owner[0].send_signal(signal.SIGKILL)
+        owner[0].wait()
+        wait_for(lambda: survivor[1].GetJob(pb.GetJobRequest(id=job.id)).state == pb.JOB_STATE_SUCCEEDED,
+                 timeout=240)
+        done = survivor[1].GetJob(pb.GetJobRequest(id=job.id))
+        assert done.attempts == 2 and done.progress.step == 150
+        assert (job.id, 2) in starts(survivor[2])
+        assert "lost its worker (lease expired)" in survivor[2].read_text()
+
+
+def test_a_replica_without_job_workers_leaves_jobs_to_the_others(start_server, postgres, tmp_path: Path) -> None:
+    url, data = postgres.new_database(), str(tmp_path / "shared")
+    front = start_server(job_store=url, job_workers=0, data_dir=data)
+    job = front.stub().SubmitGatys(gatys(4), timeout=30)
+    time.sleep(2)  # several claim intervals: nobody may take it
+    assert front.stub().GetJob(pb.GetJobRequest(id=job.id)).state == pb.JOB_STATE_QUEUED
+    start_server(job_store=url, job_workers=1, data_dir=data)
+    wait_for(lambda: front.stub().GetJob(pb.GetJobRequest(id=job.id)).state == pb.JOB_STATE_SUCCEEDED, timeout=120)
