@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,7 +24,8 @@ from PIL import Image
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
 
-__all__ = ["LoadResult", "ServerProcess", "peak_rss_bytes", "png_bytes", "reset_peak_rss", "run_load", "server"]
+__all__ = ["LoadResult", "ServerProcess", "free_port", "peak_rss_bytes", "png_bytes", "reset_peak_rss", "run_load",
+           "server"]
 
 MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -52,7 +54,7 @@ class LoadResult:
         return self.requests / self.seconds
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -67,16 +69,18 @@ def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
 @contextmanager
 def server(*extra_args: str, timeout: float = 120.0) -> Iterator[ServerProcess]:
     """Starts ``python -m server --random-weights`` on a free port; yields once health says SERVING."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
         args = [sys.executable, "-m", "server", "--random-weights", "--host", "127.0.0.1", "--port", str(port),
                 "--metrics-port", "0", "--data-dir", data_dir, "--max-message-bytes", str(MAX_MESSAGE), *extra_args]
         start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # The log goes to a file: a pipe nobody reads fills up and blocks the server's event loop mid-run.
+        log = open(Path(data_dir) / "server.log", "w+")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True)
         options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
         channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
         try:
-            _wait_serving(channel, proc, start + timeout)
+            _wait_serving(channel, proc, log, start + timeout)
             yield ServerProcess(proc, port, time.perf_counter() - start, channel, pb_grpc.StyleTransferStub(channel))
         finally:
             channel.close()
@@ -85,13 +89,15 @@ def server(*extra_args: str, timeout: float = 120.0) -> Iterator[ServerProcess]:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            log.close()
 
 
-def _wait_serving(channel: grpc.Channel, proc: subprocess.Popen, deadline: float) -> None:
+def _wait_serving(channel: grpc.Channel, proc: subprocess.Popen, log: IO[str], deadline: float) -> None:
     health = health_pb2_grpc.HealthStub(channel)
     while time.perf_counter() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read()[-2000:]}")
         try:
             reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
             if reply.status == health_pb2.HealthCheckResponse.SERVING:
