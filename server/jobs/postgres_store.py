@@ -28,8 +28,8 @@ from server.jobs.store import (
     JobRecord,
     QueueFull,
     StoreUnavailable,
-    decode_token,
-    encode_token,
+    list_filter,
+    page,
 )
 
 __all__ = ["PostgresJobStore"]
@@ -138,22 +138,10 @@ class PostgresJobStore:
 
     def list(self, *, state: str | None, kind: str | None, page_size: int, page_token: str
              ) -> tuple[list[JobRecord], str]:
-        where, args = ["TRUE"], []
-        if state:
-            where.append("state = %s")
-            args.append(state)
-        if kind:
-            where.append("kind = %s")
-            args.append(kind)
-        if page_token:
-            created, job_id = decode_token(page_token)
-            where.append("(create_time, id) < (%s, %s)")
-            args += [created, job_id]
-        sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY create_time DESC, id DESC LIMIT %s"
+        where, args = list_filter(state, kind, page_token, "%s")
+        sql = f"{_SELECT} WHERE {where} ORDER BY create_time DESC, id DESC LIMIT %s"
         rows = self._call(lambda db: db.execute(sql, [*args, page_size + 1]).fetchall())
-        records = [_record(r) for r in rows[:page_size]]
-        token = encode_token(records[-1].create_time, records[-1].id) if len(rows) > page_size else ""
-        return records, token
+        return page([_record(r) for r in rows], page_size)
 
     def claim(self, worker: str, kinds: tuple[str, ...], *, lease_seconds: float, now: float) -> JobRecord | None:
         sql = (f"UPDATE {TABLE} SET state = %s, attempts = attempts + 1, start_time = %s, lease_owner = %s, "

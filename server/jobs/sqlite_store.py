@@ -12,7 +12,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from server.jobs.store import QUEUED, RUNNING, TERMINAL, JobRecord, QueueFull, decode_token, encode_token
+from server.jobs.store import QUEUED, RUNNING, TERMINAL, JobRecord, QueueFull, list_filter, page
 
 __all__ = ["SQLiteJobStore"]
 
@@ -101,23 +101,10 @@ class SQLiteJobStore:
 
     def list(self, *, state: str | None, kind: str | None, page_size: int, page_token: str
              ) -> tuple[list[JobRecord], str]:
-        where, args = ["1=1"], []
-        if state:
-            where.append("state = ?")
-            args.append(state)
-        if kind:
-            where.append("kind = ?")
-            args.append(kind)
-        if page_token:
-            created, job_id = decode_token(page_token)
-            where.append("(create_time < ? OR (create_time = ? AND id < ?))")
-            args += [created, created, job_id]
-        sql = (f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE {' AND '.join(where)} "
-               "ORDER BY create_time DESC, id DESC LIMIT ?")
+        where, args = list_filter(state, kind, page_token, "?")
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE {where} ORDER BY create_time DESC, id DESC LIMIT ?"
         rows = self._db().execute(sql, [*args, page_size + 1]).fetchall()
-        records = [_record(r) for r in rows[:page_size]]
-        token = encode_token(records[-1].create_time, records[-1].id) if len(rows) > page_size else ""
-        return records, token
+        return page([_record(r) for r in rows], page_size)
 
     def claim(self, worker: str, kinds: tuple[str, ...], *, lease_seconds: float, now: float) -> JobRecord | None:
         marks = ",".join("?" * len(kinds))

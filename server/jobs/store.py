@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = ["QUEUED", "RUNNING", "TERMINAL", "JobRecord", "JobStore", "QueueFull", "StoreUnavailable", "decode_token",
-           "encode_token"]
+           "encode_token", "list_filter", "page"]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -88,6 +88,30 @@ class JobStore(Protocol):
     def counts(self) -> dict[tuple[str, str], int]: ...
 
     def close(self) -> None: ...
+
+
+def list_filter(state: str | None, kind: str | None, page_token: str, mark: str) -> tuple[str, list]:
+    """The WHERE clause (with ``mark`` as the driver's placeholder) and arguments of ``JobStore.list``, shared by the
+    SQL stores so both page and filter alike."""
+    where, args = ["1=1"], []
+    if state:
+        where.append(f"state = {mark}")
+        args.append(state)
+    if kind:
+        where.append(f"kind = {mark}")
+        args.append(kind)
+    if page_token:
+        created, job_id = decode_token(page_token)
+        where.append(f"(create_time < {mark} OR (create_time = {mark} AND id < {mark}))")
+        args += [created, created, job_id]
+    return " AND ".join(where), args
+
+
+def page(records: list[JobRecord], page_size: int) -> tuple[list[JobRecord], str]:
+    """The first ``page_size`` of ``records`` (fetched one longer) and the token of the next page, if any."""
+    token = encode_token(records[page_size - 1].create_time, records[page_size - 1].id) \
+        if len(records) > page_size else ""
+    return records[:page_size], token
 
 
 def encode_token(create_time: float, job_id: str) -> str:
