@@ -39,10 +39,16 @@ DEFAULT_MAX_MESSAGE = 32 * 1024 * 1024
 class StyleTransferError(Exception):
     """A failed call: ``code`` is the gRPC status (``grpc.StatusCode.INVALID_ARGUMENT``...), ``details`` why."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, request_id: str = "") -> None:
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
+        self.request_id = request_id  # the server's id of the call, as in its logs
+
+    @classmethod
+    def from_rpc_error(cls, exc: grpc.RpcError) -> StyleTransferError:
+        trailers = dict(exc.trailing_metadata() or ()) if hasattr(exc, "trailing_metadata") else {}
+        return cls(exc.code(), exc.details() or "", str(trailers.get("x-request-id", "")))
 
 
 @dataclass(frozen=True)
@@ -182,13 +188,13 @@ class StyleClient:
         try:
             return getattr(self._stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise StyleTransferError(exc.code(), exc.details() or "") from None
+            raise StyleTransferError.from_rpc_error(exc) from None
 
     def _stream(self, method: str, request: Any, timeout: float | None) -> Iterator[Any]:
         try:
             yield from getattr(self._stub, method)(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise StyleTransferError(exc.code(), exc.details() or "") from None
+            raise StyleTransferError.from_rpc_error(exc) from None
 
     # --- Stylize ------------------------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+REQUEST_ID_HEADER = "x-request-id"
 
 
 class InvalidArgument(ValueError):
@@ -109,7 +110,7 @@ def _observe(servicer: Any, method: str, code: grpc.StatusCode, started: float) 
 
 
 def _begin(context: grpc.aio.ServicerContext) -> float:
-    incoming = dict(context.invocation_metadata() or ()).get("x-request-id", "")
+    incoming = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER, "")
     request_id_var.set(new_request_id(incoming))
     return time.perf_counter()
 
@@ -123,7 +124,8 @@ async def _fail(
     else:
         log.info("%s -> %s: %s", method, code.name, message)
     _observe(servicer, method, code, started)
-    await context.abort(code, message)
+    # Every failure carries its request id, so a client's bug report finds the server's log line.
+    await context.abort(code, message, trailing_metadata=((REQUEST_ID_HEADER, request_id_var.get()),))
 
 
 T = TypeVar("T")

@@ -55,6 +55,7 @@ def test_errors_become_one_exception_with_the_code(client: StyleClient) -> None:
     with pytest.raises(StyleTransferError) as info:
         client.stylize(png_bytes(24, 24, 1), png_bytes(24, 24, 2), alpha=3.0)
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "alpha" in info.value.details
+    assert len(info.value.request_id) >= 8  # the server's id of the failed call, as its log line shows it
     with pytest.raises(StyleTransferError) as info:
         client.get_style("0" * 32)
     assert info.value.code == grpc.StatusCode.NOT_FOUND

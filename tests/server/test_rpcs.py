@@ -186,3 +186,12 @@ def test_big_message_is_refused(start_server) -> None:
     assert len(big) > 64 * 1024
     err = error_of(lambda: stylize(server, content=big))
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_errors_carry_the_request_id_the_caller_sent(server: RunningServer) -> None:
+    request = pb.StylizeRequest(content=png_bytes(24, 24, 1), styles=[pb.StyleInput(image=png_bytes(24, 24, 2))],
+                                alpha=3.0)
+    with pytest.raises(grpc.RpcError) as info:
+        server.stub().Stylize(request, timeout=30, metadata=(("x-request-id", "trace-42"),))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(info.value.trailing_metadata())["x-request-id"] == "trace-42"
