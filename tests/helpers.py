@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import time
 
+import grpc
 import numpy as np
 from PIL import Image
 
@@ -24,3 +26,21 @@ def encode(image: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
 
 def png_bytes(width: int, height: int, seed: int = 0) -> bytes:
     return encode(make_image(width, height, seed))
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    """Polls ``predicate`` (bounded); fails the test if it never holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def code_of(call) -> grpc.StatusCode:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK

@@ -15,9 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+from tests.helpers import wait_for
 from tests.server.test_jobs import gatys
 from tests.server.test_lifecycle import free_port
-from tests.server.test_limits import wait_for
 
 
 @contextmanager

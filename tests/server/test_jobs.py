@@ -8,8 +8,7 @@ import grpc
 from PIL import Image
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import png_bytes
-from tests.server.test_limits import wait_for
+from tests.helpers import code_of, png_bytes, wait_for
 
 CONTENT = png_bytes(64, 48, seed=1)
 STYLE = png_bytes(64, 64, seed=2)
@@ -21,14 +20,6 @@ def gatys(iterations: int = 8, **fields) -> pb.GatysRequest:
 
 def state(stub, job_id: str) -> int:
     return stub.GetJob(pb.GetJobRequest(id=job_id), timeout=10).state
-
-
-def code_of(call) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 def test_watch_streams_progress_until_success_and_the_result_is_served(server) -> None:

@@ -17,8 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from server.config import ConfigError, load_config
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
-from tests.helpers import png_bytes
-from tests.server.test_limits import SLOW, wait_for
+from tests.helpers import png_bytes, wait_for
+from tests.server.test_limits import SLOW
 
 STYLE = png_bytes(32, 32, seed=2)
 

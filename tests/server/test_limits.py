@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import png_bytes
+from tests.helpers import code_of, png_bytes, wait_for
 
 SMALL = pb.StylizeRequest(content=png_bytes(32, 32, 1), styles=[pb.StyleInput(image=png_bytes(32, 32, 2))],
                           style_size=32)
 # Upscaled on the server to 512 px: hundreds of milliseconds of compute on a CPU, from a tiny upload.
 SLOW = pb.StylizeRequest(content=png_bytes(64, 64, 1), styles=[pb.StyleInput(image=png_bytes(32, 32, 2))],
                          content_size=512, style_size=32)
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:
-    """Polls ``predicate`` (bounded); fails the test if it never holds."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
-
-def code_of(call) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 def test_overload_is_refused_at_once(start_server) -> None:

@@ -11,10 +11,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from styletransfer.v1 import style_transfer_pb2 as pb
+from tests.helpers import wait_for
 from tests.server.test_job_recovery import server_process
 from tests.server.test_jobs import gatys
 from tests.server.test_lifecycle import free_port
-from tests.server.test_limits import wait_for
 
 LEASE = "2"
 

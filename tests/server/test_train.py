@@ -11,8 +11,7 @@ import pytest
 from PIL import Image
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import make_image, png_bytes
-from tests.server.test_limits import wait_for
+from tests.helpers import code_of, make_image, png_bytes, wait_for
 
 
 def make_datasets(root: Path) -> None:
@@ -37,14 +36,6 @@ def trainer(start_server, tmp_path: Path):
 
 def finished(stub, job_id: str) -> list[pb.Job]:
     return list(stub.WatchJob(pb.WatchJobRequest(id=job_id), timeout=600))
-
-
-def code_of(call) -> grpc.StatusCode:
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
 
 
 def test_train_registers_a_model_that_stylize_uses_at_once(trainer) -> None:
