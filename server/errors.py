@@ -8,6 +8,7 @@ log internal faults with the request id, so no method repeats a try/except.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -132,24 +133,31 @@ T = TypeVar("T")
 Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]
 
 
+@contextlib.asynccontextmanager
+async def _call(servicer: Any, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """One RPC's request id, error mapping (exceptions become ``context.abort``) and call metrics."""
+    started = _begin(context)
+    try:
+        yield
+    except asyncio.CancelledError:
+        _observe(servicer, method, grpc.StatusCode.CANCELLED, started)
+        raise
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:
+        await _fail(servicer, method, exc, context, started)  # raises AbortError
+    else:
+        _observe(servicer, method, grpc.StatusCode.OK, started)
+
+
 def unary(fn: Handler[T]) -> Handler[T]:
     """Wraps an async unary servicer method with the error map, request ids and call metrics."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
-        started = _begin(context)
-        try:
-            result = await fn(self, request, context)
-        except asyncio.CancelledError:
-            _observe(self, fn.__name__, grpc.StatusCode.CANCELLED, started)
-            raise
-        except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            await _fail(self, fn.__name__, exc, context, started)
-            raise AssertionError("unreachable: abort raises") from exc
-        _observe(self, fn.__name__, grpc.StatusCode.OK, started)
-        return result
+        async with _call(self, fn.__name__, context):
+            return await fn(self, request, context)
+        raise AssertionError("unreachable: failures abort")
 
     return wrapper
 
@@ -159,18 +167,8 @@ def server_stream(fn: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIte
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[T]:
-        started = _begin(context)
-        try:
+        async with _call(self, fn.__name__, context):
             async for item in fn(self, request, context):
                 yield item
-        except asyncio.CancelledError:
-            _observe(self, fn.__name__, grpc.StatusCode.CANCELLED, started)
-            raise
-        except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            await _fail(self, fn.__name__, exc, context, started)
-            return
-        _observe(self, fn.__name__, grpc.StatusCode.OK, started)
 
     return wrapper
