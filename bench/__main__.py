@@ -15,14 +15,19 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
+from server.malloc import retain_freed_memory
 
-from bench.compute import attainable_gflops, measure_compute, median_seconds, test_image
-from bench.report import write_chart, write_markdown
-from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server
-from model.devices import select_device
-from model.stylizer import AdaINModel, StyleSource, StylizeOptions
-from styletransfer.v1 import style_transfer_pb2 as pb
+# As `python -m server` does, and before torch is imported, so that in-process numbers are the server's.
+retain_freed_memory()
+
+import torch  # noqa: E402
+
+from bench.compute import attainable_gflops, measure_compute, median_seconds, test_image  # noqa: E402
+from bench.report import write_chart, write_markdown  # noqa: E402
+from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
+from model.devices import select_device  # noqa: E402
+from model.stylizer import AdaINModel, StyleSource, StylizeOptions  # noqa: E402
+from styletransfer.v1 import style_transfer_pb2 as pb  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

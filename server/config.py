@@ -72,6 +72,9 @@ class Config:
     style_cache_entries: int = _opt(64, "LRU entries of style statistics for repeated inline style images")
     tile_size: int = _opt(1024, "content larger than this many pixels per side is encoded and decoded in tiles; "
                                 "0 disables tiling")
+    retain_memory_mb: int = _opt(1024, "freed tensor memory (MiB) kept in the process for later requests instead of "
+                                       "being unmapped and faulted in again (glibc malloc tuning, model/malloc.py); "
+                                       "0 keeps malloc's defaults")
     batching: str = _opt("auto", "dynamic batching of same-size requests; auto is on for CUDA, off for CPU",
                          ("auto", "on", "off"))
     max_batch_size: int = _opt(8, "largest dynamic batch")
@@ -126,7 +129,7 @@ class Config:
                 raise ConfigError(f"--{_flag(name)} must be positive")
         non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "tile_size",
                         "max_queued_jobs", "job_workers", "default_style_size", "grace_period", "max_connection_age",
-                        "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds")
+                        "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds", "retain_memory_mb")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must not be negative")
