@@ -13,7 +13,6 @@ import warnings
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps
 
 from model.errors import InvalidImageError
@@ -100,17 +99,24 @@ def decode_mask(data: bytes, *, field: str, max_pixels: int) -> Image.Image:
 
 
 def resize_shorter(img: Image.Image, size: int) -> Image.Image:
-    """Resizes the shorter side to ``size`` (0 keeps the image): torchvision ``Resize(size)`` as the reference uses."""
+    """Resizes the shorter side to ``size`` (0 keeps the image): torchvision ``Resize(size)`` as the reference uses,
+    i.e. PIL's bilinear (antialiased) resize to the size torchvision computes."""
     if size < 0:
         raise ValueError("size must not be negative")
     if size == 0 or min(img.size) == size:
         return img
-    return TF.resize(img, size)
+    width, height = img.size
+    short, long = min(width, height), max(width, height)
+    new_short, new_long = size, int(size * long / short)  # torchvision's rounding (truncation) of the long side
+    new_size = (new_short, new_long) if width <= height else (new_long, new_short)
+    return img.resize(new_size, Image.Resampling.BILINEAR)
 
 
 def image_to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB image -> (1, 3, H, W) float32 in [0, 1]."""
-    return TF.to_tensor(img).unsqueeze(0)
+    """RGB image -> (1, 3, H, W) float32 in [0, 1], contiguous: torchvision's ``to_tensor``, without importing
+    torchvision (a second of server start-up)."""
+    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # (H, W, 3), a copy: PIL's buffer is read-only
+    return pixels.permute(2, 0, 1).unsqueeze(0).float().div_(255).contiguous()
 
 
 def tensor_to_image(tensor: torch.Tensor) -> Image.Image:

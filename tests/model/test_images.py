@@ -120,3 +120,15 @@ def test_webp_quality_100_is_lossless() -> None:
     assert np.array_equal(np.asarray(decode_image(data, field="x", max_pixels=1000)), np.asarray(image))
     with pytest.raises(ValueError):
         encode_image(image, "gif")
+
+
+@pytest.mark.parametrize("size", [(97, 61), (61, 97), (64, 64), (300, 200)])
+@pytest.mark.parametrize("target", [32, 64, 150])
+def test_resize_and_to_tensor_equal_torchvisions(size: tuple[int, int], target: int) -> None:
+    # The reference preprocesses with torchvision's Resize and ToTensor; ours must give the same pixels.
+    import torchvision.transforms.functional as TF
+
+    image = make_image(*size, seed=3)
+    resized = resize_shorter(image, target)
+    assert np.array_equal(np.asarray(resized), np.asarray(TF.resize(image, target)))
+    assert torch.equal(image_to_tensor(resized), TF.to_tensor(resized).unsqueeze(0))
