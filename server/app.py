@@ -34,6 +34,7 @@ from server.service import StyleTransferService
 from server.style_cache import LRUCache
 from server.styles import StyleStore
 from server.stylize import batch_key, run_batch
+from server.threads import run_in_own_thread, single_threaded_torch
 from server.tls import server_credentials
 from styletransfer.v1 import style_transfer_pb2 as pb
 
@@ -131,7 +132,9 @@ class Server:
     def __init__(self, config: Config, model: AdaINModel | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.runtime = build_runtime(config, model or load_default_model(config), self.metrics)
+        if model is None:
+            model = run_in_own_thread(lambda: load_default_model(config), name="load-model")
+        self.runtime = build_runtime(config, model, self.metrics)
         self.runtime.jobs = build_jobs(config, self.runtime)
         self.health = health.aio.HealthServicer()
         interceptors = []
@@ -205,6 +208,7 @@ async def _serve(config: Config) -> None:
 
 def run(config: Config) -> int:
     """Runs until SIGTERM/SIGINT; returns the process exit code."""
+    single_threaded_torch()  # the event loop's thread; torch's parallel work runs on the workers (server/threads.py)
     try:
         asyncio.run(_serve(config))
     except (MissingWeights, ConfigError) as exc:

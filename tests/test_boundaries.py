@@ -23,3 +23,10 @@ def test_model_imports_no_grpc_or_protobuf(module: str) -> None:
 def test_client_imports_no_torch() -> None:
     modules = loaded_modules("import clients.client, clients.cli")
     assert "torch" not in modules and "model" not in modules
+
+
+def test_server_entry_point_loads_no_torch_before_tuning_malloc() -> None:
+    # `python -m server` tunes glibc malloc before torch starts threads (server/malloc.py): what it imports first
+    # must not pull torch in.
+    modules = loaded_modules("import server.__main__")
+    assert "torch" not in modules

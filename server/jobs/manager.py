@@ -34,6 +34,7 @@ from server.jobs.store import (
     StoreUnavailable,
 )
 from server.metrics import Metrics
+from server.threads import run_in_own_thread
 
 __all__ = ["JobContext", "JobManager", "Runner"]
 
@@ -206,7 +207,8 @@ class JobManager:
         log.info("job %s (%s) started, attempt %d", job.id, job.kind, job.attempts)
         started = time.monotonic()
         try:
-            result = self.runners[job.kind](ctx)
+            # In a thread that ends with the job, so its OpenMP pool does not outlive it (server/threads.py).
+            result = run_in_own_thread(lambda: self.runners[job.kind](ctx), name=f"job-{job.id[:8]}")
             self._end(job, SUCCEEDED, ctx, result=result)
         except Cancelled:
             if self._stopping.is_set() and not self._cancel_requested(job.id):
