@@ -52,6 +52,7 @@ def bench_serving(model: AdaINModel, quick: bool) -> dict:
                                         styles=[pb.StyleInput(style_id=style.style_id)])
             run = functools.partial(model.stylize, test_image(size, 2), [StyleSource(stats=stats)], StylizeOptions())
             in_process = median_seconds(run, 3 if quick else 8)
+            srv.stub.Stylize(request, timeout=300)  # warm-up, as median_seconds does in-process
             levels = (1,) if size == 512 else (1, 4, 16)
             runs = [run_load(srv.stub, request, c, (6 if quick else 24) if size == 256 else (3 if quick else 8))
                     for c in levels]
