@@ -11,6 +11,7 @@ import functools
 import itertools
 import json
 import platform
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +23,7 @@ retain_freed_memory()
 
 import torch  # noqa: E402
 
-from bench.compute import attainable_gflops, measure_compute, median_seconds, test_image  # noqa: E402
+from bench.compute import attainable_gflops, measure_compute, sample_seconds, test_image  # noqa: E402
 from bench.report import write_chart, write_markdown  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
 from model.devices import select_device  # noqa: E402
@@ -41,7 +42,11 @@ def machine_info(device: torch.device) -> dict:
 
 
 def bench_serving(model: AdaINModel, quick: bool) -> dict:
-    """Avatar workload: 256 px content, a registered style; 1, 4 and 16 concurrent clients; plus 512 px overhead."""
+    """Avatar workload: 256 px content, a registered style; 1, 4 and 16 concurrent clients; plus 512 px overhead.
+
+    The in-process reference is timed right before and right after the gRPC runs, so a drift of the machine's speed
+    during the run (shared hosts) affects both sides alike.
+    """
     out: dict = {}
     with server() as srv:
         out["startup_seconds"] = srv.startup_seconds
@@ -51,13 +56,16 @@ def bench_serving(model: AdaINModel, quick: bool) -> dict:
             request = pb.StylizeRequest(content=png_bytes(test_image(size, 2)),
                                         styles=[pb.StyleInput(style_id=style.style_id)])
             run = functools.partial(model.stylize, test_image(size, 2), [StyleSource(stats=stats)], StylizeOptions())
-            in_process = median_seconds(run, 3 if quick else 8)
-            srv.stub.Stylize(request, timeout=300)  # warm-up, as median_seconds does in-process
+            repeats = 3 if quick else 8
+            in_process = sample_seconds(run, repeats)
+            srv.stub.Stylize(request, timeout=300)  # warm-up, as sample_seconds does in-process
             levels = (1,) if size == 512 else (1, 4, 16)
             runs = [run_load(srv.stub, request, c, (6 if quick else 24) if size == 256 else (3 if quick else 8))
                     for c in levels]
-            out[str(size)] = {"in_process_seconds": in_process, "runs": [asdict(r) | {"throughput": r.throughput}
-                                                                         for r in runs]}
+            in_process += sample_seconds(run, repeats, warmup=0)
+            out[str(size)] = {"in_process_seconds": statistics.median(in_process),
+                              "in_process_mean_seconds": statistics.fmean(in_process),
+                              "runs": [asdict(r) | {"throughput": r.throughput} for r in runs]}
     return out
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from bench.flops import adain_flops
 from model.stylizer import AdaINModel, StyleSource, StylizeOptions
 
-__all__ = ["ComputeResult", "attainable_gflops", "measure_compute", "median_seconds", "test_image"]
+__all__ = ["ComputeResult", "attainable_gflops", "measure_compute", "median_seconds", "sample_seconds", "test_image"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class ComputeResult:
     efficiency: float
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+def sample_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn``, after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -35,7 +36,11 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    return statistics.median(sample_seconds(fn, repeats, warmup))
 
 
 def attainable_gflops(device: torch.device, repeats: int = 10) -> float:
