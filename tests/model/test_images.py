@@ -114,6 +114,18 @@ def test_encode_formats(fmt: str, mime: str) -> None:
     assert Image.open(__import__("io").BytesIO(data)).format == {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}[fmt]
 
 
+def test_png_is_lossless_and_no_larger_than_default_level_1() -> None:
+    # The run-length strategy was chosen for speed on the worker; it must not cost file size on photo-like images.
+    rng = np.random.default_rng(5)
+    photo = np.clip(np.asarray(make_image(128, 128, seed=5), dtype=np.int16) + rng.normal(0, 6, (128, 128, 3)), 0, 255)
+    image = Image.fromarray(photo.astype(np.uint8))
+    data, _ = encode_image(image, "png")
+    assert np.array_equal(np.asarray(decode_image(data, field="x", max_pixels=1 << 20)), np.asarray(image))
+    default = __import__("io").BytesIO()
+    image.save(default, format="PNG", compress_level=1)
+    assert len(data) <= len(default.getvalue())
+
+
 def test_webp_quality_100_is_lossless() -> None:
     image = make_image(16, 16)
     data, _ = encode_image(image, "webp", 100)
