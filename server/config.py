@@ -73,7 +73,7 @@ class Config:
     tile_size: int = _opt(1024, "content larger than this many pixels per side is encoded and decoded in tiles; "
                                 "0 disables tiling")
     retain_memory_mb: int = _opt(1024, "freed tensor memory (MiB) kept in the process for later requests instead of "
-                                       "being unmapped and faulted in again (glibc malloc tuning, model/malloc.py); "
+                                       "being unmapped and faulted in again (glibc malloc tuning, server/malloc.py); "
                                        "0 keeps malloc's defaults")
     batching: str = _opt("auto", "dynamic batching of same-size requests; auto is on for CUDA, off for CPU",
                          ("auto", "on", "off"))
