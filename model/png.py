@@ -36,7 +36,7 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
 def paeth_residuals(rows: torch.Tensor, above: torch.Tensor, bpp: int) -> torch.Tensor:
     """PNG filter type 4 of ``rows`` (uint8, rows x bytes); ``above`` is the row before them (zeros at the top)."""
     x = rows.to(torch.int16)
-    b = torch.cat([above[None], rows[:-1]]).to(torch.int16)  # up
+    b = torch.cat([above.to(torch.int16)[None], x[:-1]])  # up
     a = torch.zeros_like(x)
     a[:, bpp:] = x[:, :-bpp]  # left
     c = torch.zeros_like(x)

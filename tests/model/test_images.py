@@ -115,7 +115,8 @@ def test_encode_formats(fmt: str, mime: str) -> None:
 
 
 def test_png_is_lossless_and_no_larger_than_default_level_1() -> None:
-    # The run-length strategy was chosen for speed on the worker; it must not cost file size on photo-like images.
+    # The reply encoder (model/png.py) was chosen for speed on the worker; it must not cost file size on photo-like
+    # images.
     rng = np.random.default_rng(5)
     photo = np.clip(np.asarray(make_image(128, 128, seed=5), dtype=np.int16) + rng.normal(0, 6, (128, 128, 3)), 0, 255)
     image = Image.fromarray(photo.astype(np.uint8))
