@@ -22,7 +22,6 @@ def _parallel_work() -> float:
     return float(torch.ones(1 << 24).mul(2).sum())  # large enough for OpenMP to split it
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or not os.path.isdir("/proc/self/task"), reason="needs 2 cores")
 def test_own_thread_takes_its_openmp_pool_with_it() -> None:
     run_in_own_thread(_parallel_work, name="warm-up", threads=2)  # torch's first parallel op starts a helper thread
     before = _thread_ids()
