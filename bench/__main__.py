@@ -1,7 +1,9 @@
 """`python -m bench`: one run, one machine; writes bench/results/results.{md,json} and chart.png.
 
-Sections: model compute (in-process), serving through real gRPC on 127.0.0.1, server memory for 4 and 16 MP
-images, server start-up time, and Gatys seconds per iteration. Every number is measured in this run.
+The run is a list of sections (`SECTIONS`); each prints its progress and, once measured, is written to the results
+files at once, so a run stopped half-way keeps what it measured. Adding a measurement is adding a `Section`: a key in
+results.json, a title, a function that measures it and a function that renders its Markdown table.
+`python -m bench --sections serving,gatys` runs only those.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import itertools
 import json
 import platform
 import statistics
+import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 from server.malloc import retain_freed_memory
@@ -23,8 +28,8 @@ retain_freed_memory()
 
 import torch  # noqa: E402
 
+from bench import report  # noqa: E402
 from bench.compute import attainable_gflops, measure_compute, sample_seconds, test_image  # noqa: E402
-from bench.report import write_chart, write_markdown  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
 from model.devices import select_device  # noqa: E402
 from model.stylizer import AdaINModel, StyleSource, StylizeOptions  # noqa: E402
@@ -110,25 +115,95 @@ def bench_gatys(device: torch.device, sizes: tuple[int, ...], iterations: int) -
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+@dataclass
+class Run:
+    """What the sections of one run share: the parsed flags, the device, one model, and the results so far."""
+
+    args: argparse.Namespace
+    device: torch.device
+    results: dict
+
+    @cached_property
+    def model(self) -> AdaINModel:
+        return AdaINModel.random(seed=0, device=self.args.device)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One measured part of the benchmark, stored under ``results[key]`` as soon as ``measure`` returns."""
+
+    key: str
+    title: str  # printed while it runs
+    measure: Callable[[Run], object]
+    table: Callable[[object], list[str]]  # its Markdown lines in results.md
+
+
+def _compute(run: Run) -> list[dict]:
+    sizes = [256, 512] if run.args.quick else [256, 512, 1024]
+    attainable = run.results["attainable_gflops"]
+    return [asdict(r) for r in measure_compute(run.model, sizes, attainable)]
+
+
+SECTIONS: list[Section] = [
+    Section("attainable_gflops", "attainable rate of a large 3x3 convolution",
+            lambda run: attainable_gflops(run.device), report.attainable_table),
+    Section("compute", "model compute at 256/512/1024 px, inline and cached style", _compute, report.compute_table),
+    Section("serving", "serving through gRPC at 1, 4 and 16 clients",
+            lambda run: bench_serving(run.model, run.args.quick), report.serving_table),
+    Section("memory", "server peak RSS for large content",
+            lambda run: bench_memory((1024,) if run.args.quick else (2048, 4096)), report.memory_table),
+    Section("gatys", "Gatys seconds per iteration",
+            lambda run: bench_gatys(run.device, (128,) if run.args.quick else (256, 512), 4 if run.args.quick else 6),
+            report.gatys_table),
+]
+
+
+def write_results(results: dict, sections: Sequence[Section], out: Path) -> None:
+    """Writes results.json and results.md (and the chart once its sections exist) from what is measured so far."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    tables = {s.key: s.table for s in sections}
+    (out / "results.md").write_text(report.write_markdown(results, tables))
+    if report.can_chart(results):
+        report.write_chart(results, out / "chart.png")
+
+
+def run_sections(run: Run, sections: Sequence[Section], out: Path) -> None:
+    """Measures each section in turn, printing progress to stderr and writing the results after each one."""
+    for number, section in enumerate(sections, 1):
+        prefix = f"[{number}/{len(sections)}] {section.key}"
+        print(f"{prefix}: {section.title} ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        run.results[section.key] = section.measure(run)
+        write_results(run.results, sections, out)
+        print(f"{prefix}: done in {time.perf_counter() - start:.1f} s, written to {out}", file=sys.stderr, flush=True)
+
+
+def select_sections(names: str | None) -> list[Section]:
+    """The sections named in ``names`` (comma-separated, run order kept), or all of them."""
+    if not names:
+        return list(SECTIONS)
+    wanted = names.split(",")
+    known = [s.key for s in SECTIONS]
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown sections {unknown}; choose from {known}")
+    return [s for s in SECTIONS if s.key in wanted]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and no 16 MP run (a smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    parser.add_argument("--sections", help=f"comma-separated subset of: {','.join(s.key for s in SECTIONS)}")
+    args = parser.parse_args(argv)
+    sections = select_sections(args.sections)
     device = select_device(args.device)
-    model = AdaINModel.random(seed=0, device=args.device)
     results: dict = {"machine": machine_info(device), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    results["attainable_gflops"] = attainable_gflops(device)
-    sizes = [256, 512] if args.quick else [256, 512, 1024]
-    results["compute"] = [asdict(r) for r in measure_compute(model, sizes, results["attainable_gflops"])]
-    results["serving"] = bench_serving(model, args.quick)
-    results["memory"] = bench_memory((1024,) if args.quick else (2048, 4096))
-    results["gatys"] = bench_gatys(device, (128,) if args.quick else (256, 512), 4 if args.quick else 6)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "results.md").write_text(write_markdown(results))
-    write_chart(results, args.out / "chart.png")
+    if "compute" in {s.key for s in sections} and "attainable_gflops" not in {s.key for s in sections}:
+        sections.insert(0, SECTIONS[0])  # efficiency is relative to this run's attainable rate
+    run_sections(Run(args, device, results), sections, args.out)
     print((args.out / "results.md").read_text())
 
 

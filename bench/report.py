@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["targets", "write_chart", "write_markdown"]
+__all__ = ["attainable_table", "can_chart", "compute_table", "gatys_table", "memory_table", "serving_table", "targets",
+           "write_chart", "write_markdown"]
 
 
-def _compute_row(results: dict, size: int, style: str) -> dict:
-    return next(r for r in results["compute"] if r["size"] == size and r["style"] == style)
+def _compute_row(results: dict, size: int, style: str) -> dict | None:
+    return next((r for r in results.get("compute", []) if r["size"] == size and r["style"] == style), None)
 
 
 def targets(results: dict) -> list[tuple[str, str, bool]]:
-    """(target, measured, met) for each target of the performance issue that this run measured."""
+    """(target, measured, met) for each target of the performance issue whose sections this run measured."""
     rows = []
     cached, inline = _compute_row(results, 512, "cached"), _compute_row(results, 512, "inline")
-    rows.append(("cached-style 512 px efficiency >= 0.85", f"{cached['efficiency']:.2f}", cached["efficiency"] >= 0.85))
-    rows.append(("inline-style 512 px efficiency >= 0.80", f"{inline['efficiency']:.2f}", inline["efficiency"] >= 0.80))
-    serving = results["serving"]
+    if cached and inline:
+        rows.append(("cached-style 512 px efficiency >= 0.85", f"{cached['efficiency']:.2f}",
+                     cached["efficiency"] >= 0.85))
+        rows.append(("inline-style 512 px efficiency >= 0.80", f"{inline['efficiency']:.2f}",
+                     inline["efficiency"] >= 0.80))
+    if "serving" in results:
+        rows += _serving_targets(results["serving"])
+    for key, value in results.get("memory", {}).items():
+        if key == "4096x4096":
+            gb = value["peak_rss_bytes"] / 1e9
+            rows.append(("16 MP peak RSS <= 6 GB", f"{gb:.2f} GB", gb <= 6.0))
+    if "serving" in results:
+        start = results["serving"]["startup_seconds"]
+        rows.append(("server start to SERVING <= 5 s", f"{start:.2f} s", start <= 5.0))
+    return rows
+
+
+def _serving_targets(serving: dict) -> list[tuple[str, str, bool]]:
+    rows = []
     for size, limit in (("512", None), ("256", 15.0)):
         single = serving[size]["runs"][0]
         overhead_ms = single["p50_ms"] - serving[size]["in_process_seconds"] * 1000
@@ -27,48 +46,69 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
         else:
             met = overhead_ms <= limit
             rows.append((f"serving overhead <= {limit:.0f} ms at 256 px", f"{overhead_ms:.1f} ms", met))
-    four = next(r for r in serving["256"]["runs"] if r["concurrency"] == 4)
-    # Throughput is calls per second on both sides: the in-process side's mean time per image, not its median.
-    ratio = four["throughput"] * serving["256"]["in_process_mean_seconds"]
-    rows.append(("4-client throughput >= 0.95 x in-process single stream", f"{ratio:.3f}", ratio >= 0.95))
-    for key, value in results["memory"].items():
-        if key == "4096x4096":
-            gb = value["peak_rss_bytes"] / 1e9
-            rows.append(("16 MP peak RSS <= 6 GB", f"{gb:.2f} GB", gb <= 6.0))
-    start = serving["startup_seconds"]
-    rows.append(("server start to SERVING <= 5 s", f"{start:.2f} s", start <= 5.0))
+    four = next((r for r in serving["256"]["runs"] if r["concurrency"] == 4), None)
+    if four is not None:
+        # Throughput is calls per second on both sides: the in-process side's mean time per image, not its median.
+        ratio = four["throughput"] * serving["256"]["in_process_mean_seconds"]
+        rows.append(("4-client throughput >= 0.95 x in-process single stream", f"{ratio:.3f}", ratio >= 0.95))
     return rows
 
 
-def write_markdown(results: dict) -> str:
-    m = results["machine"]
-    lines = [
-        f"Measured {results['date']} on {m['cpu']} ({m['cores']} threads), device {m['device']}, torch {m['torch']}.",
-        f"Attainable rate (3x3 conv, 256 ch, 128x128, channels_last): **{results['attainable_gflops']:.0f} GFLOP/s**.",
-        "",
-        "| content | style | s / image | GFLOP | GFLOP/s | efficiency |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in results["compute"]:
+def attainable_table(gflops: float) -> list[str]:
+    return [f"Attainable rate (3x3 conv, 256 ch, 128x128, channels_last): **{gflops:.0f} GFLOP/s**."]
+
+
+def compute_table(compute: list[dict]) -> list[str]:
+    lines = ["| content | style | s / image | GFLOP | GFLOP/s | efficiency |", "|---|---|---|---|---|---|"]
+    for r in compute:
         lines.append(f"| {r['size']} px | {r['style']} | {r['seconds']:.3f} | {r['gflop']:.1f} | {r['gflops']:.0f} "
                      f"| {r['efficiency']:.2f} |")
-    lines += ["", "| serving | clients | p50 ms | p95 ms | p99 ms | req/s | in-process s/image |",
-              "|---|---|---|---|---|---|---|"]
+    return lines
+
+
+def serving_table(serving: dict) -> list[str]:
+    lines = ["| serving | clients | p50 ms | p95 ms | p99 ms | req/s | in-process s/image |",
+             "|---|---|---|---|---|---|---|"]
     for size in ("256", "512"):
-        section = results["serving"][size]
+        section = serving[size]
         for r in section["runs"]:
             lines.append(f"| {size} px, registered style | {r['concurrency']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
                          f"| {r['p99_ms']:.1f} | {r['throughput']:.2f} | {section['in_process_seconds']:.3f} |")
-    lines += ["", "| memory: content | peak server RSS | seconds |", "|---|---|---|"]
-    for key, value in results["memory"].items():
+    return lines
+
+
+def memory_table(memory: dict) -> list[str]:
+    lines = ["| memory: content | peak server RSS | seconds |", "|---|---|---|"]
+    for key, value in memory.items():
         lines.append(f"| {key} | {value['peak_rss_bytes'] / 1e9:.2f} GB | {value['seconds']:.1f} |")
-    lines += ["", "| Gatys | s / iteration |", "|---|---|"]
-    for size, value in results["gatys"].items():
+    return lines
+
+
+def gatys_table(gatys: dict) -> list[str]:
+    lines = ["| Gatys | s / iteration |", "|---|---|"]
+    for size, value in gatys.items():
         lines.append(f"| {size} px | {value['seconds_per_iteration']:.3f} |")
-    lines += ["", "| target | measured | met |", "|---|---|---|"]
-    for name, measured, met in targets(results):
-        lines.append(f"| {name} | {measured} | {'yes' if met else 'NO'} |")
+    return lines
+
+
+def write_markdown(results: dict, tables: Mapping[str, Callable[[Any], list[str]]]) -> str:
+    """The run's header, then each measured section's table in ``tables`` order, then the targets it can check."""
+    m = results["machine"]
+    lines = [f"Measured {results['date']} on {m['cpu']} ({m['cores']} threads), device {m['device']}, "
+             f"torch {m['torch']}."]
+    for key, table in tables.items():
+        if key in results:
+            lines += [*([""] if key != "attainable_gflops" else []), *table(results[key])]
+    checked = targets(results)
+    if checked:
+        lines += ["", "| target | measured | met |", "|---|---|---|"]
+        lines += [f"| {name} | {measured} | {'yes' if met else 'NO'} |" for name, measured, met in checked]
     return "\n".join(lines) + "\n"
+
+
+def can_chart(results: dict) -> bool:
+    """The chart plots compute efficiency and 256 px serving throughput: both sections must be measured."""
+    return "compute" in results and "serving" in results
 
 
 def write_chart(results: dict, path: Path) -> None:
