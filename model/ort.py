@@ -1,0 +1,46 @@
+"""ONNX Runtime sessions: which execution providers to ask for, and one way to build a session.
+
+ONNX Runtime falls back to the CPU provider silently when a requested provider cannot load, so the provider a
+session really uses is read back from the session (``session_device``), never assumed from the request.
+"""
+
+from __future__ import annotations
+
+__all__ = ["execution_providers", "make_session", "session_device"]
+
+_CPU = "CPUExecutionProvider"
+_CUDA = "CUDAExecutionProvider"
+
+
+def execution_providers(device: str = "auto") -> list[str]:
+    """``auto`` -> CUDA first when this onnxruntime build has it, then CPU; ``cpu``; ``cuda`` (an error without it)."""
+    import onnxruntime as ort  # lazily: importing ``model`` must not pay for onnxruntime
+
+    available = ort.get_available_providers()
+    if device == "auto":
+        return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+    if device == "cpu":
+        return [_CPU]
+    if device.startswith("cuda"):
+        if _CUDA not in available:
+            raise ValueError("device cuda requested but this onnxruntime build has no CUDAExecutionProvider")
+        return [_CUDA, _CPU]
+    raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+
+
+def make_session(model: bytes, *, device: str = "auto", threads: int = 0):  # -> onnxruntime.InferenceSession
+    """A session for a serialised ONNX model; ``threads`` caps intra-op threads (0 lets ONNX Runtime choose)."""
+    import onnxruntime as ort
+
+    if threads < 0:
+        raise ValueError(f"threads must not be negative, got {threads}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # these graphs are chains; a second pool would only compete for cores
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, options, providers=execution_providers(device))
+
+
+def session_device(session) -> str:
+    """``cuda`` or ``cpu``: where the session's first (preferred, actually loaded) provider runs."""
+    return "cuda" if session.get_providers()[0] == _CUDA else "cpu"
