@@ -20,12 +20,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Debian packages the tests use, installed when missing: promtool (checks deploy/prometheus), PostgreSQL (the
-# shared job store's tests start a private server) and Node.js (the clients/node example).
-APT_INSTALL := $(if $(shell command -v sudo),sudo )apt-get
+# Programs the tests use besides Python packages (promtool, PostgreSQL, Node.js with npm), each installed only when
+# missing and on its own: apt-get on Debian/Ubuntu, Homebrew on macOS. See tools/system-deps.
 system-deps:
-	@command -v promtool >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v npm >/dev/null || \
-		($(APT_INSTALL) update -qq && $(APT_INSTALL) install -y -qq --no-install-recommends prometheus postgresql nodejs npm)
+	@tools/system-deps
 
 # Regenerates the committed stubs from the proto (never edit them by hand).
 proto: $(STAMP)

@@ -1,7 +1,7 @@
 """A private PostgreSQL server for tests: Debian's binaries, a fresh data directory, 127.0.0.1 and a free port.
 
-``make test`` installs Debian's ``postgresql`` package when it is missing. PostgreSQL refuses to run as root, so
-under root (CI containers) the server runs as the ``postgres`` user the package creates.
+``make system-deps`` (run by ``make test``) installs PostgreSQL when it is missing. PostgreSQL refuses to run as root,
+so under root (CI containers) the server runs as the ``postgres`` user the package creates.
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ __all__ = ["PostgresServer"]
 
 
 def _bin_dir() -> Path:
+    """Debian's newest server (not on PATH there), else the ``postgres`` on PATH (Homebrew, Postgres.app)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parts[-3]))
-    if not found:
-        raise RuntimeError("no PostgreSQL server binaries: `make test` installs Debian's postgresql package")
-    return Path(found[-1]).parent
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("postgres")
+    if on_path is None:
+        raise RuntimeError("no PostgreSQL server binaries: `make system-deps` installs them")
+    return Path(on_path).resolve().parent
 
 
 def _free_port() -> int:
