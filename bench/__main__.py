@@ -31,8 +31,8 @@ import torch  # noqa: E402
 from bench import report  # noqa: E402
 from bench.compute import attainable_gflops, measure_compute, sample_seconds, test_image  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
+from model.adain.stylizer import AdaINModel, StyleSource, StylizeOptions  # noqa: E402
 from model.devices import select_device  # noqa: E402
-from model.stylizer import AdaINModel, StyleSource, StylizeOptions  # noqa: E402
 from styletransfer.v1 import style_transfer_pb2 as pb  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from bench.flops import adain_flops
-from model.stylizer import AdaINModel, StyleSource, StylizeOptions
+from model.adain.stylizer import AdaINModel, StyleSource, StylizeOptions
 
 __all__ = ["ComputeResult", "attainable_gflops", "measure_compute", "median_seconds", "sample_seconds", "test_image"]
 

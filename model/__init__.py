@@ -1,5 +1,6 @@
 """AdaIN style transfer in pure PyTorch: networks, weights, options and the stylizer. Knows nothing of gRPC."""
 
+from model.adain.stylizer import AdaINModel, ColorMode, ModelInfo, StyleSource, StyleStats, StylizeOptions
 from model.errors import (
     Cancelled,
     IncompatibleModelError,
@@ -10,7 +11,6 @@ from model.errors import (
     WeightsLayoutError,
     WeightsNotFoundError,
 )
-from model.stylizer import AdaINModel, ColorMode, ModelInfo, StyleSource, StyleStats, StylizeOptions
 
 __all__ = [
     "AdaINModel",

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from model.stylizer import AdaINModel
+from model.adain.stylizer import AdaINModel
 from model.weights import OFFICIAL_FILES
 from server.auth import BearerTokenInterceptor, read_tokens
 from server.batcher import DynamicBatcher

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.adain.stylizer import AdaINModel, ModelInfo
 from model.network import Decoder
-from model.stylizer import AdaINModel, ModelInfo
 from model.weights import load_decoder_checkpoint, sha256_file
 from server.errors import AlreadyExists, InvalidArgument, NotFound
 

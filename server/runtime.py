@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from model.stylizer import StyleStats
+from model.adain.stylizer import StyleStats
 from server.config import Config
 from server.limits import Scheduler
 from server.metrics import Metrics

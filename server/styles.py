@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from model.stylizer import StyleStats
+from model.adain.stylizer import StyleStats
 from server.errors import InvalidArgument, NotFound
 
 __all__ = ["StyleRecord", "StyleStore", "style_id_for"]

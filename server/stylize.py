@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from model.adain.stylizer import AdaINModel, BatchItem, ColorMode, StyleSource, StyleStats, StylizeOptions
 from model.errors import Cancelled
 from model.images import decode_image, decode_mask, encode_image, probe_image, resize_shorter
 from model.network import StopCheck
-from model.stylizer import AdaINModel, BatchItem, ColorMode, StyleSource, StyleStats, StylizeOptions
 from server.errors import InvalidArgument
 from server.runtime import Runtime
 from server.style_cache import inline_style_key

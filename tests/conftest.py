@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.stylizer import AdaINModel
+from model.adain.stylizer import AdaINModel
 
 
 @pytest.fixture(scope="session")

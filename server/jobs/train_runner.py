@@ -19,10 +19,10 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
+from model.adain.train import DECODER_FILE, PREVIEW_FILE, TrainOptions, TrainProgress, train_decoder
 from model.devices import select_device
 from model.errors import Cancelled, InvalidOptionError
 from model.network import RELU4_1, Decoder, Encoder, InputNorm
-from model.train import DECODER_FILE, PREVIEW_FILE, TrainOptions, TrainProgress, train_decoder
 from model.weights import load_encoder_state, random_vgg_state, save_decoder_checkpoint
 from server.config import Config
 from server.errors import InvalidArgument, NotFound, PermissionDenied
@@ -155,7 +155,7 @@ class TrainRunner:
     def _torchrun(self, processes: int, content: Path, style: Path, out: Path, options: TrainOptions,
                   init: Path | None, ctx: JobContext, progress) -> None:
         args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-                "-m", "model.train", "--content-dir", str(content), "--style-dir", str(style), "--out", str(out),
+                "-m", "model.adain.train", "--content-dir", str(content), "--style-dir", str(style), "--out", str(out),
                 "--options", json.dumps(asdict(options)), "--device", self.config.device]
         if self.config.random_weights:
             args += ["--random-seed", str(self.config.random_seed)]

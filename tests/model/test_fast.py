@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from model.adain.fast import FastDecoder, FastEncoder, _phase_kernels, conv3x3_reflect, upsample_conv3x3_reflect
 from model.errors import Cancelled
-from model.fast import FastDecoder, FastEncoder, _phase_kernels, conv3x3_reflect, upsample_conv3x3_reflect
 from model.network import ALL_LAYERS, RELU4_1, RELU5_1, Decoder, Encoder, InputNorm
 
 

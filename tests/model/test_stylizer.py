@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from model.adain import rgb_to_yiq
+from model.adain.ops import rgb_to_yiq
+from model.adain.stylizer import AdaINModel, ColorMode, StyleSource, StyleStats, StylizeOptions
 from model.devices import select_device, select_dtype
 from model.errors import Cancelled, IncompatibleModelError, InvalidOptionError
 from model.images import image_to_tensor
 from model.network import build_vgg_sequential
-from model.stylizer import AdaINModel, ColorMode, StyleSource, StyleStats, StylizeOptions
 from model.weights import random_decoder_state, random_vgg_state, save_decoder_checkpoint
 from tests.helpers import make_image
 
@@ -201,7 +201,7 @@ def test_device_and_precision_choice() -> None:
 
 
 def test_a_batch_gives_each_request_its_own_image(random_model: AdaINModel) -> None:
-    from model.stylizer import BatchItem
+    from model.adain.stylizer import BatchItem
 
     content2 = make_image(45, 37, seed=9)
     items = [BatchItem(CONTENT, (StyleSource(image=STYLE),), StylizeOptions(alpha=0.6)),

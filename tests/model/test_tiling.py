@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from model.adain.tiling import decode_tiled, encode_tiled, needs_tiling
 from model.network import Decoder, Encoder
-from model.tiling import decode_tiled, encode_tiled, needs_tiling
 
 
 @pytest.fixture(scope="module")

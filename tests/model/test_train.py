@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from model.adain.stylizer import AdaINModel, ModelInfo, StyleSource
+from model.adain.train import DECODER_FILE, PREVIEW_FILE, STATE_FILE, TrainOptions, TrainProgress, train_decoder
 from model.errors import Cancelled, InvalidOptionError
 from model.network import Decoder, Encoder
-from model.stylizer import AdaINModel, ModelInfo, StyleSource
-from model.train import DECODER_FILE, PREVIEW_FILE, STATE_FILE, TrainOptions, TrainProgress, train_decoder
 from model.weights import load_decoder_checkpoint, random_decoder_state, random_vgg_state, state_sha256
 from tests.helpers import make_image
 
@@ -117,7 +117,8 @@ def test_invalid_options_and_empty_folders(dataset: Path, tmp_path: Path) -> Non
 def test_two_process_ddp_run_with_gloo(dataset: Path, tmp_path: Path) -> None:
     options = json.dumps({**OPTIONS.__dict__, "iterations": 6, "checkpoint_every": 3})
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "model.train",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+         "model.adain.train",
          "--content-dir", str(dataset / "content"), "--style-dir", str(dataset / "style"), "--out",
          str(tmp_path / "ddp"), "--random-seed", "0", "--options", options, "--device", "cpu"],
         capture_output=True, text=True, timeout=300,

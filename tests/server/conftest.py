@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from model.stylizer import AdaINModel
+from model.adain.stylizer import AdaINModel
 from server.app import Server
 from server.config import Config
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc

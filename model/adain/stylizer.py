@@ -10,8 +10,8 @@ torchvision's ``Resize(size)``, encode to relu4_1, AdaIN, feature-level interpol
 - spatial masks (the paper's Fig. 9, from the original Lua code): AdaIN of a region uses that region's content
   statistics; soft masks weight both the statistics and the per-pixel blend; pixels no style covers keep the content;
 - luminance-only colour preservation, besides the reference's CORAL;
-- inference runs through :mod:`model.fast` (the same function with less memory traffic) and, for large images,
-  :mod:`model.tiling` (bounded memory, global AdaIN statistics).
+- inference runs through :mod:`model.adain.fast` (the same function with less memory traffic) and, for large images,
+  :mod:`model.adain.tiling` (bounded memory, global AdaIN statistics).
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from model.adain import adain, calc_mean_std, coral, masked_mean_std, transfer_luminance
+from model.adain.fast import FastDecoder, FastEncoder
+from model.adain.ops import adain, calc_mean_std, coral, masked_mean_std, transfer_luminance
+from model.adain.tiling import decode_tiled, encode_tiled, needs_tiling
 from model.devices import dtype_name, select_device, select_dtype
 from model.errors import IncompatibleModelError, InvalidOptionError
-from model.fast import FastDecoder, FastEncoder
 from model.images import image_to_tensor, resize_shorter, tensor_to_image
 from model.network import RELU4_1, Decoder, Encoder, InputNorm, StopCheck
-from model.tiling import decode_tiled, encode_tiled, needs_tiling
 from model.weights import (
     load_decoder_checkpoint,
     load_encoder_state,

@@ -10,8 +10,8 @@ against), the optimiser state, the step and the loss history; each also writes a
 stylizations). Under ``torchrun`` the same loop runs with DistributedDataParallel (NCCL on GPUs, gloo on CPU); only
 rank 0 writes.
 
-``python -m model.train`` is the command-line entry (the only place here that parses arguments), used by the server
-to launch multi-process training; it prints progress as JSON lines.
+``python -m model.adain.train`` is the command-line entry (the only place here that parses arguments), used by the
+server to launch multi-process training; it prints progress as JSON lines.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from model.adain import adain, calc_mean_std
+from model.adain.ops import adain, calc_mean_std
 from model.errors import Cancelled, InvalidOptionError
 from model.images import image_to_tensor, to_rgb
 from model.network import RELU4_1, STYLE_LAYERS, Decoder, Encoder, StopCheck
@@ -353,13 +353,13 @@ def _checkpoint(out_dir: Path, s: _Setup, state: _State, options: TrainOptions, 
 # --- command line (torchrun) --------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m model.train``: one process of a (possibly distributed) run; progress as JSON lines on stdout."""
+    """``python -m model.adain.train``: one process of a (possibly distributed) run; progress as JSON lines."""
     import argparse
 
     from model.network import InputNorm
     from model.weights import load_decoder_checkpoint, load_encoder_state, random_vgg_state, state_sha256
 
-    parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m model.adain.train", description=__doc__.splitlines()[0])
     parser.add_argument("--content-dir", required=True, type=Path)
     parser.add_argument("--style-dir", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)

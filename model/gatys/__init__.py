@@ -1,0 +1,25 @@
+"""The Gatys family (Gatys, Ecker & Bethge, CVPR 2016): stylization by optimising the image against VGG19 losses."""
+
+from model.gatys.optimise import (
+    ContentLoss,
+    GatysCheckpoint,
+    GatysOptions,
+    GatysProgress,
+    GramStyleLoss,
+    MeanStdStyleLoss,
+    TVLoss,
+    scale_sizes,
+    stylize_gatys,
+)
+
+__all__ = [
+    "ContentLoss",
+    "GatysCheckpoint",
+    "GatysOptions",
+    "GatysProgress",
+    "GramStyleLoss",
+    "MeanStdStyleLoss",
+    "TVLoss",
+    "scale_sizes",
+    "stylize_gatys",
+]
