@@ -30,8 +30,9 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from model.adain.fast import FastDecoder, FastEncoder
-from model.adain.ops import adain, calc_mean_std, coral, masked_mean_std, transfer_luminance
+from model.adain.ops import adain, calc_mean_std, masked_mean_std
 from model.adain.tiling import decode_tiled, encode_tiled, needs_tiling
+from model.color import coral, transfer_luminance
 from model.devices import dtype_name, select_device, select_dtype
 from model.errors import IncompatibleModelError, InvalidOptionError
 from model.images import image_to_tensor, resize_shorter, tensor_to_image

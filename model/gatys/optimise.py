@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from model.adain.ops import rgb_to_yiq, yiq_to_rgb
+from model.color import rgb_to_yiq, yiq_to_rgb
 from model.errors import Cancelled, InvalidOptionError
 from model.images import image_to_tensor, tensor_to_image
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, Encoder, StopCheck

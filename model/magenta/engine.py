@@ -14,7 +14,7 @@ Departures from the TF Hub reference, each deliberate:
   and memory grows only ~0.2 KB per pixel (measured: 0.9 GB peak at 2048x2048);
 - style images are centre-cropped to a square before the resize to the graph's fixed 256x256, as TF Hub's example
   does, so a style is never squashed; the resize is PIL's antialiased bilinear rather than TF's aliasing one;
-- colour preservation (not part of the paper) reuses the AdaIN family's luminance (YIQ) and CORAL functions.
+- colour preservation (not part of the paper) reuses the shared luminance (YIQ) and CORAL functions.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from model.adain import coral, transfer_luminance
+from model.color import coral, transfer_luminance
 from model.magenta.graphs import PREDICT, TRANSFORM, read_graph, with_symbolic_size
 from model.ort import make_session, session_device
 

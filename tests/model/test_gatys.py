@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.adain.ops import rgb_to_yiq
+from model.color import rgb_to_yiq
 from model.errors import Cancelled, InvalidOptionError
 from model.gatys import GatysCheckpoint, GatysOptions, GatysProgress, scale_sizes, stylize_gatys
 from model.images import image_to_tensor

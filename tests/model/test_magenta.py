@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.adain import rgb_to_yiq
+from model.color import rgb_to_yiq
 from model.errors import WeightsIntegrityError
 from model.magenta import graphs
 from model.magenta.engine import STYLE_DIM, MagentaEngine, blend, interpolate, keep_chrominance

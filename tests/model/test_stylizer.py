@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from model.adain.ops import rgb_to_yiq
 from model.adain.stylizer import AdaINModel, ColorMode, StyleSource, StyleStats, StylizeOptions
+from model.color import rgb_to_yiq
 from model.devices import select_device, select_dtype
 from model.errors import Cancelled, IncompatibleModelError, InvalidOptionError
 from model.images import image_to_tensor
