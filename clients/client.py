@@ -71,8 +71,23 @@ class TLSConfig:
     certificate_chain: bytes | None = None
 
 
+class _EncodedImage:
+    """What a result holding encoded image bytes (``self.image``) can do with them."""
+
+    image: bytes
+
+    def to_pil(self) -> Image.Image:
+        from PIL import Image
+
+        return Image.open(io.BytesIO(self.image))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the bytes as the server encoded them (the format the request asked for, whatever ``path`` says)."""
+        Path(path).write_bytes(self.image)
+
+
 @dataclass(frozen=True)
-class StylizeResult:
+class StylizeResult(_EncodedImage):
     image: bytes
     mime_type: str
     width: int
@@ -81,14 +96,6 @@ class StylizeResult:
     untrained: bool
     request_id: str
     timing: dict[str, float] = field(default_factory=dict)
-
-    def to_pil(self) -> Image.Image:
-        from PIL import Image
-
-        return Image.open(io.BytesIO(self.image))
-
-    def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_bytes(self.image)
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
-class JobResult:
+class JobResult(_EncodedImage):
     image: bytes
     mime_type: str
     width: int
