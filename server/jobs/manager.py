@@ -116,6 +116,7 @@ class JobManager:
         self._running: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._wake = threading.Condition()
+        self._gauge_keys: set[tuple[str, str]] = set()  # (kind, state) series of jobs_current set so far
 
     def register(self, kind: str, runner: Runner) -> None:
         self.runners[kind] = runner
@@ -304,7 +305,11 @@ class JobManager:
                 log.exception("job maintenance failed; retrying")
 
     def refresh_gauges(self) -> None:
+        """Sets jobs_current from the store's counts; a (kind, state) it no longer counts goes back to 0."""
         counts = self.store.counts()
+        for kind, state in self._gauge_keys - counts.keys():
+            self.metrics.jobs.labels(kind, state).set(0)
+        self._gauge_keys |= counts.keys()
         for (kind, state), n in counts.items():
             self.metrics.jobs.labels(kind, state).set(n)
         self.metrics.job_queue_length.set(sum(n for (_, state), n in counts.items() if state == QUEUED))
