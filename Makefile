@@ -5,10 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO := protos/styletransfer/v1/style_transfer.proto
 GEN := clients/generated
+# google/api/{annotations,http}.proto (the proto's HTTP rules) come with googleapis-common-protos in the venv.
+GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api.annotations_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')
+PROTOC = $(BIN)/python -m grpc_tools.protoc -I protos -I $(GOOGLEAPIS)
 WEIGHTS ?= official
 DATA_DIR ?= data
 # Extra flags for the server, e.g. `make run ARGS="--port 50052"`.
 ARGS ?=
+# The HTTP/JSON gateway and browser playground of `make run` (0 turns them off).
+HTTP_PORT ?= 8080
 
 .PHONY: install system-deps run test lint proto proto-check weights bench clean
 
@@ -29,13 +34,13 @@ system-deps:
 proto: $(STAMP)
 	rm -rf $(GEN)/styletransfer
 	mkdir -p $(GEN)
-	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTO)
+	$(PROTOC) --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTO)
 	touch $(GEN)/styletransfer/__init__.py $(GEN)/styletransfer/v1/__init__.py
 
 # Fails when the committed stubs differ from what the proto generates.
 proto-check: $(STAMP)
 	rm -rf .proto-check && mkdir -p .proto-check
-	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=.proto-check --pyi_out=.proto-check --grpc_python_out=.proto-check $(PROTO)
+	$(PROTOC) --python_out=.proto-check --pyi_out=.proto-check --grpc_python_out=.proto-check $(PROTO)
 	touch .proto-check/styletransfer/__init__.py .proto-check/styletransfer/v1/__init__.py
 	diff -r .proto-check/styletransfer $(GEN)/styletransfer -x __pycache__ || (echo "stubs are stale: run make proto"; rm -rf .proto-check; exit 1)
 	rm -rf .proto-check
@@ -43,18 +48,23 @@ proto-check: $(STAMP)
 weights: $(STAMP)
 	$(BIN)/python -m model.weights fetch --dest weights
 
+PLAYGROUND = @test "$(HTTP_PORT)" = 0 || echo "Playground and HTTP/JSON API: http://localhost:$(HTTP_PORT)/"
 ifeq ($(WEIGHTS),random)
 run: $(STAMP)
-	$(BIN)/python -m server --random-weights --data-dir $(DATA_DIR) $(ARGS)
+	$(PLAYGROUND)
+	$(BIN)/python -m server --random-weights --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) $(ARGS)
 else
 run: $(STAMP)
 	test -f weights/vgg_normalised.pth -a -f weights/decoder.pth || $(BIN)/python -m model.weights fetch --dest weights || true
-	$(BIN)/python -m server --data-dir $(DATA_DIR) $(ARGS)
+	$(PLAYGROUND)
+	$(BIN)/python -m server --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) $(ARGS)
 endif
 
+# buf lints a descriptor image that protoc builds with the venv's google/api imports: offline, nothing vendored.
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	cd protos && ../$(BIN)/buf lint
+	$(PROTOC) --include_imports --include_source_info --descriptor_set_out=.buf-image.binpb $(PROTO)
+	$(BIN)/buf lint .buf-image.binpb --config protos/buf.yaml --path $(PROTO:protos/%=%); status=$$?; rm -f .buf-image.binpb; exit $$status
 
 test: $(STAMP) system-deps proto-check lint
 	$(BIN)/python -m pytest -q
@@ -63,4 +73,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .proto-check
+	rm -rf $(VENV) .pytest_cache .ruff_cache .proto-check .buf-image.binpb

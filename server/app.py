@@ -20,6 +20,7 @@ from model.weights import OFFICIAL_FILES
 from server.auth import BearerTokenInterceptor, read_tokens
 from server.batcher import DynamicBatcher
 from server.config import Config, ConfigError
+from server.http.gateway import Gateway
 from server.jobs.gatys_runner import GatysRunner
 from server.jobs.manager import JobManager
 from server.jobs.postgres_store import PostgresJobStore
@@ -143,8 +144,12 @@ class Server:
         self._grpc = grpc.aio.server(options=_grpc_options(config), interceptors=interceptors)
         self.service = StyleTransferService(self.runtime)
         self._register()
+        self.gateway: Gateway | None = None
+        if config.http_port:
+            self.gateway = Gateway(config, self.metrics, pb.DESCRIPTOR.services_by_name["StyleTransfer"])
         self.port = 0
         self.metrics_port = 0
+        self.http_port = 0
         self._metrics_http = None
         self._stopping: asyncio.Task | None = None
 
@@ -160,6 +165,8 @@ class Server:
         address = f"{self.config.host}:{self.config.port}"
         creds = server_credentials(self.config)
         self.port = self._grpc.add_secure_port(address, creds) if creds else self._grpc.add_insecure_port(address)
+        if self.gateway is not None:  # its private socket: the HTTP side does its own TLS
+            self._grpc.add_insecure_port(self.gateway.grpc_address)
         await self._grpc.start()
         # The embedded store has one server, so every RUNNING job is a previous run's; a shared store's RUNNING jobs
         # may be other replicas' and come back only when their leases run out.
@@ -167,10 +174,17 @@ class Server:
         self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
         if self._metrics_http is not None:
             self.metrics_port = self._metrics_http.server_address[1]
+        if self.gateway is not None:
+            await self.gateway.start()
+            self.http_port = self.gateway.port
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %s on %s:%d (%s), metrics on port %s", SERVICE_NAME, self.config.host, self.port,
                  "TLS" if creds else "plaintext", self.metrics_port or "off")
+        if self.gateway is not None:
+            host = "localhost" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
+            log.info("HTTP/JSON gateway and playground on %s://%s:%d/", "https" if creds else "http", host,
+                     self.http_port)
 
     async def stop(self, grace: float | None = None) -> None:
         """Drains: NOT_SERVING, refuse new calls, give calls in flight ``grace`` seconds. Safe to call twice."""
@@ -184,7 +198,9 @@ class Server:
         self.runtime.scheduler.close()
         if self.runtime.jobs is not None:
             await self.runtime.jobs.stop(grace)
-        await self._grpc.stop(grace)
+        await self._grpc.stop(grace)  # HTTP calls are gRPC calls over the gateway's socket: they drain here too
+        if self.gateway is not None:
+            await self.gateway.stop()
         self.runtime.scheduler.shutdown()
         if self.runtime.batcher is not None:
             self.runtime.batcher.close(timeout=5)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 
-from server.metrics import Metrics
+from server.metrics import Metrics, transport_of
 
 __all__ = ["BearerTokenInterceptor", "read_tokens"]
 
@@ -49,15 +49,17 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if details.method.startswith(OPEN_PREFIXES) or handler is None or self._allowed(details.invocation_metadata):
             return handler
         method = details.method.rsplit("/", 1)[-1]
-        self._metrics.observe_call(method, "UNAUTHENTICATED", 0.0)
         log.info("%s refused: missing or unknown bearer token", method)
-        return _denying(handler)
+        return _denying(handler, lambda context: self._metrics.observe_call(
+            method, "UNAUTHENTICATED", 0.0, transport_of(context.peer())))
 
 
-def _denying(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as ``handler`` that answers UNAUTHENTICATED."""
+def _denying(handler: grpc.RpcMethodHandler,
+             observe: Callable[[grpc.aio.ServicerContext], None]) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that counts the call with ``observe`` and answers UNAUTHENTICATED."""
 
     async def deny_unary(request: object, context: grpc.aio.ServicerContext) -> None:
+        observe(context)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid 'authorization: Bearer <token>' is required")
 
     async def deny_stream(request: object, context: grpc.aio.ServicerContext):

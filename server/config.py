@@ -36,6 +36,8 @@ class Config:
     port: int = _opt(50051, "gRPC port (0 picks a free port, which is logged)")
     metrics_port: int = _opt(9090, "Prometheus /metrics port; 0 disables the endpoint")
     metrics_host: str = _opt("", "address of the metrics endpoint; empty means the same as --host")
+    http_port: int = _opt(0, "HTTP/JSON gateway and browser playground port (on --host, TLS and auth as for gRPC); "
+                             "0 disables them")
     max_message_bytes: int = _opt(32 * MIB, "largest request or response message in bytes")
     max_connection_age: float = _opt(0.0, "seconds after which a client connection is closed so clients rebalance "
                                           "across replicas; 0 keeps connections forever")
@@ -117,7 +119,7 @@ class Config:
 
     def validate(self) -> Config:
         """Raises :class:`ConfigError` naming the first unusable setting; returns self for chaining."""
-        for name in ("port", "metrics_port"):
+        for name in ("port", "metrics_port", "http_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"--{_flag(name)} must be in 0..65535")
         positive = ("max_message_bytes", "max_image_pixels", "max_output_pixels", "max_styles", "max_batch_size",

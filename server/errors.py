@@ -26,6 +26,7 @@ from model.errors import (
 )
 from server.jobs.store import StoreUnavailable
 from server.logs import new_request_id, request_id_var
+from server.metrics import transport_of
 
 __all__ = [
     "AlreadyExists",
@@ -103,11 +104,12 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 
 
-def _observe(servicer: Any, method: str, code: grpc.StatusCode, started: float) -> None:
+def _observe(servicer: Any, method: str, code: grpc.StatusCode, started: float,
+             context: grpc.aio.ServicerContext) -> None:
     """Counts the call in the servicer's metrics (``servicer.runtime.metrics``), when it has them."""
     metrics = getattr(getattr(servicer, "runtime", None), "metrics", None)
     if metrics is not None:
-        metrics.observe_call(method, code.name, time.perf_counter() - started)
+        metrics.observe_call(method, code.name, time.perf_counter() - started, transport_of(context.peer()))
 
 
 def _begin(context: grpc.aio.ServicerContext) -> float:
@@ -124,7 +126,7 @@ async def _fail(
         log.error("%s failed", method, exc_info=exc)
     else:
         log.info("%s -> %s: %s", method, code.name, message)
-    _observe(servicer, method, code, started)
+    _observe(servicer, method, code, started, context)
     # Every failure carries its request id, so a client's bug report finds the server's log line.
     await context.abort(code, message, trailing_metadata=((REQUEST_ID_HEADER, request_id_var.get()),))
 
@@ -140,14 +142,14 @@ async def _call(servicer: Any, method: str, context: grpc.aio.ServicerContext) -
     try:
         yield
     except asyncio.CancelledError:
-        _observe(servicer, method, grpc.StatusCode.CANCELLED, started)
+        _observe(servicer, method, grpc.StatusCode.CANCELLED, started, context)
         raise
     except grpc.aio.AbortError:
         raise
     except Exception as exc:
         await _fail(servicer, method, exc, context, started)  # raises AbortError
     else:
-        _observe(servicer, method, grpc.StatusCode.OK, started)
+        _observe(servicer, method, grpc.StatusCode.OK, started, context)
 
 
 def unary(fn: Handler[T]) -> Handler[T]:

@@ -10,12 +10,18 @@ import contextlib
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["LATENCY_BUCKETS", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "Metrics", "transport_of"]
 
 #: 10 ms .. 60 s, roughly x2 apart: a 256 px avatar on a GPU up to a 16 MP print on a CPU.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0)
 PIXEL_BUCKETS = (65_536, 262_144, 1_048_576, 4_194_304, 16_777_216)
 JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+
+
+def transport_of(peer: str) -> str:
+    """The ``transport`` label of a call: ``http`` for the HTTP gateway, whose calls alone arrive over the server's
+    Unix socket (``server.http.gateway``), ``grpc`` for the rest."""
+    return "http" if peer.startswith("unix:") else "grpc"
 
 
 class Metrics:
@@ -24,9 +30,10 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         r = self.registry
         p = "styletransfer_"
-        self.requests = Counter(p + "requests", "RPCs by method and status code", ["method", "code"], registry=r)
+        self.requests = Counter(p + "requests", "RPCs by method, status code and transport (grpc or http)",
+                                ["method", "code", "transport"], registry=r)
         self.request_duration = Histogram(p + "request_duration_seconds", "end-to-end RPC latency in the server",
-                                          ["method"], buckets=LATENCY_BUCKETS, registry=r)
+                                          ["method", "transport"], buckets=LATENCY_BUCKETS, registry=r)
         self.queue_wait = Histogram(p + "queue_wait_seconds", "time a Stylize call waited for a worker",
                                     buckets=LATENCY_BUCKETS, registry=r)
         self.compute = Histogram(p + "compute_seconds", "model compute time of a Stylize call", ["model"],
@@ -60,9 +67,9 @@ class Metrics:
             self.style_cache_hits.labels(cache)
             self.style_cache_misses.labels(cache)
 
-    def observe_call(self, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, code).inc()
-        self.request_duration.labels(method).observe(seconds)
+    def observe_call(self, method: str, code: str, seconds: float, transport: str = "grpc") -> None:
+        self.requests.labels(method, code, transport).inc()
+        self.request_duration.labels(method, transport).observe(seconds)
 
     def forget_job(self, job_id: str, kind: str) -> None:
         """Drops a finished job's per-job series so the label set does not grow without bound."""

@@ -1,8 +1,9 @@
-"""Tiny deterministic test images."""
+"""Tiny deterministic test images and small test utilities."""
 
 from __future__ import annotations
 
 import io
+import socket
 import time
 
 import grpc
@@ -44,3 +45,10 @@ def code_of(call) -> grpc.StatusCode:
     except grpc.RpcError as exc:
         return exc.code()
     return grpc.StatusCode.OK
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for endpoints whose port 0 means "off")."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

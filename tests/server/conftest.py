@@ -16,6 +16,7 @@ from model.adain.stylizer import AdaINModel
 from server.app import Server
 from server.config import Config
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+from tests.helpers import free_port
 from tests.server.postgres import PostgresServer
 
 
@@ -46,6 +47,11 @@ class RunningServer:
 
     def stub(self) -> pb_grpc.StyleTransferStub:
         return pb_grpc.StyleTransferStub(self.channel())
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP gateway's base URL (the server needs ``http_port``)."""
+        return f"http://127.0.0.1:{self.server.http_port}"
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.server.metrics_port}/metrics", timeout=10) as r:
@@ -91,7 +97,7 @@ def start_server(tmp_path: Path, shared_model: AdaINModel) -> Iterator[Callable[
 
     def start(**overrides) -> RunningServer:
         overrides.setdefault("data_dir", str(tmp_path / "data"))
-        overrides.setdefault("metrics_port", _free_port())
+        overrides.setdefault("metrics_port", free_port())
         server = RunningServer(base_config(**overrides), shared_model)
         servers.append(server)
         return server
@@ -104,14 +110,6 @@ def start_server(tmp_path: Path, shared_model: AdaINModel) -> Iterator[Callable[
 @pytest.fixture
 def server(start_server: Callable[..., RunningServer]) -> RunningServer:
     return start_server()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

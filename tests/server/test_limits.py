@@ -26,7 +26,8 @@ def test_overload_is_refused_at_once(start_server) -> None:
     wait_for(lambda: server.metric("styletransfer_queued_requests") == 1)
     assert code_of(lambda: stub.Stylize(SMALL, timeout=30)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert first.result().width == 512 and queued.result().width == 512
-    assert server.metric("styletransfer_requests_total", method="Stylize", code="RESOURCE_EXHAUSTED") == 1
+    assert server.metric("styletransfer_requests_total", method="Stylize", code="RESOURCE_EXHAUSTED",
+                         transport="grpc") == 1
 
 
 def test_deadline_passing_in_the_queue_drops_the_call_without_computing(start_server) -> None:

@@ -169,8 +169,9 @@ def test_unimplemented_rpcs_answer_unimplemented_when_jobs_are_off(server: Runni
 def test_metrics_count_calls_by_code(server: RunningServer) -> None:
     stylize(server)
     error_of(lambda: stylize(server, alpha=2.0))
-    assert server.metric("styletransfer_requests_total", method="Stylize", code="OK") == 1
-    assert server.metric("styletransfer_requests_total", method="Stylize", code="INVALID_ARGUMENT") == 1
+    assert server.metric("styletransfer_requests_total", method="Stylize", code="OK", transport="grpc") == 1
+    assert server.metric("styletransfer_requests_total", method="Stylize", code="INVALID_ARGUMENT",
+                         transport="grpc") == 1
     text = server.metrics()
     for name in ("styletransfer_request_duration_seconds_bucket", "styletransfer_compute_seconds_count",
                  "styletransfer_queue_wait_seconds_count", "styletransfer_inflight_requests",

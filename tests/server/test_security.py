@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -11,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+from tests.helpers import free_port
 
 LIST = pb.ListModelsRequest()
 
@@ -47,7 +51,8 @@ def test_tokens_are_required_but_health_stays_open(start_server, tmp_path: Path)
     assert stub.ListModels(LIST, timeout=5, metadata=(("authorization", "Bearer secret-two"),)).models
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
-    assert server.metric("styletransfer_requests_total", method="ListModels", code="UNAUTHENTICATED") == 3
+    assert server.metric("styletransfer_requests_total", method="ListModels", code="UNAUTHENTICATED",
+                         transport="grpc") == 3
 
 
 def _secure_stub(server, pki: Path, with_client_cert: bool) -> pb_grpc.StyleTransferStub:
@@ -76,3 +81,22 @@ def test_mutual_tls_requires_a_client_certificate(start_server, pki: Path) -> No
     with pytest.raises(grpc.RpcError) as info:
         _secure_stub(server, pki, with_client_cert=False).ListModels(LIST, timeout=10)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _https_status(url: str, pki: Path, with_client_cert: bool) -> int:
+    context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    if with_client_cert:
+        context.load_cert_chain(pki / "client.pem", pki / "client.key")
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        return response.status
+
+
+def test_http_gateway_uses_the_same_mutual_tls(start_server, pki: Path) -> None:
+    server = start_server(tls_cert=str(pki / "server.pem"), tls_key=str(pki / "server.key"),
+                          tls_client_ca=str(pki / "ca.pem"), http_port=free_port())
+    url = f"https://127.0.0.1:{server.server.http_port}/v1/models"
+    assert _https_status(url, pki, with_client_cert=True) == 200
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        _https_status(url, pki, with_client_cert=False)
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(url.replace("https:", "http:"), timeout=10)  # plaintext against a TLS port

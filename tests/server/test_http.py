@@ -1,0 +1,199 @@
+"""The HTTP/JSON gateway through a real server: the proto's google.api.http rules, proto3 JSON, the multipart twin,
+status mapping with request ids, deadlines, auth, metrics by transport, and job progress as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from server.http.rules import FormFile, form_message, routes_for
+from styletransfer.v1 import style_transfer_pb2 as pb
+from tests.helpers import free_port, png_bytes
+
+CONTENT = png_bytes(64, 48, seed=1)
+STYLE = png_bytes(64, 64, seed=2)
+SERVICE = pb.DESCRIPTOR.services_by_name["StyleTransfer"]
+
+
+class Reply:
+    def __init__(self, status: int, headers: Any, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def fetch(method: str, url: str, **kwargs: Any) -> Reply:
+    """One HTTP request with aiohttp's client (a form is given as a list of (name, value or (filename, bytes)))."""
+    form = kwargs.pop("form", None)
+
+    async def go() -> Reply:
+        if form is not None:
+            data = aiohttp.FormData()
+            for name, value in form:
+                if isinstance(value, tuple):
+                    data.add_field(name, value[1], filename=value[0], content_type="image/png")
+                else:
+                    data.add_field(name, value)
+            kwargs["data"] = data
+        async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as response:
+            return Reply(response.status, response.headers, await response.read())
+
+    return asyncio.run(go())
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+def http(start_server):
+    return start_server(http_port=free_port())
+
+
+def test_json_stylize_accepts_camel_case_and_enum_names(http) -> None:
+    body = {"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "alpha": 0.5,
+            "outputFormat": "IMAGE_FORMAT_JPEG", "content_size": 32}
+    reply = fetch("POST", f"{http.http_url}/v1/stylize", json=body, headers={"X-Request-Id": "req-42"})
+    assert reply.status == 200, reply.body
+    out = reply.json()
+    assert out["mimeType"] == "image/jpeg" and out["requestId"] == "req-42" == reply.headers["X-Request-Id"]
+    assert Image.open(io.BytesIO(base64.b64decode(out["image"]))).size == (out["width"], out["height"]) == (42, 32)
+    assert out["untrained"] is True and set(out["timing"]) >= {"computeMs", "totalMs"}
+
+
+def test_multipart_form_returns_image_bytes_with_their_content_type(http) -> None:
+    form = [("content", ("photo.png", CONTENT)), ("style", ("starry.png", STYLE)), ("alpha", "0.8"),
+            ("output_format", "IMAGE_FORMAT_WEBP")]
+    reply = fetch("POST", f"{http.http_url}/v1/stylize:form", form=form)
+    assert reply.status == 200, reply.body
+    assert reply.headers["Content-Type"] == "image/webp" and reply.headers["X-Request-Id"]
+    assert Image.open(io.BytesIO(reply.body)).size == (64, 48)
+    assert fetch("POST", f"{http.http_url}/v1/stylize:form", form=[("content", ("p.png", CONTENT))]).status == 400
+
+
+def test_form_fields_fill_repeated_styles_in_order() -> None:
+    route = next(r for r in routes_for(SERVICE) if r.template == "/v1/stylize:form")
+    fields = [("content", FormFile(b"c")), ("style", FormFile(b"a")), ("weight", "0.7"), ("style.mask", FormFile(b"m")),
+              ("style_id", "abc"), ("styles.weight", "0.3"), ("preserveColor", "true"), ("alpha", "0.25")]
+    request = form_message(route, fields, {})
+    assert request.content == b"c" and request.alpha == 0.25 and request.preserve_color
+    first, second = request.styles
+    assert (first.image, first.weight, first.mask) == (b"a", pytest.approx(0.7), b"m")
+    assert (second.style_id, second.weight, second.HasField("mask")) == ("abc", pytest.approx(0.3), False)
+
+
+def test_every_rpc_has_a_route_and_verbs_win_over_ids() -> None:
+    routes = routes_for(SERVICE)
+    assert {r.rpc.name for r in routes} == {m.name for m in SERVICE.methods}
+    matched = next((r, p) for r in routes if (p := r.match("GET", "/v1/jobs/j%201:watch")) is not None)
+    assert matched[0].rpc.name == "WatchJob" and matched[1] == {"id": "j 1"}
+
+
+def test_bad_requests_get_400_with_the_grpc_code_and_request_id(http) -> None:
+    url = f"{http.http_url}/v1/stylize"
+    for body in ({"content": b64(CONTENT), "styles": []}, {"content": "***"}, {"contnt": b64(CONTENT)}):
+        reply = fetch("POST", url, json=body)
+        error = reply.json()
+        assert reply.status == 400 and error["code"] == 3 and error["status"] == "INVALID_ARGUMENT", error
+        assert error["requestId"] == reply.headers["X-Request-Id"] and error["message"]
+    assert fetch("POST", url, data=b"{not json").status == 400
+    assert fetch("GET", f"{http.http_url}/v1/jobs?pageSize=abc").status == 400
+    assert http.metric("styletransfer_requests_total", method="Stylize", code="INVALID_ARGUMENT",
+                       transport="http") == 4
+
+
+def test_status_codes_map_to_http(http) -> None:
+    base = http.http_url
+    missing = fetch("GET", f"{base}/v1/styles/nope")
+    assert missing.status == 404 and missing.json()["status"] == "NOT_FOUND"
+    assert fetch("GET", f"{base}/v1/nowhere").status == 404
+    assert fetch("PUT", f"{base}/v1/stylize").status == 405
+    late = fetch("POST", f"{base}/v1/stylize", json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}]},
+                 headers={"Grpc-Timeout": "1n"})
+    assert late.status == 504 and late.json()["status"] == "DEADLINE_EXCEEDED"
+    assert fetch("POST", f"{base}/v1/stylize", json={}, headers={"Grpc-Timeout": "soon"}).status == 400
+
+
+def test_styles_resource_round_trip_and_metrics_by_transport(http) -> None:
+    base = http.http_url
+    put = fetch("POST", f"{base}/v1/styles", json={"image": b64(STYLE), "displayName": "starry", "styleSize": 32})
+    assert put.status == 200, put.body
+    style = put.json()
+    assert style["displayName"] == "starry" and style["styleSize"] == 32
+    listed = fetch("GET", f"{base}/v1/styles?page_size=10").json()
+    assert [s["styleId"] for s in listed["styles"]] == [style["styleId"]]
+    stylized = fetch("POST", f"{base}/v1/stylize:form",
+                     form=[("content", ("c.png", CONTENT)), ("style_id", style["styleId"])])
+    assert stylized.status == 200 and stylized.headers["Content-Type"] == "image/png"
+    assert fetch("DELETE", f"{base}/v1/styles/{style['styleId']}").status == 200
+    assert fetch("GET", f"{base}/v1/styles/{style['styleId']}").status == 404
+    http.stub().ListModels(pb.ListModelsRequest(), timeout=10)
+    assert http.metric("styletransfer_requests_total", method="PutStyle", code="OK", transport="http") == 1
+    assert http.metric("styletransfer_requests_total", method="ListModels", code="OK", transport="grpc") == 1
+    assert http.metric("styletransfer_requests_total", method="ListModels", code="OK", transport="http") == 0
+
+
+def test_bearer_tokens_apply_to_http(start_server, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("secret\n")
+    server = start_server(http_port=free_port(), auth_tokens_file=str(tokens))
+    denied = fetch("GET", f"{server.http_url}/v1/models", headers={"Authorization": "Bearer expired"})
+    assert denied.status == 401 and denied.headers["WWW-Authenticate"].startswith("Bearer")
+    assert denied.json()["status"] == "UNAUTHENTICATED"
+    allowed = fetch("GET", f"{server.http_url}/v1/models", headers={"Authorization": "Bearer secret"})
+    assert allowed.status == 200 and allowed.json()["models"]
+    assert fetch("GET", f"{server.http_url}/").status == 200  # the page itself is public; its calls are not
+    assert server.metric("styletransfer_requests_total", method="ListModels", code="UNAUTHENTICATED",
+                         transport="http") == 1
+
+
+def sse_events(body: bytes) -> list[tuple[str, Any]]:
+    events = []
+    for block in body.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in lines:
+            events.append((lines.get("event", "message"), json.loads(lines["data"])))
+    return events
+
+
+def test_gatys_job_progress_as_server_sent_events(http) -> None:
+    base = http.http_url
+    job = fetch("POST", f"{base}/v1/jobs:gatys",
+                json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 6}).json()
+    assert job["state"] == "JOB_STATE_QUEUED" and job["kind"] == "JOB_KIND_GATYS"
+    watch = fetch("GET", f"{base}/v1/jobs/{job['id']}:watch", headers={"Accept": "text/event-stream"})
+    assert watch.status == 200 and watch.headers["Content-Type"].startswith("text/event-stream")
+    events = sse_events(watch.body)
+    assert events[-1] == ("end", {})
+    updates = [data for kind, data in events if kind == "message"]
+    assert updates[-1]["state"] == "JOB_STATE_SUCCEEDED" and int(updates[-1]["progress"]["step"]) == 6
+    steps = [int(u["progress"]["step"]) for u in updates]
+    assert steps == sorted(steps) and len(updates) >= 2
+    ndjson = fetch("GET", f"{base}/v1/jobs/{job['id']}:watch").body.decode().splitlines()
+    assert json.loads(ndjson[-1])["result"]["state"] == "JOB_STATE_SUCCEEDED"
+    result = fetch("GET", f"{base}/v1/jobs/{job['id']}/result").json()
+    assert Image.open(io.BytesIO(base64.b64decode(result["image"]))).size == (64, 48)
+    listed = fetch("GET", f"{base}/v1/jobs?state=JOB_STATE_SUCCEEDED&kind=JOB_KIND_GATYS").json()
+    assert [j["id"] for j in listed["jobs"]] == [job["id"]]
+    missing = fetch("GET", f"{base}/v1/jobs/nope:watch", headers={"Accept": "text/event-stream"})
+    assert missing.status == 404 and missing.json()["status"] == "NOT_FOUND"
+
+
+def test_cancel_by_custom_verb(http) -> None:
+    base = http.http_url
+    job = fetch("POST", f"{base}/v1/jobs:gatys",
+                json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 2000}).json()
+    cancelled = fetch("POST", f"{base}/v1/jobs/{job['id']}:cancel")
+    assert cancelled.status == 200 and cancelled.json()["id"] == job["id"]
+    final = fetch("GET", f"{base}/v1/jobs/{job['id']}:watch", headers={"Accept": "text/event-stream"})
+    assert [d for k, d in sse_events(final.body) if k == "message"][-1]["state"] == "JOB_STATE_CANCELLED"
+    assert fetch("GET", f"{base}/v1/jobs/{job['id']}/result").status == 400  # FAILED_PRECONDITION
