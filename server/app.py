@@ -87,7 +87,7 @@ def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtim
              model.info.dtype)
     data = config.data_path
     runtime = Runtime(
-        config=config, metrics=metrics, models=ModelRegistry(model, data / "models"),
+        config=config, metrics=metrics, models=ModelRegistry(model, data / "models", on_list=metrics.set_models),
         styles=StyleStore(data / "styles"),
         scheduler=Scheduler(workers, threads, config.max_queue, metrics),
         registered_stats=LRUCache(1024, on_hit=metrics.style_cache_hits.labels("registered").inc,
@@ -101,8 +101,7 @@ def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtim
                                          on_batch=metrics.batch_size.observe)
         log.info("dynamic batching on: up to %d requests, %.1f ms", config.max_batch_size, config.max_batch_delay_ms)
     metrics.queue_capacity.set(config.max_queue)
-    info = model.info
-    metrics.model_info.labels(info.name, info.device, info.dtype, str(info.untrained).lower()).set(1)
+    metrics.set_models([model.info])  # trained models join when start() lists them
     return runtime
 
 
@@ -171,6 +170,7 @@ class Server:
         # The embedded store has one server, so every RUNNING job is a previous run's; a shared store's RUNNING jobs
         # may be other replicas' and come back only when their leases run out.
         self.runtime.jobs.start(recover_all_running=not self.config.job_store)
+        await asyncio.to_thread(self.runtime.models.list)  # model_info for the trained models too
         self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
         if self._metrics_http is not None:
             self.metrics_port = self._metrics_http.server_address[1]

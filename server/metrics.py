@@ -6,6 +6,8 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds`` durations
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
@@ -22,6 +24,15 @@ def transport_of(peer: str) -> str:
     """The ``transport`` label of a call: ``http`` for the HTTP gateway, whose calls alone arrive over the server's
     Unix socket (``server.http.gateway``), ``grpc`` for the rest."""
     return "http" if peer.startswith("unix:") else "grpc"
+
+
+class ServedModel(Protocol):
+    """What model_info labels a served model by (``model.adain.stylizer.ModelInfo`` has these)."""
+
+    name: str
+    device: str
+    dtype: str
+    untrained: bool
 
 
 class Metrics:
@@ -70,6 +81,17 @@ class Metrics:
     def observe_call(self, method: str, code: str, seconds: float, transport: str = "grpc") -> None:
         self.requests.labels(method, code, transport).inc()
         self.request_duration.labels(method, transport).observe(seconds)
+
+    def set_models(self, models: Iterable[ServedModel]) -> None:
+        """Makes model_info list exactly ``models``: a series per served model, none left for a removed one."""
+        wanted = {(m.name, m.device, m.dtype, str(m.untrained).lower()) for m in models}
+        current = {tuple(s.labels[k] for k in ("model", "device", "dtype", "untrained"))
+                   for metric in self.model_info.collect() for s in metric.samples}
+        for labels in current - wanted:
+            with contextlib.suppress(KeyError):
+                self.model_info.remove(*labels)
+        for labels in wanted:
+            self.model_info.labels(*labels).set(1)
 
     def forget_job(self, job_id: str, kind: str) -> None:
         """Drops a finished job's per-job series so the label set does not grow without bound."""

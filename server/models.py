@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,11 @@ class RegisteredModel:
 
 
 class ModelRegistry:
-    def __init__(self, default: AdaINModel, models_dir: Path) -> None:
+    def __init__(self, default: AdaINModel, models_dir: Path,
+                 on_list: Callable[[list[ModelInfo]], None] | None = None) -> None:
+        """``on_list`` receives every served model each time they are listed (the metrics' model_info)."""
         self.default = default
+        self._on_list = on_list
         self._dir = models_dir
         self._dir.mkdir(parents=True, exist_ok=True)
         self._loaded: dict[str, AdaINModel] = {}
@@ -73,8 +77,9 @@ class ModelRegistry:
         decoder = Decoder()
         decoder.load_official(state)
         meta = self._meta(folder)
-        info = ModelInfo(name, "", str(folder / DECODER_FILE), "", meta.get("decoder_sha256", ""), "", "", False,
-                         {**metadata, **meta.get("metadata", {})})
+        served = self.default.info  # a trained decoder runs on the default model's device and dtype
+        info = ModelInfo(name, "", str(folder / DECODER_FILE), "", meta.get("decoder_sha256", ""), served.device,
+                         served.dtype, False, {**metadata, **meta.get("metadata", {})})
         return self.default.with_decoder(decoder, info, decoder_encoder_sha256=trained_against)
 
     @staticmethod
@@ -108,7 +113,9 @@ class ModelRegistry:
             shutil.rmtree(staging, ignore_errors=True)
         with self._lock:
             self._loaded.pop(name, None)
-        return self.get(name)
+        model = self.get(name)
+        self.list()  # tells on_list about the new model
+        return model
 
     def list(self) -> list[RegisteredModel]:
         models = [RegisteredModel(self.default.info, True, self._started)]
@@ -116,4 +123,6 @@ class ModelRegistry:
             if (folder / DECODER_FILE).is_file():
                 model = self.get(folder.name)
                 models.append(RegisteredModel(model.info, False, self._meta(folder).get("create_time", 0.0)))
+        if self._on_list is not None:
+            self._on_list([m.info for m in models])
         return models
