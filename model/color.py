@@ -23,7 +23,10 @@ def _mat_sqrt(x: torch.Tensor) -> torch.Tensor:
 
 def _flat_mean_std(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     flat = image.reshape(3, -1)
-    return flat, flat.mean(dim=-1, keepdim=True), flat.std(dim=-1, keepdim=True)
+    # A uniform channel has std 0 (a single pixel: NaN); standardising it must give zeros, not NaN, so the std is
+    # floored (departure from the reference, which divides by zero for flat images).
+    std = flat.std(dim=-1, keepdim=True).nan_to_num(0.0).clamp_min(1e-5)
+    return flat, flat.mean(dim=-1, keepdim=True), std
 
 
 def coral(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -28,11 +28,13 @@ __all__ = [
     "image_to_tensor",
     "probe_image",
     "resize_shorter",
+    "resized_size",
+    "set_pixel_limit",
     "tensor_to_image",
     "to_rgb",
 ]
 
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "MPO")  # MPO: camera JPEGs with extra frames; the first is the photo
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 
 
@@ -58,16 +60,29 @@ def _open_checked(data: bytes, field: str, max_pixels: int) -> Image.Image:
     return img
 
 
+def set_pixel_limit(max_pixels: int) -> None:
+    """Sets Pillow's process-wide decompression-bomb limit once, at start-up, to the caller's own limit.
+
+    Pillow refuses images over twice ``Image.MAX_IMAGE_PIXELS`` when they are opened; our header check
+    (``max_pixels`` of each call) is the tighter one for requests, and this makes Pillow's the same order for every
+    other reader in the process (e.g. the training data loader). It is a global, so it is set once and never
+    toggled around a decode (two concurrent decodes would race on it).
+    """
+    if max_pixels <= 0:
+        raise ValueError("max_pixels must be positive")
+    Image.MAX_IMAGE_PIXELS = max_pixels
+
+
 def _load(img: Image.Image, field: str) -> Image.Image:
-    previous = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = None  # our own limit was checked from the header already
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+        if img.format == "MPO":
+            img = img.copy()  # the first frame (the photo) as a plain image
         return ImageOps.exif_transpose(img)
     except Exception as exc:
         raise InvalidImageError(field, f"could not be decoded ({type(exc).__name__})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -103,15 +118,22 @@ def decode_mask(data: bytes, *, field: str, max_pixels: int) -> Image.Image:
 def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     """Resizes the shorter side to ``size`` (0 keeps the image): torchvision ``Resize(size)`` as the reference uses,
     i.e. PIL's bilinear (antialiased) resize to the size torchvision computes."""
+    new_size = resized_size(img.width, img.height, size)
+    if new_size == img.size:
+        return img
+    return img.resize(new_size, Image.Resampling.BILINEAR)
+
+
+def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """The (width, height) :func:`resize_shorter` produces, computed without touching pixels (so callers can bound
+    the cost of a resize before doing it: a 2000x1 image at size 512 would be 512 x 1,024,000)."""
     if size < 0:
         raise ValueError("size must not be negative")
-    if size == 0 or min(img.size) == size:
-        return img
-    width, height = img.size
+    if size == 0 or min(width, height) == size:
+        return width, height
     short, long = min(width, height), max(width, height)
     new_short, new_long = size, int(size * long / short)  # torchvision's rounding (truncation) of the long side
-    new_size = (new_short, new_long) if width <= height else (new_long, new_short)
-    return img.resize(new_size, Image.Resampling.BILINEAR)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
 def image_to_tensor(img: Image.Image) -> torch.Tensor:

@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from model.adain.stylizer import AdaINModel
+from model.images import set_pixel_limit
 from model.weights import OFFICIAL_FILES
 from server.auth import BearerTokenInterceptor, read_tokens
 from server.batcher import DynamicBatcher
@@ -132,6 +133,7 @@ class Server:
     def __init__(self, config: Config, model: AdaINModel | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
+        set_pixel_limit(config.max_image_pixels)  # Pillow's process-wide limit, once (model/images.py)
         if model is None:
             model = run_in_own_thread(lambda: load_default_model(config), name="load-model")
         self.runtime = build_runtime(config, model, self.metrics)

@@ -66,6 +66,8 @@ class Config:
     max_image_pixels: int = _opt(16_777_216, "largest decoded image (width x height; 16 MP = 4096x4096), checked "
                                              "from the header before decoding")
     max_output_pixels: int = _opt(16_777_216, "largest stylized output (width x height) after content_size")
+    max_style_pixels: int = _opt(2_097_152, "largest style image as encoded, after style_size (width x height; "
+                                            "styles are encoded whole, about 0.5 GB of memory per megapixel)")
     default_style_size: int = _opt(512, "shorter side of inline style images when a request leaves style_size unset")
     max_styles: int = _opt(8, "most styles in one request")
     workers: int = _opt(0, "inference workers running Stylize at once; 0 picks 1 on CPU and 2 on CUDA")
@@ -102,6 +104,8 @@ class Config:
     train_max_iterations: int = _opt(200_000, "most steps of a Train job")
     train_default_iterations: int = _opt(160_000, "steps when a Train request leaves iterations at 0")
     train_checkpoint_every: int = _opt(1000, "steps between checkpoints when a request leaves checkpoint_every at 0")
+    train_max_batch_pixels: int = _opt(1_048_576, "most pixels of one Train step, batch_size x image_size^2 "
+                                                  "(16 x 256^2; activation memory grows with it)")
     train_processes: int = _opt(1, "DistributedDataParallel processes per Train job when the request says 0")
     train_max_processes: int = _opt(8, "most DistributedDataParallel processes a Train request may ask for")
 
@@ -122,10 +126,10 @@ class Config:
         for name in ("port", "metrics_port", "http_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"--{_flag(name)} must be in 0..65535")
-        positive = ("max_message_bytes", "max_image_pixels", "max_output_pixels", "max_styles", "max_batch_size",
-                    "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
+        positive = ("max_message_bytes", "max_image_pixels", "max_output_pixels", "max_style_pixels", "max_styles",
+                    "max_batch_size", "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
                     "gatys_checkpoint_every", "train_max_iterations", "train_default_iterations",
-                    "train_checkpoint_every", "train_processes", "train_max_processes")
+                    "train_checkpoint_every", "train_max_batch_pixels", "train_processes", "train_max_processes")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be positive")

@@ -15,6 +15,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from model.images import probe_image
+from server.costs import check_display_name, check_style
 from server.errors import InvalidArgument, unary
 from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
@@ -79,17 +80,20 @@ class StyleRpcs(_Base):
     async def PutStyle(self, request: pb.PutStyleRequest, context: grpc.aio.ServicerContext) -> pb.Style:
         if not request.image:
             raise InvalidArgument("image: a style image is required")
-        probe_image(request.image, field="image", max_pixels=self.runtime.config.max_image_pixels)
-        size = request.style_size if request.HasField("style_size") else self.runtime.config.default_style_size
+        check_display_name(request.display_name)
+        config = self.runtime.config
+        size = request.style_size if request.HasField("style_size") else config.default_style_size
+        width, height = probe_image(request.image, field="image", max_pixels=config.max_image_pixels)
+        check_style("image", width, height, size, config)
         style_id = style_id_for(request.image, size)
         styles = self.runtime.styles
         with contextlib.suppress(LookupError):
             return _style_message(styles.get(style_id))  # already registered: idempotent
         model = self.runtime.models.default
         timed = await self._schedule(run_put_style(self.runtime, model, request.image, size), context)
-        stats, width, height = timed.value
-        record = StyleRecord(style_id, request.display_name, width, height, size, time.time(), len(request.image))
-        stored, _ = styles.put(request.image, record, stats)
+        stats, image = timed.value
+        record = StyleRecord(style_id, request.display_name, stats.width, stats.height, size, time.time(), len(image))
+        stored, _ = styles.put(image, record, stats)
         self.runtime.registered_stats.put((style_id, model.info.encoder_sha256), stats)
         return _style_message(stored)
 

@@ -13,6 +13,7 @@ from model.adain.stylizer import AdaINModel, BatchItem, ColorMode, StyleSource, 
 from model.errors import Cancelled
 from model.images import decode_image, decode_mask, encode_image, probe_image, resize_shorter
 from model.network import StopCheck
+from server.costs import check_content, check_finite, check_style, check_style_count
 from server.errors import InvalidArgument
 from server.runtime import Runtime
 from server.style_cache import inline_style_key
@@ -53,22 +54,14 @@ def color_mode(preserve: bool, mode: int) -> ColorMode:
     return ColorMode.CORAL if preserve else ColorMode.NONE
 
 
-def _resized_pixels(width: int, height: int, size: int) -> int:
-    if size == 0:
-        return width * height
-    short, long = min(width, height), max(width, height)
-    return size * int(size * long / short)
-
-
 def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime) -> StylizeOptions:
     """Every check that needs no decoding, so bad requests fail before they queue. Returns the model options."""
     cfg = runtime.config
     if not request.content:
         raise InvalidArgument("content: an image is required")
-    if not request.styles:
-        raise InvalidArgument("styles: at least one style is required")
-    if len(request.styles) > cfg.max_styles:
-        raise InvalidArgument(f"styles: at most {cfg.max_styles} styles per request, got {len(request.styles)}")
+    check_finite(request)
+    check_style_count(len(request.styles), cfg)
+    style_size = request.style_size if request.HasField("style_size") else cfg.default_style_size
     for i, style in enumerate(request.styles):
         source = style.WhichOneof("source")
         if source is None or (source == "image" and not style.image) or (source == "style_id" and not style.style_id):
@@ -76,22 +69,29 @@ def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime) -> Styli
         if not math.isfinite(style.weight) or style.weight < 0:
             raise InvalidArgument(f"styles[{i}].weight must be a finite number >= 0, got {style.weight}")
         if source == "image":
-            probe_image(style.image, field=f"styles[{i}].image", max_pixels=cfg.max_image_pixels)
+            width, height = probe_image(style.image, field=f"styles[{i}].image", max_pixels=cfg.max_image_pixels)
+            check_style(f"styles[{i}].image", width, height, style_size, cfg)
         if style.HasField("mask"):
             probe_image(style.mask, field=f"styles[{i}].mask", max_pixels=cfg.max_image_pixels)
     if len(request.styles) > 1 and sum(s.weight for s in request.styles) <= 0:
         raise InvalidArgument("styles.weight: at least one weight must be positive")
     alpha = request.alpha if request.HasField("alpha") else 1.0
-    if not 0.0 <= alpha <= 1.0:
+    if not 0.0 <= alpha <= 1.0:  # NaN fails this too
         raise InvalidArgument(f"alpha must be in [0, 1], got {alpha}")
     width, height = probe_image(request.content, field="content", max_pixels=cfg.max_image_pixels)
     content_size = request.content_size if request.HasField("content_size") else 0
-    if _resized_pixels(width, height, content_size) > cfg.max_output_pixels:
-        raise InvalidArgument(f"content_size: the output would exceed {cfg.max_output_pixels} pixels")
+    check_content("content", width, height, content_size, cfg)
     output_format(request.output_format, request.quality)
-    style_size = request.style_size if request.HasField("style_size") else cfg.default_style_size
     return StylizeOptions(alpha=alpha, color=color_mode(request.preserve_color, request.color_preservation),
                           content_size=content_size, style_size=style_size, tile_size=cfg.tile_size)
+
+
+def _decode_style(runtime: Runtime, data: bytes, field: str, style_size: int) -> Image.Image:
+    """A style image decoded, once its size after ``style_size`` is within the cost model (registered styles are
+    only checked here: their originals are on disk, not in the request)."""
+    image = decode_image(data, field=field, max_pixels=runtime.config.max_image_pixels)
+    check_style(field, image.width, image.height, style_size, runtime.config)
+    return image
 
 
 def style_stats_for_id(runtime: Runtime, model: AdaINModel, style_id: str, stop: StopCheck | None) -> StyleStats:
@@ -103,7 +103,7 @@ def style_stats_for_id(runtime: Runtime, model: AdaINModel, style_id: str, stop:
     stats = runtime.styles.stats(style_id, model.info.encoder_sha256)
     if stats is None:
         record = runtime.styles.get(style_id)
-        image = decode_image(runtime.styles.image(style_id), field="style", max_pixels=runtime.config.max_image_pixels)
+        image = _decode_style(runtime, runtime.styles.image(style_id), f"style {style_id}", record.style_size)
         stats = model.encode_style(image, style_size=record.style_size, should_stop=stop)
         runtime.styles.save_stats(style_id, stats)
     runtime.registered_stats.put(key, stats)
@@ -122,10 +122,10 @@ def _style_source(
         if options.color is ColorMode.CORAL:
             # CORAL statistics depend on the content, so the stored original is re-encoded at the request's
             # style_size (as an inline image would be).
-            image = decode_image(runtime.styles.image(style.style_id), field=f"styles[{index}]", max_pixels=max_pixels)
+            image = _decode_style(runtime, runtime.styles.image(style.style_id), f"styles[{index}]", options.style_size)
             return StyleSource(image=image, weight=weight, mask=mask)
         return StyleSource(stats=style_stats_for_id(runtime, model, style.style_id, stop), weight=weight, mask=mask)
-    image = decode_image(style.image, field=f"styles[{index}].image", max_pixels=max_pixels)
+    image = _decode_style(runtime, style.image, f"styles[{index}].image", options.style_size)
     if options.color is ColorMode.CORAL:
         return StyleSource(image=image, weight=weight, mask=mask)
     key = inline_style_key(style.image, options.style_size, model.info.encoder_sha256)
@@ -191,12 +191,22 @@ def run_stylize(
 
 def run_put_style(
     runtime: Runtime, model: AdaINModel, image_bytes: bytes, style_size: int
-) -> Callable[[StopCheck], tuple[StyleStats, int, int]]:
-    def work(stop: StopCheck) -> tuple[StyleStats, int, int]:
-        image = decode_image(image_bytes, field="image", max_pixels=runtime.config.max_image_pixels)
+) -> Callable[[StopCheck], tuple[StyleStats, bytes]]:
+    """Encodes a style; returns its statistics and the bytes to store (see :func:`stored_image`)."""
+    def work(stop: StopCheck) -> tuple[StyleStats, bytes]:
+        image = _decode_style(runtime, image_bytes, "image", style_size)
         stats = model.encode_style(image, style_size=style_size, should_stop=stop)
-        return stats, stats.width, stats.height
+        return stats, stored_image(image_bytes, image)
 
     return work
+
+
+def stored_image(original: bytes, decoded: Image.Image) -> bytes:
+    """What a registered style keeps of its image: the upload, or its pixels re-encoded as PNG when that is smaller.
+
+    Either decodes to the same pixels (PNG is lossless; EXIF orientation was applied on decoding), but the stored
+    size is then bounded by the image's pixel count, whatever trailing bytes the upload carried."""
+    png, _ = encode_image(decoded, "png")
+    return png if len(png) < len(original) else original
 
 

@@ -9,11 +9,12 @@ import torch
 
 from model.devices import select_device
 from model.errors import InvalidOptionError
-from model.gatys import GatysCheckpoint, GatysOptions, stylize_gatys
+from model.gatys import GatysCheckpoint, GatysOptions, scale_sizes, stylize_gatys
 from model.images import decode_image, encode_image, probe_image
 from model.network import RELU5_1, Encoder, InputNorm
 from model.weights import load_encoder_state, random_vgg_state
 from server.config import Config
+from server.costs import check_finite, check_gatys_scale, check_style_count
 from server.errors import InvalidArgument
 from server.jobs.manager import JobContext
 from server.styles import StyleStore
@@ -56,9 +57,9 @@ def validate_gatys(request: pb.GatysRequest, config: Config, styles: StyleStore)
     """Every check that can be made before the job is accepted; returns the options."""
     if not request.content:
         raise InvalidArgument("content: an image is required")
+    check_finite(request)
     width, height = probe_image(request.content, field="content", max_pixels=config.max_image_pixels)
-    if not request.styles:
-        raise InvalidArgument("styles: at least one style is required")
+    check_style_count(len(request.styles), config)
     for i, style in enumerate(request.styles):
         source = style.WhichOneof("source")
         if source == "image":
@@ -74,11 +75,8 @@ def validate_gatys(request: pb.GatysRequest, config: Config, styles: StyleStore)
     if len(request.styles) > 1 and sum(s.weight for s in request.styles) <= 0:
         raise InvalidArgument("styles.weight: at least one weight must be positive")
     options = gatys_options(request, config)
-    long_side = options.size or max(width, height)
-    pixels = long_side * round(long_side * min(width, height) / max(width, height))
-    if pixels > config.gatys_max_pixels:
-        raise InvalidArgument(f"size: a {long_side} px output is {pixels} pixels, over the limit "
-                              f"{config.gatys_max_pixels}")
+    for scale, long_side in enumerate(scale_sizes(options, max(width, height))):  # start_size included
+        check_gatys_scale(f"scale {scale} (size/start_size/num_scales)", width, height, long_side, config)
     output_format(request.output_format, request.quality)
     return options
 

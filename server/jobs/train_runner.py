@@ -25,6 +25,7 @@ from model.errors import Cancelled, InvalidOptionError
 from model.network import RELU4_1, Decoder, Encoder, InputNorm
 from model.weights import load_encoder_state, random_vgg_state, save_decoder_checkpoint
 from server.config import Config
+from server.costs import check_finite, check_train_batch
 from server.errors import InvalidArgument, NotFound, PermissionDenied
 from server.jobs.manager import JobContext
 from server.metrics import Metrics
@@ -71,6 +72,7 @@ def train_options(request: pb.TrainRequest, config: Config) -> TrainOptions:
 
 
 def validate_train(request: pb.TrainRequest, config: Config, models: ModelRegistry) -> TrainOptions:
+    check_finite(request)
     resolve_dataset(config.datasets_path, request.content_dir, "content_dir")
     resolve_dataset(config.datasets_path, request.style_dir, "style_dir")
     models.check_new_name(request.model_name)
@@ -78,7 +80,9 @@ def validate_train(request: pb.TrainRequest, config: Config, models: ModelRegist
         raise NotFound(f"init_from: model {request.init_from!r} not found")
     if request.num_processes > config.train_max_processes:
         raise InvalidArgument(f"num_processes must be at most {config.train_max_processes}")
-    return train_options(request, config)
+    options = train_options(request, config)
+    check_train_batch(options.batch_size, options.image_size, config)
+    return options
 
 
 class TrainRunner:

@@ -1,0 +1,128 @@
+"""The cost model: what one request may cost in pixels, steps and bytes, derived from the configuration.
+
+Every input that scales memory or time is bounded here, once, and checked from the request's fields and the images'
+headers before any work is queued (a decoded pixel or a queued job costs memory; a header costs microseconds):
+
+- images: decoded size (``max_image_pixels``, checked from the header by ``model.images``) and the size *after*
+  resizing, which is what the networks see: Stylize content (``max_output_pixels``, tiled above ``tile_size``),
+  style images (``max_style_pixels``: styles are encoded whole, ~0.5 GB per megapixel), every Gatys scale
+  (``gatys_max_pixels``); and at least :data:`MIN_SIDE` pixels on the shorter side, which the networks need;
+- counts: styles per request (``max_styles``, Stylize and Gatys alike), steps (``gatys_max_iterations`` per scale,
+  ``train_max_iterations``), Train pixels per step (``train_max_batch_pixels`` = batch_size x image_size^2);
+- strings and stored bytes: display names (:data:`MAX_DISPLAY_NAME`), ids and names (fixed formats), request
+  messages (``max_message_bytes``), jobs waiting (``max_queued_jobs``).
+
+The README's "Limits" table lists each bound with its flag and default.
+"""
+
+from __future__ import annotations
+
+import math
+
+from google.protobuf.message import Message
+
+from model.images import resized_size
+from server.config import Config
+from server.errors import InvalidArgument
+
+__all__ = [
+    "GATYS_MIN_SIDE",
+    "MAX_DISPLAY_NAME",
+    "MIN_SIDE",
+    "check_content",
+    "check_display_name",
+    "check_finite",
+    "check_gatys_scale",
+    "check_style",
+    "check_style_count",
+    "check_train_batch",
+    "shown",
+]
+
+# The AdaIN encoder downsamples 8x to relu4_1 and the decoder reflection-pads its feature maps, which needs at least
+# 2 feature pixels a side: a shorter side of 9 px (8 px gives 1-pixel features, which cannot be padded).
+MIN_SIDE = 9
+# Gatys reads relu5_1 (16x downsampled); its smallest scale is 16 px already (GatysOptions), so its images too.
+GATYS_MIN_SIDE = 16
+MAX_DISPLAY_NAME = 256  # characters of a style's display name (stored and listed: ListStyles pages stay small)
+_SHOWN = 64  # characters of a user-supplied string echoed in a message or log line
+
+
+def shown(text: str) -> str:
+    """A user string as it may appear in messages and logs: truncated and ``repr``-escaped (no newlines, no
+    control characters, bounded length), so an id of 1 MB or with a newline cannot forge or bloat a log line."""
+    return repr(text[:_SHOWN] + ("..." if len(text) > _SHOWN else ""))
+
+
+def _check_resized(field: str, width: int, height: int, size: int, max_pixels: int, min_side: int,
+                   what: str) -> tuple[int, int]:
+    new_width, new_height = resized_size(width, height, size)
+    pixels = new_width * new_height
+    if pixels > max_pixels:
+        raise InvalidArgument(f"{field}: a {width}x{height} image at {what} {size or 'unchanged'} would be "
+                              f"{new_width}x{new_height} = {pixels} pixels, over the limit of {max_pixels}")
+    if min(new_width, new_height) < min_side:
+        raise InvalidArgument(f"{field}: a {width}x{height} image at {what} {size or 'unchanged'} would be "
+                              f"{new_width}x{new_height}; the shorter side must be at least {min_side} px")
+    return new_width, new_height
+
+
+def check_content(field: str, width: int, height: int, content_size: int, config: Config) -> tuple[int, int]:
+    """The size of a Stylize output (content after ``content_size``); refused over ``max_output_pixels``."""
+    return _check_resized(field, width, height, content_size, config.max_output_pixels, MIN_SIDE, "content_size")
+
+
+def check_style(field: str, width: int, height: int, style_size: int, config: Config) -> tuple[int, int]:
+    """The size a style image is encoded at (after ``style_size``); refused over ``max_style_pixels``."""
+    return _check_resized(field, width, height, style_size, config.max_style_pixels, MIN_SIDE, "style_size")
+
+
+def check_style_count(count: int, config: Config) -> None:
+    if count < 1:
+        raise InvalidArgument("styles: at least one style is required")
+    if count > config.max_styles:
+        raise InvalidArgument(f"styles: at most {config.max_styles} styles per request, got {count}")
+
+
+def check_gatys_scale(field: str, width: int, height: int, long_side: int, config: Config) -> tuple[int, int]:
+    """One Gatys scale: the content resized to ``long_side`` on its longer side (as ``model.gatys`` does)."""
+    scale = long_side / max(width, height)
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    pixels = new_width * new_height
+    if pixels > config.gatys_max_pixels:
+        raise InvalidArgument(f"{field}: a {long_side} px scale is {new_width}x{new_height} = {pixels} pixels, over "
+                              f"the limit of {config.gatys_max_pixels}")
+    if min(new_width, new_height) < GATYS_MIN_SIDE:
+        raise InvalidArgument(f"{field}: a {long_side} px scale of a {width}x{height} content is "
+                              f"{new_width}x{new_height}; the shorter side must be at least {GATYS_MIN_SIDE} px")
+    return new_width, new_height
+
+
+def check_train_batch(batch_size: int, image_size: int, config: Config) -> None:
+    """A Train step's pixels (batch_size x image_size^2), which its activation memory is proportional to."""
+    pixels = batch_size * image_size * image_size
+    if pixels > config.train_max_batch_pixels:
+        raise InvalidArgument(f"batch_size x image_size^2 = {batch_size} x {image_size}^2 = {pixels} pixels per step, "
+                              f"over the limit of {config.train_max_batch_pixels}")
+
+
+def check_display_name(name: str) -> None:
+    if len(name) > MAX_DISPLAY_NAME:
+        raise InvalidArgument(f"display_name: at most {MAX_DISPLAY_NAME} characters, got {len(name)}")
+
+
+def check_finite(message: Message, path: str = "") -> None:
+    """Refuses NaN and infinities in any float or double field of ``message`` (nested messages included): a weight
+    or learning rate of inf is accepted by every ``>= 0`` check and ends in NaN losses and black images."""
+    for descriptor, value in message.ListFields():
+        name = f"{path}{descriptor.name}"
+        if descriptor.type == descriptor.TYPE_MESSAGE:
+            if descriptor.message_type.GetOptions().map_entry:
+                continue
+            items = value if descriptor.is_repeated else [value]
+            for i, item in enumerate(items):
+                check_finite(item, f"{name}[{i}]." if descriptor.is_repeated else f"{name}.")
+        elif descriptor.type in (descriptor.TYPE_FLOAT, descriptor.TYPE_DOUBLE):
+            values = value if descriptor.is_repeated else [value]
+            if not all(math.isfinite(v) for v in values):
+                raise InvalidArgument(f"{name} must be a finite number")
