@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 
+from server.errors import REQUEST_ID_HEADER, begin_request
 from server.metrics import Metrics, transport_of
 
 __all__ = ["BearerTokenInterceptor", "read_tokens"]
@@ -49,9 +50,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if details.method.startswith(OPEN_PREFIXES) or handler is None or self._allowed(details.invocation_metadata):
             return handler
         method = details.method.rsplit("/", 1)[-1]
+        return _denying(handler, lambda context: self._refused(method, context))
+
+    def _refused(self, method: str, context: grpc.aio.ServicerContext) -> None:
+        """Logs and counts a refused call (inside the call, so the log line carries its request id)."""
         log.info("%s refused: missing or unknown bearer token", method)
-        return _denying(handler, lambda context: self._metrics.observe_call(
-            method, "UNAUTHENTICATED", 0.0, transport_of(context.peer())))
+        self._metrics.observe_call(method, "UNAUTHENTICATED", 0.0, transport_of(context.peer()))
 
 
 def _denying(handler: grpc.RpcMethodHandler,
@@ -59,8 +63,11 @@ def _denying(handler: grpc.RpcMethodHandler,
     """A handler of the same shape as ``handler`` that counts the call with ``observe`` and answers UNAUTHENTICATED."""
 
     async def deny_unary(request: object, context: grpc.aio.ServicerContext) -> None:
+        request_id = begin_request(context)
         observe(context)
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid 'authorization: Bearer <token>' is required")
+        # Like every failed call, the refusal carries its request id (server/errors.py).
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid 'authorization: Bearer <token>' is required",
+                            trailing_metadata=((REQUEST_ID_HEADER, request_id),))
 
     async def deny_stream(request: object, context: grpc.aio.ServicerContext):
         await deny_unary(request, context)

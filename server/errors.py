@@ -29,6 +29,8 @@ from server.logs import new_request_id, request_id_var
 from server.metrics import transport_of
 
 __all__ = [
+    "DEADLINE_SLACK",
+    "REQUEST_ID_HEADER",
     "AlreadyExists",
     "DeadlineExpired",
     "FailedPrecondition",
@@ -37,6 +39,7 @@ __all__ = [
     "Overloaded",
     "PermissionDenied",
     "ShuttingDown",
+    "begin_request",
     "server_stream",
     "status_for",
     "unary",
@@ -44,6 +47,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
+# gRPC cancels a call's handler when its deadline passes, by a clock read a few microseconds apart from the one the
+# server measures the deadline with: a cancellation this close to the deadline is the deadline, not the client.
+DEADLINE_SLACK = 0.05  # seconds
 
 
 class InvalidArgument(ValueError):
@@ -112,9 +118,16 @@ def _observe(servicer: Any, method: str, code: grpc.StatusCode, started: float,
         metrics.observe_call(method, code.name, time.perf_counter() - started, transport_of(context.peer()))
 
 
-def _begin(context: grpc.aio.ServicerContext) -> float:
+def begin_request(context: grpc.aio.ServicerContext) -> str:
+    """Sets (and returns) the call's request id: the caller's ``x-request-id`` when sane, else a fresh one."""
     incoming = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER, "")
-    request_id_var.set(new_request_id(incoming))
+    request_id = new_request_id(incoming)
+    request_id_var.set(request_id)
+    return request_id
+
+
+def _begin(context: grpc.aio.ServicerContext) -> float:
+    begin_request(context)
     return time.perf_counter()
 
 
@@ -141,15 +154,24 @@ async def _call(servicer: Any, method: str, context: grpc.aio.ServicerContext) -
     started = _begin(context)
     try:
         yield
-    except asyncio.CancelledError:
-        _observe(servicer, method, grpc.StatusCode.CANCELLED, started, context)
+    except asyncio.CancelledError:  # gRPC ended the call: the client went away, or its deadline passed
+        code = grpc.StatusCode.DEADLINE_EXCEEDED if _deadline_passed(context) else grpc.StatusCode.CANCELLED
+        log.info("%s -> %s", method, code.name)
+        _observe(servicer, method, code, started, context)
         raise
     except grpc.aio.AbortError:
         raise
     except Exception as exc:
         await _fail(servicer, method, exc, context, started)  # raises AbortError
     else:
+        # One line per successful call too, so the request id a client saw leads to the server's log.
+        log.info("%s -> OK in %.1f ms", method, (time.perf_counter() - started) * 1000)
         _observe(servicer, method, grpc.StatusCode.OK, started, context)
+
+
+def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= DEADLINE_SLACK
 
 
 def unary(fn: Handler[T]) -> Handler[T]:

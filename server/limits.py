@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import time
@@ -25,10 +26,10 @@ import torch
 
 from model.errors import Cancelled
 from model.network import StopCheck
-from server.errors import DeadlineExpired, Overloaded, ShuttingDown
+from server.errors import DEADLINE_SLACK, DeadlineExpired, Overloaded, ShuttingDown
 from server.metrics import Metrics
 
-__all__ = ["Scheduler", "Timed", "plan_threads"]
+__all__ = ["Scheduler", "Timed", "deadline_passed", "plan_threads"]
 
 T = TypeVar("T")
 
@@ -103,20 +104,23 @@ class Scheduler:
                 self._move(running=-1)
 
         task = self._executor.submit(work)
+        result = asyncio.wrap_future(task)
         try:
-            value = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(task)), timeout)
+            value = await asyncio.wait_for(asyncio.shield(result), timeout)
         except (TimeoutError, asyncio.CancelledError) as exc:
             cancelled.set()  # a running call stops at its next layer and frees the worker when it does
+            result.add_done_callback(_consume)  # its Cancelled outcome is expected: nobody awaits it any more
             if task.cancel():  # still waiting: it leaves the queue now and never computes
                 self._move(waiting=-1)
             else:
-                task.add_done_callback(self._count_stop)
+                reason = "deadline" if deadline_passed(deadline) else "cancelled"
+                task.add_done_callback(functools.partial(self._count_stop, reason))
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise DeadlineExpired("deadline passed " + ("during computation" if started else
                                                         "while waiting for a worker")) from None
         except Cancelled:
-            expired = deadline is not None and time.monotonic() > deadline
+            expired = deadline_passed(deadline)
             self._metrics.stopped.labels("deadline" if expired else "cancelled").inc()
             if expired:
                 raise DeadlineExpired("deadline passed during computation") from None
@@ -138,6 +142,17 @@ class Scheduler:
         self._metrics.queued.inc(waiting)
         self._metrics.inflight.inc(running)
 
-    def _count_stop(self, task: Future) -> None:
+    def _count_stop(self, reason: str, task: Future) -> None:
         if not task.cancelled() and isinstance(task.exception(), Cancelled):
-            self._metrics.stopped.labels("cancelled").inc()
+            self._metrics.stopped.labels(reason).inc()
+
+
+def deadline_passed(deadline: float | None) -> bool:
+    """Whether a ``time.monotonic()`` deadline has passed, within ``server.errors.DEADLINE_SLACK``."""
+    return deadline is not None and time.monotonic() >= deadline - DEADLINE_SLACK
+
+
+def _consume(future: asyncio.Future) -> None:
+    """Retrieves an abandoned future's outcome, so asyncio does not log "Future exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()

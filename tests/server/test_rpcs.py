@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import grpc
 import pytest
@@ -10,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from PIL import Image
 
+from server.logs import request_id_var
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import encode, make_image, png_bytes
 from tests.model.test_images import bomb_png
@@ -196,3 +198,23 @@ def test_errors_carry_the_request_id_the_caller_sent(server: RunningServer) -> N
         server.stub().Stylize(request, timeout=30, metadata=(("x-request-id", "trace-42"),))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(info.value.trailing_metadata())["x-request-id"] == "trace-42"
+
+
+def test_successful_calls_are_logged_with_their_request_id(server: RunningServer) -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # runs in the call's context: its request id is set
+            seen.append((record.getMessage(), request_id_var.get()))
+
+    handler = Capture(logging.INFO)
+    logger = logging.getLogger("server.errors")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        server.stub().ListModels(pb.ListModelsRequest(), timeout=30, metadata=(("x-request-id", "trace-43"),))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert [m for m, rid in seen if rid == "trace-43" and m.startswith("ListModels -> OK")]

@@ -46,8 +46,9 @@ def test_tokens_are_required_but_health_stays_open(start_server, tmp_path: Path)
     stub = pb_grpc.StyleTransferStub(channel)
     for metadata in ((), (("authorization", "Bearer wrong"),), (("authorization", "secret-one"),)):
         with pytest.raises(grpc.RpcError) as info:
-            stub.ListModels(LIST, timeout=5, metadata=metadata)
+            stub.ListModels(LIST, timeout=5, metadata=(*metadata, ("x-request-id", "trace-7")))
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert dict(info.value.trailing_metadata())["x-request-id"] == "trace-7"  # as every failed call does
     assert stub.ListModels(LIST, timeout=5, metadata=(("authorization", "Bearer secret-two"),)).models
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
