@@ -47,8 +47,9 @@ def scrape(port: int) -> dict[str, float]:
             elif s.name in ("styletransfer_queued_requests", "styletransfer_inflight_requests",
                             "process_resident_memory_bytes", "styletransfer_queue_capacity"):
                 values[s.name] = s.value
-            elif s.name == "styletransfer_request_duration_seconds_bucket" and s.labels.get("method") == "Stylize":
-                values[f"le:{s.labels['le']}"] = s.value
+            elif (s.name == "styletransfer_request_duration_seconds_bucket" and s.labels.get("method") == "Stylize"
+                  and s.labels.get("code") == "OK"):  # latency of answered calls, not of instant rejections
+                values[f"le:{s.labels['le']}"] += s.value
     return values
 
 

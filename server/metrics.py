@@ -43,8 +43,9 @@ class Metrics:
         p = "styletransfer_"
         self.requests = Counter(p + "requests", "RPCs by method, status code and transport (grpc or http)",
                                 ["method", "code", "transport"], registry=r)
+        # By status code: latency objectives read OK calls only (instant rejections would pull quantiles down).
         self.request_duration = Histogram(p + "request_duration_seconds", "end-to-end RPC latency in the server",
-                                          ["method", "transport"], buckets=LATENCY_BUCKETS, registry=r)
+                                          ["method", "code", "transport"], buckets=LATENCY_BUCKETS, registry=r)
         self.queue_wait = Histogram(p + "queue_wait_seconds", "time a Stylize call waited for a worker",
                                     buckets=LATENCY_BUCKETS, registry=r)
         self.compute = Histogram(p + "compute_seconds", "model compute time of a Stylize call", ["model"],
@@ -80,7 +81,7 @@ class Metrics:
 
     def observe_call(self, method: str, code: str, seconds: float, transport: str = "grpc") -> None:
         self.requests.labels(method, code, transport).inc()
-        self.request_duration.labels(method, transport).observe(seconds)
+        self.request_duration.labels(method, code, transport).observe(seconds)
 
     def set_models(self, models: Iterable[ServedModel]) -> None:
         """Makes model_info list exactly ``models``: a series per served model, none left for a removed one."""

@@ -16,9 +16,10 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
     ("Requests by code", "reqps", [("sum by (code) (rate(styletransfer_requests_total[5m]))", "{{code}}")],
      "timeseries"),
+    # Successful calls only: instant RESOURCE_EXHAUSTED answers under overload would pull the quantiles down.
     ("Stylize latency", "s", [
         (f"histogram_quantile({q}, sum by (le) (rate(styletransfer_request_duration_seconds_bucket"
-         f'{{method="Stylize"}}[5m])))', f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)], "timeseries"),
+         f'{{method="Stylize",code="OK"}}[5m])))', f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)], "timeseries"),
     ("Queue depth", "short", [("sum(styletransfer_queued_requests)", "queued"),
                               ("sum(styletransfer_inflight_requests)", "running"),
                               ("sum(styletransfer_queue_capacity)", "capacity")], "timeseries"),

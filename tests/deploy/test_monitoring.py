@@ -1,6 +1,6 @@
 """deploy/prometheus and deploy/grafana: promtool accepts them, and they only query series a live server exports.
 
-promtool comes from Debian's ``prometheus`` package, which ``make test`` installs when it is missing.
+promtool comes from Debian's ``prometheus`` package (Homebrew's on macOS), which ``make system-deps`` installs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SUFFIXES = {"counter": ("",), "histogram": ("_bucket", "_sum", "_count", "_creat
 
 def promtool(*args: str) -> str:
     exe = shutil.which("promtool")
-    assert exe, "promtool is missing: `make test` installs Debian's prometheus package"
+    assert exe, "promtool is missing: `make system-deps` installs it"
     done = subprocess.run([exe, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -102,6 +102,14 @@ def test_rules_and_dashboard_query_only_series_the_server_exports(server) -> Non
         missing = queried_series(expr) - exported
         assert not missing, f"{expr} queries {missing}"
     assert all(name.startswith("styletransfer:") for name in recorded)  # recording rules never shadow raw series
+
+
+def test_latency_objectives_read_successful_calls_only() -> None:
+    """Instant rejections under overload (RESOURCE_EXHAUSTED) must not pull latency quantiles toward zero."""
+    latency = [e for e in rule_expressions() + dashboard_expressions() if "request_duration_seconds_bucket" in e]
+    assert latency
+    for expr in latency:
+        assert re.search(r'styletransfer_request_duration_seconds_bucket\{[^}]*code="OK"', expr), expr
 
 
 def test_the_check_notices_an_unknown_metric(server) -> None:
