@@ -14,6 +14,7 @@ from torch import nn
 
 __all__ = [
     "ALL_LAYERS",
+    "CAFFE_MEAN_BGR",
     "DECODER_MODULES",
     "ENCODER_MODULES",
     "GATYS_CONTENT_LAYER",
@@ -32,6 +33,7 @@ __all__ = [
     "StopCheck",
     "build_decoder_sequential",
     "build_vgg_sequential",
+    "caffe_input_state",
     "decoder_layout",
     "torchvision_to_official",
     "vgg_layout",
@@ -78,6 +80,9 @@ _DECODER_CFG: tuple[tuple[int, int] | str, ...] = (
 
 #: Called between layers; returning True stops the forward pass with :class:`model.errors.Cancelled`.
 StopCheck = Callable[[], bool]
+
+#: Caffe's ImageNet mean pixel, (B, G, R) in 0..255: the input convention of the original (Caffe/Keras) VGG19.
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 # ImageNet statistics used by torchvision's VGG weights.
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -129,6 +134,16 @@ def vgg_layout() -> dict[str, tuple[int, ...]]:
 def decoder_layout() -> dict[str, tuple[int, ...]]:
     """Keys and shapes of the official ``decoder.pth`` state dict."""
     return _layout(build_decoder_sequential())
+
+
+def caffe_input_state() -> dict[str, torch.Tensor]:
+    """Module 0 (the leading 1x1 conv) that maps RGB in [0, 1] to BGR x255 minus :data:`CAFFE_MEAN_BGR`.
+
+    This is what the official ``vgg_normalised.pth`` folds into its first module; weights trained on Caffe's input
+    convention (the original VGG19, its Keras port) get it here so that every encoder takes RGB in [0, 1].
+    """
+    rgb_to_bgr = torch.flip(torch.eye(3), dims=[0])  # row o picks input channel 2 - o
+    return {"0.weight": (rgb_to_bgr * 255.0).reshape(3, 3, 1, 1), "0.bias": -torch.tensor(CAFFE_MEAN_BGR)}
 
 
 def torchvision_to_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ from model.errors import WeightsError, WeightsIntegrityError, WeightsLayoutError
 from model.network import (
     build_decoder_sequential,
     build_vgg_sequential,
+    caffe_input_state,
     decoder_layout,
     torchvision_to_official,
     vgg_layout,
@@ -165,23 +166,23 @@ def read_state_dict(path: str | os.PathLike[str], layout: Layout, *, what: str =
 
 
 def load_encoder_state(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], str, str]:
-    """Loads either encoder layout; returns (state in the official 53-module layout, "caffe"|"imagenet", sha256).
+    """Loads either encoder file layout; returns (state in the official 53-module layout, layout, sha256).
 
-    ``features.N.*`` keys are torchvision's VGG19 (ImageNet mean/std input); ``N.*`` keys are the official
-    normalised VGG19, whose 1x1 first conv already maps RGB in [0, 1] to Caffe's BGR x255 convention.
+    The layout is ``"torchvision"`` for ``features.N.*`` keys (torchvision's VGG19) and ``"official"`` for ``N.*``
+    keys (the official normalised VGG19). Which input normalisation each needs is decided in :mod:`model.encoders`.
     """
     path = Path(path)
     state = _load_raw(path)
     if any(key.startswith("features.") for key in state):
         features = {k: v for k, v in state.items() if k.startswith("features.")}
         try:
-            state, norm = torchvision_to_official(features), "imagenet"
+            state, layout = torchvision_to_official(features), "torchvision"
         except (KeyError, ValueError) as exc:
             raise WeightsLayoutError(f"encoder {path}: not a torchvision VGG19 state dict ({exc})") from None
     else:
-        norm = "caffe"
+        layout = "official"
     check_layout(state, vgg_layout(), what=f"encoder {path}")
-    return state, norm, sha256_file(path)
+    return state, layout, sha256_file(path)
 
 
 def _he_init(seq: nn.Sequential, generator: torch.Generator) -> None:
@@ -202,10 +203,7 @@ def random_vgg_state(seed: int = 0) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     seq = build_vgg_sequential()
     _he_init(seq, generator)
-    with torch.no_grad():
-        seq[0].weight.copy_(torch.flip(torch.eye(3), dims=[0]).view(3, 3, 1, 1) * 255.0)
-        seq[0].bias.copy_(-torch.tensor([103.939, 116.779, 123.68]))
-    return {k: v.clone() for k, v in seq.state_dict().items()}
+    return {**{k: v.clone() for k, v in seq.state_dict().items()}, **caffe_input_state()}
 
 
 def random_decoder_state(seed: int = 0) -> dict[str, torch.Tensor]:

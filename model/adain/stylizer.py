@@ -34,17 +34,11 @@ from model.adain.ops import adain, calc_mean_std, masked_mean_std
 from model.adain.tiling import decode_tiled, encode_tiled, needs_tiling
 from model.color import coral, transfer_luminance
 from model.devices import dtype_name, select_device, select_dtype
+from model.encoders import load_encoder, random_spec
 from model.errors import IncompatibleModelError, InvalidOptionError
 from model.images import image_to_tensor, resize_shorter, tensor_to_image
-from model.network import RELU4_1, Decoder, Encoder, InputNorm, StopCheck
-from model.weights import (
-    load_decoder_checkpoint,
-    load_encoder_state,
-    random_decoder_state,
-    random_vgg_state,
-    sha256_file,
-    state_sha256,
-)
+from model.network import RELU4_1, Decoder, Encoder, StopCheck
+from model.weights import load_decoder_checkpoint, random_decoder_state, sha256_file, state_sha256
 
 __all__ = ["AdaINModel", "BatchItem", "ColorMode", "ModelInfo", "StyleSource", "StyleStats", "StylizeOptions"]
 
@@ -195,16 +189,15 @@ class AdaINModel:
     def from_files(
         cls, vgg_path: str, decoder_path: str, *, name: str = "default", device: str = "auto", precision: str = "auto"
     ) -> AdaINModel:
-        """Loads the official files (or torchvision's VGG19, or our decoder checkpoints); never downloads."""
-        vgg_state, norm, vgg_sha = load_encoder_state(vgg_path)
+        """Loads an encoder (a file, or any spec of :func:`model.encoders.load_encoder`, e.g. ``"bundled"``) and a
+        decoder file (the official one or our checkpoints); never downloads."""
+        encoder, weights = load_encoder(vgg_path, RELU4_1)
         dec_state, trained_against, metadata = load_decoder_checkpoint(decoder_path)
-        encoder = Encoder(RELU4_1, norm=InputNorm.imagenet() if norm == "imagenet" else InputNorm())
-        encoder.load_official(vgg_state)
         decoder = Decoder()
         decoder.load_official(dec_state)
         dev = select_device(device)
-        info = ModelInfo(name, str(vgg_path), str(decoder_path), vgg_sha, sha256_file(decoder_path), "", "", False,
-                         dict(metadata))
+        info = ModelInfo(name, weights.source, str(decoder_path), weights.sha256, sha256_file(decoder_path), "", "",
+                         weights.untrained, dict(metadata))
         return cls(encoder, decoder, info, device=dev, dtype=select_dtype(dev, precision),
                    decoder_encoder_sha256=trained_against)
 
@@ -213,13 +206,13 @@ class AdaINModel:
         cls, seed: int = 0, *, name: str = "default", device: str = "auto", precision: str = "auto"
     ) -> AdaINModel:
         """Seeded random weights in the official layouts: for development and tests only (``info.untrained``)."""
-        vgg_state, dec_state = random_vgg_state(seed), random_decoder_state(seed)
-        encoder, decoder = Encoder(RELU4_1), Decoder()
-        encoder.load_official(vgg_state)
+        encoder, weights = load_encoder(random_spec(seed), RELU4_1)
+        dec_state = random_decoder_state(seed)
+        decoder = Decoder()
         decoder.load_official(dec_state)
         dev = select_device(device)
-        info = ModelInfo(name, f"random(seed={seed})", f"random(seed={seed})", state_sha256(vgg_state),
-                         state_sha256(dec_state), "", "", True, {})
+        info = ModelInfo(name, weights.source, f"random(seed={seed})", weights.sha256, state_sha256(dec_state), "",
+                         "", True, {})
         return cls(encoder, decoder, info, device=dev, dtype=select_dtype(dev, precision))
 
     def with_decoder(

@@ -356,14 +356,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m model.adain.train``: one process of a (possibly distributed) run; progress as JSON lines."""
     import argparse
 
-    from model.network import InputNorm
-    from model.weights import load_decoder_checkpoint, load_encoder_state, random_vgg_state, state_sha256
+    from model.encoders import load_encoder, random_spec
+    from model.weights import load_decoder_checkpoint
 
     parser = argparse.ArgumentParser(prog="python -m model.adain.train", description=__doc__.splitlines()[0])
     parser.add_argument("--content-dir", required=True, type=Path)
     parser.add_argument("--style-dir", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--vgg", help="encoder weights; omit with --random-seed")
+    parser.add_argument("--vgg", help='encoder: a weights file or "bundled" (model.encoders); omit with --random-seed')
     parser.add_argument("--random-seed", type=int, help="use random encoder weights with this seed (tests)")
     parser.add_argument("--init-from", type=Path, help="decoder checkpoint to fine-tune")
     parser.add_argument("--options", default="{}", help="TrainOptions as JSON")
@@ -374,13 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = _device(args.device, int(os.environ.get("LOCAL_RANK", 0)))
     if world > 1:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if args.random_seed is not None:
-        vgg_state, norm = random_vgg_state(args.random_seed), "caffe"
-        encoder_sha = state_sha256(vgg_state)
-    else:
-        vgg_state, norm, encoder_sha = load_encoder_state(args.vgg)
-    encoder = Encoder(RELU4_1, norm=InputNorm.imagenet() if norm == "imagenet" else InputNorm())
-    encoder.load_official(vgg_state)
+    if (args.vgg is None) == (args.random_seed is None):
+        parser.error("give exactly one of --vgg and --random-seed")
+    encoder, weights = load_encoder(random_spec(args.random_seed) if args.vgg is None else args.vgg, RELU4_1)
     decoder = Decoder()
     if args.init_from:
         decoder.load_official(load_decoder_checkpoint(args.init_from)[0])
@@ -391,7 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = train_decoder(encoder, decoder, args.content_dir, args.style_dir, options, out_dir=args.out,
-                               encoder_sha256=encoder_sha, device=device, on_progress=emit, rank=rank,
+                               encoder_sha256=weights.sha256, device=device, on_progress=emit, rank=rank,
+                               metadata={"encoder_source": weights.source},
                                world_size=world)
         if rank == 0:
             print(json.dumps({"done": {"steps": result.steps, "losses": result.losses,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
 from model.devices import select_device
+from model.encoders import load_encoder
 from model.errors import InvalidOptionError
 from model.gatys import GatysCheckpoint, GatysOptions, scale_sizes, stylize_gatys
 from model.images import decode_image, encode_image, probe_image
-from model.network import RELU5_1, Encoder, InputNorm
-from model.weights import load_encoder_state, random_vgg_state
+from model.network import RELU5_1, Encoder
 from server.config import Config
 from server.costs import check_finite, check_gatys_scale, check_style_count
 from server.errors import InvalidArgument
@@ -92,12 +91,7 @@ class GatysRunner:
 
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            if self.config.random_weights:
-                state, norm = random_vgg_state(self.config.random_seed), "caffe"
-            else:
-                state, norm, _ = load_encoder_state(Path(self.config.vgg))
-            encoder = Encoder(RELU5_1, norm=InputNorm.imagenet() if norm == "imagenet" else InputNorm())
-            encoder.load_official(state)
+            encoder, _ = load_encoder(self.config.encoder_spec, RELU5_1)
             self._encoder = encoder.to(self.device)
         return self._encoder
 

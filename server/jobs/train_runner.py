@@ -21,9 +21,10 @@ import torch
 
 from model.adain.train import DECODER_FILE, PREVIEW_FILE, TrainOptions, TrainProgress, train_decoder
 from model.devices import select_device
+from model.encoders import load_encoder
 from model.errors import Cancelled, InvalidOptionError
-from model.network import RELU4_1, Decoder, Encoder, InputNorm
-from model.weights import load_encoder_state, random_vgg_state, save_decoder_checkpoint
+from model.network import RELU4_1, Decoder
+from model.weights import save_decoder_checkpoint
 from server.config import Config
 from server.costs import check_finite, check_train_batch
 from server.errors import InvalidArgument, NotFound, PermissionDenied
@@ -123,12 +124,6 @@ class TrainRunner:
             width, height = img.size
         return ctx.write_result(preview, "image/png", width, height)
 
-    def _encoder_state(self) -> tuple[dict, str]:
-        if self.config.random_weights:
-            return random_vgg_state(self.config.random_seed), "caffe"
-        state, norm, _ = load_encoder_state(self.config.vgg)
-        return state, norm
-
     def _init_checkpoint(self, request: pb.TrainRequest, folder: Path) -> Path | None:
         """The decoder to start from, saved as a checkpoint (processes of a torchrun read it too)."""
         if not request.init_from:
@@ -144,16 +139,14 @@ class TrainRunner:
                     ctx: JobContext, progress) -> None:
         from model.weights import load_decoder_checkpoint
 
-        state, norm = self._encoder_state()
-        encoder = Encoder(RELU4_1, norm=InputNorm.imagenet() if norm == "imagenet" else InputNorm())
-        encoder.load_official(state)
+        encoder, weights = load_encoder(self.config.encoder_spec, RELU4_1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(options.seed)
             decoder = Decoder()  # PyTorch's default initialisation, as the reference trains from scratch
         if init is not None:
             decoder.load_official(load_decoder_checkpoint(init)[0])
         train_decoder(encoder, decoder, content, style, TrainOptions(**{**asdict(options), "num_workers": 0}),
-                      out_dir=out, encoder_sha256=self.models.default.info.encoder_sha256,
+                      out_dir=out, encoder_sha256=weights.sha256,
                       device=select_device(self.config.device), on_progress=progress, should_stop=ctx.should_stop)
 
     def _torchrun(self, processes: int, content: Path, style: Path, out: Path, options: TrainOptions,
@@ -161,10 +154,7 @@ class TrainRunner:
         args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                 "-m", "model.adain.train", "--content-dir", str(content), "--style-dir", str(style), "--out", str(out),
                 "--options", json.dumps(asdict(options)), "--device", self.config.device]
-        if self.config.random_weights:
-            args += ["--random-seed", str(self.config.random_seed)]
-        else:
-            args += ["--vgg", self.config.vgg]
+        args += ["--vgg", self.config.encoder_spec]
         if init is not None:
             args += ["--init-from", str(init)]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

