@@ -97,12 +97,11 @@ def _stamp(stamps: list[float], _progress: object) -> None:
 
 
 def bench_gatys(device: torch.device, sizes: tuple[int, ...], iterations: int) -> dict:
+    from model.encoders import load_encoder, random_spec
     from model.gatys import GatysOptions, stylize_gatys
-    from model.network import RELU5_1, Encoder
-    from model.weights import random_vgg_state
+    from model.network import RELU5_1
 
-    encoder = Encoder(RELU5_1)
-    encoder.load_official(random_vgg_state(0))
+    encoder, _ = load_encoder(random_spec(0), RELU5_1)
     encoder.to(device)
     out = {}
     for size in sizes:
