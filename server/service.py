@@ -7,6 +7,7 @@ mixin answer UNIMPLEMENTED through the generated base class.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -20,7 +21,7 @@ from server.errors import InvalidArgument, unary
 from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
 from server.runtime import Runtime
-from server.styles import StyleRecord, style_id_for
+from server.styles import StyleRecord, StyleStore, style_id_for
 from server.stylize import check_stylize_request, run_put_style, run_stylize
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
@@ -69,10 +70,16 @@ class StylizeRpcs(_Base):
                                   request_id=request_id_var.get())
 
 
-def _style_message(record: StyleRecord) -> pb.Style:
+def _style_message(record: StyleRecord, thumbnail: bytes = b"") -> pb.Style:
     return pb.Style(style_id=record.style_id, display_name=record.display_name, width=record.width,
                     height=record.height, style_size=record.style_size, create_time=_timestamp(record.create_time),
-                    size_bytes=record.size_bytes)
+                    size_bytes=record.size_bytes, thumbnail=thumbnail)
+
+
+async def _with_thumbnails(styles: StyleStore, records: list[StyleRecord]) -> list[pb.Style]:
+    """Style messages with their thumbnails (read or made off the event loop)."""
+    thumbnails = await asyncio.to_thread(lambda: [styles.thumbnail(r.style_id) for r in records])
+    return [_style_message(r, t) for r, t in zip(records, thumbnails, strict=True)]
 
 
 class StyleRpcs(_Base):
@@ -88,18 +95,18 @@ class StyleRpcs(_Base):
         style_id = style_id_for(request.image, size)
         styles = self.runtime.styles
         with contextlib.suppress(LookupError):
-            return _style_message(styles.get(style_id))  # already registered: idempotent
+            return (await _with_thumbnails(styles, [styles.get(style_id)]))[0]  # already registered: idempotent
         model = self.runtime.models.default
         timed = await self._schedule(run_put_style(self.runtime, model, request.image, size), context)
         stats, image = timed.value
         record = StyleRecord(style_id, request.display_name, stats.width, stats.height, size, time.time(), len(image))
         stored, _ = styles.put(image, record, stats)
         self.runtime.registered_stats.put((style_id, model.info.encoder_sha256), stats)
-        return _style_message(stored)
+        return (await _with_thumbnails(styles, [stored]))[0]
 
     @unary
     async def GetStyle(self, request: pb.GetStyleRequest, context: grpc.aio.ServicerContext) -> pb.Style:
-        return _style_message(self.runtime.styles.get(request.style_id))
+        return (await _with_thumbnails(self.runtime.styles, [self.runtime.styles.get(request.style_id)]))[0]
 
     @unary
     async def ListStyles(self, request: pb.ListStylesRequest, context: grpc.aio.ServicerContext
@@ -107,7 +114,8 @@ class StyleRpcs(_Base):
         if request.page_size > 1000:
             raise InvalidArgument("page_size must be at most 1000")
         records, token = self.runtime.styles.list(request.page_size or 100, request.page_token)
-        return pb.ListStylesResponse(styles=[_style_message(r) for r in records], next_page_token=token)
+        return pb.ListStylesResponse(styles=await _with_thumbnails(self.runtime.styles, records),
+                                     next_page_token=token)
 
     @unary
     async def DeleteStyle(self, request: pb.DeleteStyleRequest, context: grpc.aio.ServicerContext

@@ -20,12 +20,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from model.adain.stylizer import StyleStats
+from model.images import decode_image, encode_image
 from server.errors import InvalidArgument, NotFound
 
 __all__ = ["StyleRecord", "StyleStore", "style_id_for"]
 
 IMAGE_FILE = "image"
 META_FILE = "meta.json"
+THUMBNAIL_FILE = "thumbnail.jpg"
+THUMBNAIL_SIZE = 160  # longer side in pixels: a gallery tile
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,18 @@ class StyleStore:
             return (self._dir(style_id) / IMAGE_FILE).read_bytes()
         except FileNotFoundError:
             raise NotFound(f"style {style_id!r} not found") from None
+
+    def thumbnail(self, style_id: str) -> bytes:
+        """A small JPEG of the style, made on first use and kept beside the image (blocking: call in a thread)."""
+        path = self._dir(style_id) / THUMBNAIL_FILE
+        if path.is_file():
+            return path.read_bytes()
+        image = decode_image(self.image(style_id), field="image", max_pixels=2**31)  # checked at registration
+        image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        data, _ = encode_image(image, "jpeg", quality=80)
+        if path.parent.is_dir():
+            _atomic_write(path, data)
+        return data
 
     @staticmethod
     def _stats_name(encoder_sha256: str) -> str:

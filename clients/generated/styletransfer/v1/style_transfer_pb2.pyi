@@ -146,7 +146,7 @@ class StylizeResponse(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[str] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., untrained: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Style(_message.Message):
-    __slots__ = ("style_id", "display_name", "width", "height", "style_size", "create_time", "size_bytes")
+    __slots__ = ("style_id", "display_name", "width", "height", "style_size", "create_time", "size_bytes", "thumbnail")
     STYLE_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class Style(_message.Message):
     STYLE_SIZE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     style_id: str
     display_name: str
     width: int
@@ -161,7 +162,8 @@ class Style(_message.Message):
     style_size: int
     create_time: _timestamp_pb2.Timestamp
     size_bytes: int
-    def __init__(self, style_id: _Optional[str] = ..., display_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., style_size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    thumbnail: bytes
+    def __init__(self, style_id: _Optional[str] = ..., display_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., style_size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., thumbnail: _Optional[bytes] = ...) -> None: ...
 
 class PutStyleRequest(_message.Message):
     __slots__ = ("image", "style_size", "display_name")
