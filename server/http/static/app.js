@@ -367,12 +367,15 @@ function showResult(out, ms) {
   $("result-caption").textContent = `${out.width}×${out.height}, ${out.model}, ${Math.round(ms)} ms${untrained}`;
   const extension = out.mimeType.split("/")[1] || "png";
   const link = $("download");
-  fetch(image.src).then((r) => r.blob()).then((blob) => {
-    if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
-    link.href = URL.createObjectURL(blob);
-    link.download = `stylized.${extension}`;
-    link.hidden = false;
-  });
+  if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(base64Blob(out.image, out.mimeType));
+  link.download = `stylized.${extension}`;
+  link.hidden = false;
+}
+
+function base64Blob(base64, mime) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type: mime });
 }
 
 // ---- jobs ---------------------------------------------------------------------------------------------------------

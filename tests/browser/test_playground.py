@@ -1,0 +1,171 @@
+"""The playground in a real browser: loads cleanly, stylizes with the alpha and mask the user set, follows a Gatys
+job's progress, and explains a refused token. Servers use random weights and tiny images."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.browser.conftest import ConsoleLog
+from tests.helpers import free_port, png_bytes
+
+SCREENSHOT_ENV = "STYLETRANSFER_SCREENSHOT"  # where test_stylize_* also saves a screenshot (README's image)
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, Path]:
+    paths = {"content": tmp_path / "photo.png", "style": tmp_path / "starry.png"}
+    paths["content"].write_bytes(png_bytes(96, 64, seed=1))
+    paths["style"].write_bytes(png_bytes(64, 64, seed=2))
+    return paths
+
+
+@pytest.fixture
+def http(start_server):
+    return start_server(http_port=free_port())
+
+
+def open_page(page, server) -> None:
+    page.goto(server.http_url + "/")
+    page.wait_for_function("document.querySelector('#model').options.length > 0")
+
+
+def prepare(page, images: dict[str, Path], *, register: bool = False) -> None:
+    """Content photo at its own size, one uploaded style, PNG output."""
+    page.set_input_files("#content-file", str(images["content"]))
+    page.wait_for_selector("#stack:not([hidden])")
+    if register:
+        page.check("#style-register")
+        page.fill("#style-name", "Starry test")
+    page.set_input_files("#style-file", str(images["style"]))
+    page.wait_for_selector("#selected li")
+    page.select_option("#content-size", "0")
+
+
+def stylize(page) -> dict:
+    """Presses Stylize; returns the JSON request the page sent once the result is shown."""
+    with page.expect_request(lambda r: r.url.endswith("/v1/stylize") and r.method == "POST") as sent:
+        page.click("#stylize")
+    page.wait_for_function("document.querySelector('#result-image').complete && "
+                           "!document.querySelector('#result-image').hidden && "
+                           "document.querySelector('#stylize').disabled === false")
+    return json.loads(sent.value.post_data)
+
+
+def result_image(page) -> Image.Image:
+    src = page.get_attribute("#result-image", "src")
+    return Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")
+
+
+def set_range(page, selector: str, value: str) -> None:
+    page.eval_on_selector(selector, "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }", value)
+
+
+def test_page_loads_and_stylizes_on_a_phone_without_console_errors(strict_page, http, images) -> None:
+    page = strict_page
+    console = ConsoleLog(page)  # the server's CSP holds: any inline script or style would be an error here
+    page.goto(http.http_url + "/")
+    page.locator("#model option").first.wait_for(state="attached")
+    for label in ("Access token", "Choose a photo", "Take a photo", "Style strength (alpha)", "Model",
+                  "Output format", "Brush size", "Keep the photo's colours"):
+        assert page.get_by_label(label).count() == 1, label
+    assert page.get_attribute("#content-camera", "capture") == "environment"
+    prepare(page, images)
+    page.click("#stylize")
+    page.locator("#result-image").wait_for(state="visible")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+    assert console.errors == []
+
+
+def test_stylize_shows_the_result_and_the_alpha_slider_changes_the_request(page, console, http, images) -> None:
+    open_page(page, http)
+    prepare(page, images, register=True)
+    assert page.get_attribute("#gallery img", "src").startswith("data:image/jpeg;base64,")  # the thumbnail
+    first = stylize(page)
+    assert first["alpha"] == 1 and first["styles"][0]["styleId"] and first["outputFormat"] == "IMAGE_FORMAT_PNG"
+    assert result_image(page).size == (96, 64)
+    assert page.get_attribute("#download", "download") == "stylized.png"
+    set_range(page, "#alpha", "0.3")
+    assert page.text_content("#alpha-out") == "0.30"
+    second = stylize(page)
+    assert second["alpha"] == pytest.approx(0.3)
+    if os.environ.get(SCREENSHOT_ENV):
+        page.screenshot(path=os.environ[SCREENSHOT_ENV], full_page=True)
+    assert console.errors == []
+
+
+def test_a_painted_mask_confines_the_style(page, console, http, images) -> None:
+    open_page(page, http)
+    prepare(page, images)
+    page.check("#paint")
+    set_range(page, "#brush-size", "60")
+    box = page.locator("#mask-canvas").bounding_box()
+    for x in (0.02, 0.1, 0.2):  # three strokes down the left fifth of the photo
+        page.mouse.move(box["x"] + box["width"] * x, box["y"] + 1)
+        page.mouse.down()
+        for y in np.linspace(box["y"] + 1, box["y"] + box["height"] - 1, 8):
+            page.mouse.move(box["x"] + box["width"] * x, float(y))
+        page.mouse.up()
+    page.select_option("#region-0", "inside")
+    request = stylize(page)
+    mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(request["styles"][0]["mask"]))).convert("L"))
+    width = mask.shape[1]
+    assert mask[:, : width // 10].mean() > 250 and mask[:, width // 2:].mean() < 5  # white where painted
+    # The server used it as a mask: without it the output changes, and mostly where the mask kept the style out.
+    masked = np.asarray(result_image(page), dtype=np.float32)
+    page.select_option("#region-0", "all")
+    assert "mask" not in stylize(page)["styles"][0]
+    everywhere = np.asarray(result_image(page), dtype=np.float32)
+    change = np.abs(masked - everywhere).mean(axis=(0, 2))
+    assert change[width * 2 // 3:].mean() > 2 * max(change[: width // 10].mean(), 1.0)
+    assert console.errors == []
+
+
+def test_a_gatys_job_shows_its_progress(page, console, http, images) -> None:
+    open_page(page, http)
+    prepare(page, images)
+    page.fill("#gatys-iterations", "40")
+    page.fill("#gatys-size", "64")
+    page.evaluate("""() => {
+        window.seen = [];
+        new MutationObserver(() => window.seen.push(document.querySelector('#gatys-text').textContent))
+            .observe(document.querySelector('#gatys-text'), {childList: true, characterData: true, subtree: true});
+    }""")
+    page.click("#gatys-submit")
+    page.wait_for_function("document.querySelector('#gatys-text').textContent.startsWith('succeeded')",
+                           timeout=240_000)
+    page.wait_for_selector("#gatys-result:not([hidden])")
+    seen = page.evaluate("window.seen")
+    assert any(text.startswith("running, step") for text in seen), seen
+    assert "step 40 of 40" in seen[-1] and "loss" in seen[-1]
+    assert page.eval_on_selector("#gatys-progress", "e => [e.value, e.max]") == [40, 40]
+    assert page.eval_on_selector("#gatys-result", "e => [e.naturalWidth, e.naturalHeight]") == [64, 43]
+    page.wait_for_selector("#jobs li button")
+    assert "gatys: succeeded" in page.text_content("#jobs")
+    assert console.errors == []
+
+
+def test_a_refused_token_shows_a_clear_message(page, start_server, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("current-token\n")
+    server = start_server(http_port=free_port(), auth_tokens_file=str(tokens))
+    page.add_init_script("sessionStorage.setItem('styletransfer.token', 'expired-token')")
+    page.goto(server.http_url + "/")
+    alert = page.locator("#alert")
+    alert.wait_for(state="visible")
+    assert "refused the access token" in alert.text_content()
+    assert page.evaluate("document.activeElement.id") == "token"
+    page.fill("#token", "current-token")
+    page.click("text=Use token")
+    page.wait_for_function("document.querySelector('#model').options.length > 0")
+    assert alert.is_hidden()
+    assert page.evaluate("sessionStorage.getItem('styletransfer.token')") == "current-token"
+
+
