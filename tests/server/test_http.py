@@ -129,6 +129,8 @@ def test_styles_resource_round_trip_and_metrics_by_transport(http) -> None:
     assert put.status == 200, put.body
     style = put.json()
     assert style["displayName"] == "starry" and style["styleSize"] == 32
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(style["thumbnail"])))
+    assert thumbnail.format == "JPEG" and thumbnail.size == (64, 64)  # the stored image, never upscaled
     listed = fetch("GET", f"{base}/v1/styles?page_size=10").json()
     assert [s["styleId"] for s in listed["styles"]] == [style["styleId"]]
     stylized = fetch("POST", f"{base}/v1/stylize:form",
