@@ -10,7 +10,7 @@ from model.devices import select_device
 from model.encoders import load_encoder
 from model.errors import InvalidOptionError
 from model.gatys import GatysCheckpoint, GatysOptions, scale_sizes, stylize_gatys
-from model.images import decode_image, encode_image, probe_image
+from model.images import decode_image, encode_image, probe_image, tensor_to_image
 from model.network import RELU5_1, Encoder
 from server.config import Config
 from server.costs import check_finite, check_gatys_scale, check_style_count
@@ -80,6 +80,12 @@ def validate_gatys(request: pb.GatysRequest, config: Config, styles: StyleStore)
     return options
 
 
+def _checkpoint(ctx: JobContext, checkpoint: GatysCheckpoint) -> None:
+    """Saves where the optimisation is (to resume it) and the image so far (the job's preview)."""
+    ctx.save_checkpoint(checkpoint.to_bytes())
+    ctx.save_preview(encode_image(tensor_to_image(checkpoint.image), "png")[0])
+
+
 class GatysRunner:
     """Runs Gatys jobs with a relu5_1 encoder built once from the server's VGG weights."""
 
@@ -115,7 +121,7 @@ class GatysRunner:
                 self.encoder(), content, self._style_images(request), options, device=self.device,
                 on_progress=lambda p: ctx.report(p.step, p.total_steps, p.loss, dict(p.losses)),
                 should_stop=ctx.should_stop, resume=resume,
-                on_checkpoint=lambda c: ctx.save_checkpoint(c.to_bytes()),
+                on_checkpoint=lambda c: _checkpoint(ctx, c),
                 checkpoint_every=self.config.gatys_checkpoint_every,
             )
         fmt, quality = output_format(request.output_format, request.quality)

@@ -10,6 +10,7 @@ put back in the queue, not failed. Nothing accepted is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -39,6 +40,7 @@ from server.threads import run_in_own_thread
 __all__ = ["JobContext", "JobManager", "Runner"]
 
 log = logging.getLogger(__name__)
+PREVIEW_FILE = "preview.png"  # a runner's latest intermediate image, in the job folder or a sub-folder
 STORE_RETRY_SECONDS = 1.0  # pause before retrying an unreachable job store
 JOB_NICENESS = 19  # the lowest priority: Stylize keeps the CPU whenever it wants it
 
@@ -90,6 +92,10 @@ class JobContext:
 
     def load_checkpoint(self) -> bytes | None:
         return self.checkpoint_path.read_bytes() if self.checkpoint_path.is_file() else None
+
+    def save_preview(self, png: bytes) -> None:
+        """The latest intermediate image (PNG), served by GetJobResult(preview=true) while the job runs."""
+        atomic_write(self.folder / PREVIEW_FILE, png)
 
     def write_result(self, data: bytes, mime_type: str, width: int, height: int) -> dict:
         atomic_write(self.folder / "result", data)
@@ -154,6 +160,19 @@ class JobManager:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- API used by the RPCs ---------------------------------------------------------------------------------
+
+    def preview(self, job_id: str) -> bytes | None:
+        """A job's latest intermediate image: the newest ``preview.png`` its runner keeps in the job folder or in a
+        sub-folder it works in (training writes one at every checkpoint). Blocking: call in a thread."""
+        folder = self.folder / job_id
+        found: list[tuple[float, Path]] = []
+        for path in (folder / PREVIEW_FILE, *folder.glob(f"*/{PREVIEW_FILE}")):
+            with contextlib.suppress(FileNotFoundError):  # absent, or swept meanwhile
+                found.append((path.stat().st_mtime, path))
+        for _, path in sorted(found, reverse=True):
+            with contextlib.suppress(FileNotFoundError):
+                return path.read_bytes()
+        return None
 
     def submit(self, kind: str, request: bytes, *, model_name: str = "") -> JobRecord:
         try:

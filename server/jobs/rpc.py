@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from model.images import probe_image
 from server.errors import FailedPrecondition, InvalidArgument, NotFound, server_stream, unary
 from server.jobs.gatys_runner import validate_gatys
 from server.jobs.manager import JobManager
@@ -110,10 +111,19 @@ class JobRpcs:
                 last = message
                 yield message
 
+    async def _preview(self, record: JobRecord) -> pb.JobResult:
+        data = await asyncio.to_thread(self._jobs.preview, record.id)
+        if data is None:
+            return pb.JobResult()
+        width, height = probe_image(data, field="preview", max_pixels=self.runtime.config.max_image_pixels)
+        return pb.JobResult(image=data, mime_type="image/png", width=width, height=height)
+
     @unary
     async def GetJobResult(self, request: pb.GetJobResultRequest, context: grpc.aio.ServicerContext
                            ) -> pb.JobResult:
         record = await self._record(request.id)
+        if record.state != "SUCCEEDED" and request.preview:
+            return await self._preview(record)
         if record.state != "SUCCEEDED":
             raise FailedPrecondition(f"job {record.id} is {record.state.lower()}; its result exists once it succeeds")
         result = record.result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.server.conftest import shared_model, start_server  # noqa: F401  (the same real-server fixtures)
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("STYLETRANSFER_CHROMIUM", "/usr/bin/chromium")  # Debian's; `make system-deps`
 # No network, no background services: the page must work offline against 127.0.0.1 alone.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -16,7 +16,7 @@ from PIL import Image
 
 from server.http.rules import FormFile, form_message, routes_for
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import free_port, png_bytes
+from tests.helpers import free_port, png_bytes, wait_for
 
 CONTENT = png_bytes(64, 48, seed=1)
 STYLE = png_bytes(64, 64, seed=2)
@@ -190,10 +190,16 @@ def test_gatys_job_progress_as_server_sent_events(http) -> None:
     assert missing.status == 404 and missing.json()["status"] == "NOT_FOUND"
 
 
-def test_cancel_by_custom_verb(http) -> None:
-    base = http.http_url
+def test_previews_of_a_running_job_and_cancel_by_custom_verb(start_server) -> None:
+    server = start_server(http_port=free_port(), gatys_checkpoint_every=2)
+    base = server.http_url
     job = fetch("POST", f"{base}/v1/jobs:gatys",
                 json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 2000}).json()
+    wait_for(lambda: int(fetch("GET", f"{base}/v1/jobs/{job['id']}").json()["progress"]["step"]) >= 4, timeout=120)
+    assert fetch("GET", f"{base}/v1/jobs/{job['id']}/result").status == 400  # FAILED_PRECONDITION: not done
+    preview = fetch("GET", f"{base}/v1/jobs/{job['id']}/result?preview=true").json()
+    assert preview["mimeType"] == "image/png" and (preview["width"], preview["height"]) == (64, 48)
+    assert Image.open(io.BytesIO(base64.b64decode(preview["image"]))).size == (64, 48)
     cancelled = fetch("POST", f"{base}/v1/jobs/{job['id']}:cancel")
     assert cancelled.status == 200 and cancelled.json()["id"] == job["id"]
     final = fetch("GET", f"{base}/v1/jobs/{job['id']}:watch", headers={"Accept": "text/event-stream"})

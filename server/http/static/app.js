@@ -420,9 +420,31 @@ async function showJobResult(job, img) {
   img.hidden = false;
 }
 
-// Follows one job: progress bar/text, loss curve, result when it succeeds. Returns when the job ends.
+// The image so far of a running job (Gatys: at each checkpoint; Train: the training preview), at most once a second.
+function previewer(job, img) {
+  let last = 0;
+  let busy = false;
+  return async (update) => {
+    const now = performance.now();
+    if (busy || now - last < 1000 || STATE(update) !== "running") return;
+    busy = true;
+    last = now;
+    try {
+      const preview = await api("GET", `/v1/jobs/${encodeURIComponent(job.id)}/result?preview=true`);
+      if (preview.image) {
+        img.src = dataUrl(preview.mimeType, preview.image);
+        img.hidden = false;
+      }
+    } finally {
+      busy = false;
+    }
+  };
+}
+
+// Follows one job: progress bar/text, loss curve, previews, the result when it succeeds. Returns when it ends.
 async function follow(job, { text, progress, curve, result, signal }) {
   const losses = [];
+  const preview = previewer(job, result);
   await watch(`/v1/jobs/${encodeURIComponent(job.id)}:watch`, (update) => {
     const p = update.progress || {};
     if (progress) {
@@ -432,6 +454,7 @@ async function follow(job, { text, progress, curve, result, signal }) {
     text.textContent = describe(update);
     if (Number(p.step) && p.loss) losses.push([Number(p.step), Number(p.loss)]);
     drawCurve(curve, losses);
+    preview(update).catch(showError);
     job = update;
   }, signal);
   await showJobResult(job, result);
@@ -453,6 +476,7 @@ async function submitGatys() {
   gatysJob = await api("POST", "/v1/jobs:gatys", request);
   $("gatys-cancel").disabled = false;
   $("gatys-result").hidden = true;
+  $("gatys-result").removeAttribute("src");
   $("gatys-text").textContent = describe(gatysJob);
   gatysWatch = new AbortController();
   try {

@@ -408,10 +408,12 @@ class WatchJobRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class GetJobResultRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "preview")
     ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    preview: bool
+    def __init__(self, id: _Optional[str] = ..., preview: _Optional[bool] = ...) -> None: ...
 
 class JobResult(_message.Message):
     __slots__ = ("image", "mime_type", "width", "height")

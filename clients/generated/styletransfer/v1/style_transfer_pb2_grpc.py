@@ -192,7 +192,7 @@ class StyleTransferServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJobResult(self, request, context):
-        """Returns a finished job's image. FAILED_PRECONDITION while the job has not succeeded.
+        """Returns a finished job's image. FAILED_PRECONDITION while the job has not succeeded, unless a preview is asked.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
