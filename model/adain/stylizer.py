@@ -30,6 +30,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from model.adain.fast import FastDecoder, FastEncoder
+from model.adain.onnx_backend import OrtDecoder, OrtEncoder, ort_networks
 from model.adain.ops import adain, calc_mean_std, masked_mean_std
 from model.adain.tiling import decode_tiled, encode_tiled, needs_tiling
 from model.color import coral, transfer_luminance
@@ -40,7 +41,12 @@ from model.images import image_to_tensor, resize_shorter, tensor_to_image
 from model.network import RELU4_1, Decoder, Encoder, StopCheck
 from model.weights import load_decoder_checkpoint, random_decoder_state, sha256_file, state_sha256
 
-__all__ = ["AdaINModel", "BatchItem", "ColorMode", "ModelInfo", "StyleSource", "StyleStats", "StylizeOptions"]
+__all__ = [
+    "BACKENDS", "AdaINModel", "BatchItem", "ColorMode", "ModelInfo", "StyleSource", "StyleStats", "StylizeOptions",
+]
+
+#: How the encoder and decoder run: PyTorch (``model.adain.fast``) or ONNX Runtime (``model.adain.onnx_backend``).
+BACKENDS = ("torch", "onnxruntime")
 
 
 class ColorMode(enum.StrEnum):
@@ -165,7 +171,12 @@ class AdaINModel:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         decoder_encoder_sha256: str | None = None,
+        backend: str = "torch",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "onnxruntime" and dtype != torch.float32:
+            raise ValueError(f"the onnxruntime backend runs float32 graphs, not {dtype_name(dtype)}; use fp32")
         if decoder_encoder_sha256 is not None and decoder_encoder_sha256 != info.encoder_sha256:
             raise IncompatibleModelError(
                 f"decoder {info.decoder_source} was trained against encoder {decoder_encoder_sha256[:12]}, "
@@ -177,8 +188,15 @@ class AdaINModel:
         self.decoder = decoder.eval()
         self.info = replace(info, device=str(self.device), dtype=dtype_name(dtype))
         self._memory_format = torch.channels_last  # measured faster for these convs on CPU (oneDNN) and CUDA
-        self._fast_encoder = self._prepare(FastEncoder(self.encoder))
-        self._fast_decoder = self._prepare(FastDecoder(self.decoder))
+        self.backend = backend
+        self._encoder_net, self._decoder_net = self._networks()
+
+    def _networks(self) -> tuple[FastEncoder | OrtEncoder, FastDecoder | OrtDecoder]:
+        """The encoder and decoder as they run: :mod:`model.adain.fast`'s rewrites in torch, or ONNX Runtime
+        sessions of the exported graphs (:mod:`model.adain.onnx_backend`). Everything around them is shared."""
+        if self.backend == "onnxruntime":
+            return ort_networks(self.encoder, self.decoder, self.device)
+        return self._prepare(FastEncoder(self.encoder)), self._prepare(FastDecoder(self.decoder))
 
     def _prepare(self, module: torch.nn.Module) -> torch.nn.Module:
         return module.to(self.device, self.dtype).to(memory_format=self._memory_format).eval()
@@ -222,7 +240,17 @@ class AdaINModel:
         info = replace(info, encoder_sha256=self.info.encoder_sha256, encoder_source=self.info.encoder_source,
                        untrained=info.untrained or self.info.untrained)
         return AdaINModel(self.encoder, decoder, info, device=self.device, dtype=self.dtype,
-                          decoder_encoder_sha256=decoder_encoder_sha256)
+                          decoder_encoder_sha256=decoder_encoder_sha256, backend=self.backend)
+
+    def with_backend(self, backend: str) -> AdaINModel:
+        """This model's weights run by ``backend`` (one of :data:`BACKENDS`); results agree within one 8-bit level.
+
+        The ONNX graphs are float32, so ``onnxruntime`` runs in float32 whatever the model's precision was.
+        """
+        if backend == self.backend:
+            return self
+        dtype = torch.float32 if backend == "onnxruntime" else self.dtype
+        return AdaINModel(self.encoder, self.decoder, self.info, device=self.device, dtype=dtype, backend=backend)
 
     # --- inference ------------------------------------------------------------------------------------------------
 
@@ -233,14 +261,14 @@ class AdaINModel:
     def _encode(self, x: torch.Tensor, tile: int, should_stop: StopCheck | None) -> torch.Tensor:
         """(1, 3, H, W) -> relu4_1 features (1, 512, ceil(H/8), ceil(W/8)), in tiles when the image is large."""
         if needs_tiling(x.shape[2], x.shape[3], tile):
-            return encode_tiled(self._fast_encoder, x, tile=tile, should_stop=should_stop)
-        return self._fast_encoder.features(x, (RELU4_1,), should_stop)[RELU4_1]
+            return encode_tiled(self._encoder_net, x, tile=tile, should_stop=should_stop)
+        return self._encoder_net.features(x, (RELU4_1,), should_stop)[RELU4_1]
 
     def _decode(self, feat: torch.Tensor, tile: int, should_stop: StopCheck | None) -> torch.Tensor:
         feat = feat.contiguous(memory_format=self._memory_format)
         if needs_tiling(feat.shape[2] * 8, feat.shape[3] * 8, tile):
-            return decode_tiled(self._fast_decoder, feat, tile=tile, should_stop=should_stop)
-        return self._fast_decoder(feat, should_stop)
+            return decode_tiled(self._decoder_net, feat, tile=tile, should_stop=should_stop)
+        return self._decoder_net(feat, should_stop)
 
     def _stats_of(self, x: torch.Tensor, should_stop: StopCheck | None) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = calc_mean_std(self._encode(x, 0, should_stop).float())

@@ -1,0 +1,111 @@
+"""ONNX export: the graphs compute the PyTorch path's function at any size; the CLI refuses a graph that does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import export
+from model.adain.onnx_backend import OrtEncoder, decoder_onnx, encoder_onnx
+from model.adain.stylizer import AdaINModel, StyleSource, StyleStats, StylizeOptions
+from model.export import ExportCheckError, baked_onnx, check_baked, level_difference
+from model.images import image_to_tensor
+from model.network import RELU4_1
+from model.ort import make_session
+
+CPU = torch.device("cpu")
+
+
+def _image(width: int, height: int, seed: int) -> Image.Image:
+    gen = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, 6, 6, generator=gen)
+    big = torch.nn.functional.interpolate(small, size=(height, width), mode="bicubic", align_corners=False)
+    return Image.fromarray((big[0].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy())
+
+
+@pytest.fixture(scope="module")
+def stats(random_model: AdaINModel) -> StyleStats:
+    return random_model.encode_style(_image(96, 80, 1), style_size=0)
+
+
+def test_encoder_graph_has_symbolic_batch_and_size(random_model: AdaINModel) -> None:
+    session = make_session(encoder_onnx(random_model.encoder), device="cpu")
+    x = torch.rand(2, 3, 67, 45, generator=torch.Generator().manual_seed(3))  # odd sizes: ceil-mode pools
+    (got,) = session.run(None, {"image": x.numpy()})
+    with torch.inference_mode():
+        want = random_model.encoder(x)
+    assert got.shape == (2, 512, 9, 6) == tuple(want.shape)
+    assert float((torch.from_numpy(got) - want).abs().max() / want.abs().max()) < 1e-5
+
+
+def test_decoder_graph_has_symbolic_batch_and_size(random_model: AdaINModel) -> None:
+    session = make_session(decoder_onnx(random_model.decoder), device="cpu")
+    feat = torch.rand(2, 512, 5, 7, generator=torch.Generator().manual_seed(4))
+    (got,) = session.run(None, {"features": feat.numpy()})
+    with torch.inference_mode():
+        want = random_model.decoder(feat)
+    assert got.shape == (2, 3, 40, 56)
+    assert float((torch.from_numpy(got) - want).abs().max() / want.abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.6])
+def test_baked_graph_matches_stylize_at_another_size(random_model: AdaINModel, stats: StyleStats,
+                                                     alpha: float) -> None:
+    content = _image(100, 73, 2)  # not a multiple of 8: the graph crops the decoder's larger output
+    session = make_session(baked_onnx(random_model, stats, alpha), device="cpu")
+    (got,) = session.run(None, {"content": image_to_tensor(content).numpy()})
+    want = random_model.stylize(content, [StyleSource(stats=stats)], StylizeOptions(alpha=alpha))
+    assert got.shape == (1, 3, 73, 100)
+    assert got.min() >= 0.0 and got.max() <= 1.0
+    assert level_difference(torch.from_numpy(got), image_to_tensor(want)) <= export.MAX_LEVEL_DIFF
+
+
+def test_check_refuses_a_graph_with_other_constants(random_model: AdaINModel, stats: StyleStats) -> None:
+    other = StyleStats(stats.mean * 0.5, stats.std * 2, stats.encoder_sha256, stats.width, stats.height)
+    with pytest.raises(ExportCheckError, match="baked style"):
+        check_baked(baked_onnx(random_model, other), random_model, _image(64, 64, 2), stats, 1.0)
+
+
+def test_level_difference_counts_8_bit_levels() -> None:
+    a = torch.full((1, 3, 2, 2), 100 / 255)
+    assert level_difference(a, a + 0.4 / 255) == 0
+    assert level_difference(a, a + 1.0 / 255) == 1
+    assert level_difference(a, a + 3.0 / 255) == 3
+
+
+def _write_style(tmp_path: Path) -> Path:
+    path = tmp_path / "my style.png"
+    _image(64, 64, 1).save(path)
+    return path
+
+
+def test_cli_writes_checked_graphs_at_256_px(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = export.main(["--random-weights", "--out", str(out), "--style", str(_write_style(tmp_path)),
+                        "--style-size", "64", "--alpha", "0.8"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["baked-my-style.onnx", "decoder.onnx", "encoder.onnx"]
+    assert capsys.readouterr().out.count(f"of PyTorch at {export.CHECK_SIZE} px") == 3
+    session = make_session((out / "baked-my-style.onnx").read_bytes(), device="cpu")
+    (result,) = session.run(None, {"content": np.random.default_rng(0).random((1, 3, 40, 48), dtype=np.float32)})
+    assert result.shape == (1, 3, 40, 48)
+
+
+def test_cli_writes_nothing_when_a_graph_fails_its_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = AdaINModel.random(seed=1, device="cpu")  # a decoder with other weights stands for a broken export
+    monkeypatch.setattr(export, "decoder_onnx", lambda _decoder: decoder_onnx(wrong.decoder))
+    out = tmp_path / "out"
+    assert export.main(["--random-weights", "--out", str(out)]) == 1
+    assert not out.exists()
+    assert "decoder: ONNX Runtime differs from PyTorch" in capsys.readouterr().err
+
+
+def test_onnx_encoder_computes_only_relu4_1(random_model: AdaINModel) -> None:
+    runner = OrtEncoder(make_session(encoder_onnx(random_model.encoder), device="cpu"))
+    with pytest.raises(ValueError, match="only relu4_1"):
+        runner.features(torch.rand(1, 3, 16, 16), ("relu3_1", RELU4_1))
