@@ -6,7 +6,11 @@ package loads grpc and the generated stubs, never torch.
 
 from clients.client import (
     ImageInput,
+    Job,
+    JobKind,
+    JobProgress,
     JobResult,
+    JobState,
     ModelInfo,
     StyleClient,
     StyleInfo,
@@ -18,7 +22,11 @@ from clients.client import (
 
 __all__ = [
     "ImageInput",
+    "Job",
+    "JobKind",
+    "JobProgress",
     "JobResult",
+    "JobState",
     "ModelInfo",
     "StyleClient",
     "StyleInfo",

@@ -1,22 +1,44 @@
-"""``styletransfer``: the command-line client. Errors print as ``error: STATUS: details`` and exit 1, no traceback."""
+"""``styletransfer``: the command-line client. Errors print as ``error: STATUS: details`` and exit 1, no traceback.
+
+Options the server defaults (Gatys and training knobs) are sent only when given, so the model's own defaults apply;
+their help shows those defaults, and a test checks the text against the model's option dataclasses.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 
-from clients.client import StyleClient, StyleRef, StyleTransferError, TLSConfig
+from clients.client import (
+    Job,
+    JobState,
+    StyleClient,
+    StyleRef,
+    StyleTransferError,
+    TLSConfig,
+    format_for_path,
+)
 from styletransfer.v1 import style_transfer_pb2 as pb
 
-__all__ = ["build_parser", "main"]
+__all__ = ["GATYS_DEFAULTS", "TRAIN_DEFAULTS", "build_parser", "main"]
 
-_EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
-_TERMINAL = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_CANCELLED}
+_FORMATS = {"png": pb.IMAGE_FORMAT_PNG, "jpeg": pb.IMAGE_FORMAT_JPEG, "webp": pb.IMAGE_FORMAT_WEBP}
+_INITS = {"content": pb.GATYS_INIT_CONTENT, "noise": pb.GATYS_INIT_NOISE, "style": pb.GATYS_INIT_STYLE}
+
+# What the server uses when a flag is not given: the model's option defaults (model/gatys/optimise.py GatysOptions,
+# model/adain/train.py TrainOptions; this client never imports the model) and the server's for iterations.
+# tests/clients/test_cli.py checks each against the dataclass, so they cannot drift apart.
+GATYS_DEFAULTS = {"num_scales": 1, "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "init": "content",
+                  "optimizer": "lbfgs", "style_loss": "gram", "seed": 0}
+TRAIN_DEFAULTS = {"batch_size": 8, "image_size": 256, "lr": 1e-4, "lr_decay": 5e-5, "style_weight": 10.0,
+                  "content_weight": 1.0, "checkpoint_every": 1000, "seed": 0}
 
 
 def _global_flags(parser: argparse.ArgumentParser) -> None:
@@ -38,12 +60,14 @@ def _stylize_flags(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output path (.png, .jpg, .webp)")
     p.add_argument("--alpha", type=float, help="style strength in [0, 1] (default 1)")
     p.add_argument("--weights", help="comma-separated weights, one per style")
-    p.add_argument("--mask", action="append", default=[], metavar="INDEX=PATH", help="mask image for style INDEX")
+    p.add_argument("--mask", action="append", default=[], metavar="INDEX=PATH",
+                   help="mask image for style INDEX (0 is the first style)")
     p.add_argument("--preserve-color", nargs="?", const="coral", choices=["coral", "luminance"])
     p.add_argument("--content-size", type=int)
     p.add_argument("--style-size", type=int)
     p.add_argument("--model", default="")
-    p.add_argument("--format", choices=["png", "jpeg", "webp"], help="default: from the output extension")
+    p.add_argument("--format", choices=sorted(_FORMATS), help="must agree with the output's extension, which "
+                   "chooses the format")
     p.add_argument("--quality", type=int, default=0)
 
 
@@ -60,32 +84,63 @@ def _style_flags(sub: argparse._SubParsersAction) -> None:
 
 def _job_flags(sub: argparse._SubParsersAction) -> None:
     jobs = sub.add_parser("jobs", help="Gatys and training jobs").add_subparsers(dest="action", required=True)
-    jobs.add_parser("list")
-    for action in ("get", "watch", "cancel"):
-        jobs.add_parser(action).add_argument("job_id")
-    result = jobs.add_parser("result")
+    jobs.add_parser("list", help="list jobs, newest first")
+    for action, text in (("get", "show one job"), ("watch", "follow a job until it ends"),
+                         ("cancel", "cancel a job")):
+        jobs.add_parser(action, help=text).add_argument("job_id")
+    result = jobs.add_parser("result", help="save a finished job's image")
     result.add_argument("job_id")
-    result.add_argument("-o", "--output", required=True)
-    gatys = sub.add_parser("gatys", help="optimisation-based stylization as a job (live progress)")
-    gatys.add_argument("content")
-    gatys.add_argument("styles", nargs="+", metavar="STYLE")
-    gatys.add_argument("-o", "--output", required=True)
-    gatys.add_argument("--iterations", type=int, default=0)
-    gatys.add_argument("--size", type=int)
-    gatys.add_argument("--num-scales", type=int, default=0)
-    gatys.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs")
-    gatys.add_argument("--seed", type=int, default=0)
-    gatys.add_argument("--preserve-color", action="store_true")
-    gatys.add_argument("--style-loss", choices=["gram", "mean_std"], default="")
-    train = sub.add_parser("train", help="train a decoder on folders under the server's datasets root")
-    train.add_argument("--content-dir", required=True)
-    train.add_argument("--style-dir", required=True)
-    train.add_argument("--name", required=True, help="model name to serve the result under")
-    train.add_argument("--iterations", type=int, default=0)
-    train.add_argument("--batch-size", type=int, default=0)
-    train.add_argument("--image-size", type=int, default=0)
-    train.add_argument("--init-from", default="")
-    train.add_argument("--seed", type=int, default=0)
+    result.add_argument("-o", "--output", required=True, help="output path; its extension (.png, .jpg, .webp) "
+                        "chooses the format")
+    _gatys_flags(sub)
+    _train_flags(sub)
+
+
+def _gatys_flags(sub: argparse._SubParsersAction) -> None:
+    d = GATYS_DEFAULTS
+    g = sub.add_parser("gatys", help="optimisation-based stylization as a job (live progress)",
+                       description="Gatys, Ecker & Bethge: optimises the image itself against VGG features. Runs as "
+                       "a durable job on the server; the progress bar follows it.")
+    g.add_argument("content", help="content image path")
+    g.add_argument("styles", nargs="+", metavar="STYLE", help="style image path, or id:<style_id>")
+    g.add_argument("-o", "--output", required=True, help="output path; .png, .jpg or .webp chooses the format")
+    g.add_argument("--iterations", type=int, help="optimisation steps per scale (default: the server's, 300 "
+                   "unless its --gatys-default-iterations says otherwise)")
+    g.add_argument("--size", type=int, help="longer side of the output in pixels (default: the content's)")
+    g.add_argument("--start-size", type=int, help="longer side of the first scale (default: size / 2^(scales-1))")
+    g.add_argument("--num-scales", type=int, help=f"coarse-to-fine scales (default {d['num_scales']})")
+    g.add_argument("--optimizer", choices=["lbfgs", "adam"],
+                   help=f"lbfgs as in the paper, or adam (default {d['optimizer']})")
+    g.add_argument("--learning-rate", type=float, help="step size (default: 1.0 for lbfgs, 0.02 for adam)")
+    g.add_argument("--content-weight", type=float, help=f"weight of the content loss (default {d['content_weight']})")
+    g.add_argument("--style-weight", type=float, help=f"weight of the style loss (default {d['style_weight']})")
+    g.add_argument("--tv-weight", type=float, help=f"weight of total variation, smoothness (default {d['tv_weight']})")
+    g.add_argument("--init", choices=sorted(_INITS), help=f"the image the optimisation starts from "
+                   f"(default {d['init']})")
+    g.add_argument("--seed", type=int, help=f"seed of the noise init (default {d['seed']})")
+    g.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the content's colours")
+    g.add_argument("--style-loss", choices=["gram", "mean_std"],
+                   help=f"Gram matrices, or per-channel mean and std (default {d['style_loss']})")
+
+
+def _train_flags(sub: argparse._SubParsersAction) -> None:
+    d = TRAIN_DEFAULTS
+    t = sub.add_parser("train", help="train a decoder on folders under the server's datasets root",
+                       description="Trains an AdaIN decoder on the server, as a job, and serves it under --name "
+                       "when it succeeds.")
+    t.add_argument("--content-dir", required=True, help="content images, relative to the server's datasets root")
+    t.add_argument("--style-dir", required=True, help="style images, relative to the server's datasets root")
+    t.add_argument("--name", required=True, help="model name to serve the result under")
+    t.add_argument("--iterations", type=int, help="training steps (default: the server's)")
+    t.add_argument("--batch-size", type=int, help=f"images per step (default {d['batch_size']})")
+    t.add_argument("--image-size", type=int, help=f"side of the random training crops (default {d['image_size']})")
+    t.add_argument("--lr", type=float, help=f"Adam learning rate (default {d['lr']})")
+    t.add_argument("--lr-decay", type=float, help=f"lr / (1 + lr_decay * step) (default {d['lr_decay']})")
+    t.add_argument("--content-weight", type=float, help=f"weight of the content loss (default {d['content_weight']})")
+    t.add_argument("--style-weight", type=float, help=f"weight of the style loss (default {d['style_weight']})")
+    t.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d['checkpoint_every']})")
+    t.add_argument("--init-from", help="fine-tune this served model's decoder instead of starting fresh")
+    t.add_argument("--seed", type=int, help=f"seed of crops and initial weights (default {d['seed']})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,13 +168,32 @@ def _style_arg(text: str) -> str | StyleRef:
     return StyleRef(text[3:]) if text.startswith("id:") else text
 
 
+def _masks(items: list[str], styles: int) -> list[str | None]:
+    """``--mask INDEX=PATH`` values as one entry per style; ValueError with the allowed indexes otherwise."""
+    masks: list[str | None] = [None] * styles
+    for item in items:
+        index, sep, path = item.partition("=")
+        if not sep or not index.strip().isdigit() or not path:
+            raise ValueError(f"--mask {item}: expected INDEX=PATH, e.g. --mask 0=fg.png")
+        if int(index) >= styles:
+            raise ValueError(f"--mask {item}: style index {int(index)} does not exist; with {styles} style(s) "
+                             f"use 0..{styles - 1}")
+        masks[int(index)] = path
+    return masks
+
+
+def _output_format(output: str, requested: str | None) -> str:
+    """The format the output's extension names; a --format that disagrees is refused rather than mislabelled."""
+    fmt = format_for_path(output)
+    if requested and requested != fmt:
+        raise ValueError(f"--format {requested} disagrees with {output}; name the file .{requested}")
+    return fmt
+
+
 def _cmd_stylize(client: StyleClient, args: argparse.Namespace) -> None:
     weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    masks: list[str | None] = [None] * len(args.styles)
-    for item in args.mask:
-        index, _, path = item.partition("=")
-        masks[int(index)] = path
-    fmt = args.format or _EXTENSIONS.get(Path(args.output).suffix.lower(), "png")
+    masks = _masks(args.mask, len(args.styles))
+    fmt = _output_format(args.output, args.format)
     result = client.stylize(args.content, [_style_arg(s) for s in args.styles], alpha=args.alpha, weights=weights,
                             masks=masks, preserve_color=args.preserve_color or False, content_size=args.content_size,
                             style_size=args.style_size, model=args.model, output_format=fmt, quality=args.quality)
@@ -144,44 +218,95 @@ def _cmd_styles(client: StyleClient, args: argparse.Namespace) -> None:
         print(f"deleted {args.style_id}")
 
 
+# Trained models' metadata (server/jobs/train_runner.py), in the order `models` prints it.
+_TRAINING_FACTS = (("content_dir", "content"), ("style_dir", "styles"), ("steps", "steps"),
+                   ("final_content_loss", "final content loss"), ("final_style_loss", "final style loss"))
+
+
 def _cmd_models(client: StyleClient, args: argparse.Namespace) -> None:
     for m in client.models():
         flags = " (default)" if m.is_default else ""
         flags += " UNTRAINED" if m.untrained else ""
         print(f"{m.name}{flags}  {m.device}/{m.dtype}  encoder {m.encoder_sha256[:12]}  "
               f"decoder {m.decoder_sha256[:12]}")
+        facts = [f"{label} {m.metadata[key]}" for key, label in _TRAINING_FACTS if m.metadata.get(key)]
+        if facts:
+            print("    trained on " + ", ".join(facts))
 
 
-def _describe(job: pb.Job) -> str:
-    state = pb.JobState.Name(job.state).removeprefix("JOB_STATE_").lower()
+def _describe(job: Job) -> str:
     p = job.progress
-    text = f"{job.id}  {pb.JobKind.Name(job.kind).removeprefix('JOB_KIND_').lower()}  {state}  {p.step}/{p.total_steps}"
+    steps = f"{p.step}/{p.total_steps}" if p.total_steps else "-"  # a queued job has no step count yet
+    text = f"{job.id}  {job.kind.name.lower()}  {job.state.name.lower()}  {steps}"
     if p.loss:
         text += f"  loss {p.loss:.4g}"
     return text + (f"  error: {job.error}" if job.error else "")
 
 
-def _watch(client: StyleClient, job_id: str) -> pb.Job:
-    """Follows a job with a progress bar on stderr; returns its final state."""
-    from tqdm import tqdm
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes:02d}:{secs:02d}"
 
+
+class _Progress:
+    """A job's progress bar on stderr: created when the job has steps (queued jobs print one line instead), the
+    rate counted from the steps seen in this session (a resumed job's earlier steps are not this session's), and the
+    ETA the server's, so the line never shows two estimates."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._first: tuple[int, float] | None = None
+        self._queued_said = False
+
+    def update(self, job: Job) -> None:
+        p = job.progress
+        if not p.total_steps:
+            if job.state == JobState.QUEUED and not self._queued_said:
+                print(f"job {job.id} queued", file=sys.stderr)
+                self._queued_said = True
+            return
+        now = time.monotonic()
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=p.total_steps, initial=p.step, file=sys.stderr, dynamic_ncols=True,
+                             bar_format="{l_bar}{bar}| {n}/{total} [{postfix}]")
+            self._first = (p.step, now)
+        first_step, first_time = self._first
+        rate = (p.step - first_step) / (now - first_time) if p.step > first_step and now > first_time else None
+        parts = [f"{rate:.2f} step/s" if rate else "- step/s"]
+        if not job.state.finished:
+            parts.append(f"eta {_duration(p.eta_seconds)}")
+        parts.append(f"loss {p.loss:.4g}")
+        self._bar.total = p.total_steps
+        self._bar.n = p.step
+        self._bar.set_postfix_str(", ".join(parts), refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _watch(client: StyleClient, job_id: str) -> Job:
+    """Follows a job with a progress bar on stderr; returns its final state."""
+    progress = _Progress()
     last = None
-    with tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
+    try:
         for job in client.watch_job(job_id):
             last = job
-            bar.total = job.progress.total_steps or None
-            bar.n = job.progress.step
-            bar.set_postfix(loss=f"{job.progress.loss:.4g}", eta=f"{job.progress.eta_seconds:.0f}s", refresh=False)
-            bar.refresh()
+            progress.update(job)
+    finally:
+        progress.close()
     assert last is not None
     return last
 
 
-def _finish(client: StyleClient, job: pb.Job, output: str | None) -> None:
-    if job.state != pb.JOB_STATE_SUCCEEDED:
-        raise SystemExit(f"error: job {job.id} ended {pb.JobState.Name(job.state)}: {job.error}")
+def _finish(client: StyleClient, job: Job, output: str | None) -> None:
+    if job.state != JobState.SUCCEEDED:
+        raise SystemExit(f"error: job {job.id} ended {job.state.name}: {job.error}")
     if output:
-        Path(output).write_bytes(client.job_result(job.id).image)
+        client.job_result(job.id).save(output)
         print(f"{output}: written")
 
 
@@ -196,27 +321,34 @@ def _cmd_jobs(client: StyleClient, args: argparse.Namespace) -> None:
     elif args.action == "cancel":
         print(_describe(client.cancel_job(args.job_id)))
     else:
-        Path(args.output).write_bytes(client.job_result(args.job_id).image)
+        format_for_path(args.output)  # refused before the download
+        client.job_result(args.job_id).save(args.output)
         print(f"{args.output}: written")
 
 
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict:
+    """The optional fields the user set (None means "not given": the server's default applies)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _cmd_gatys(client: StyleClient, args: argparse.Namespace) -> None:
-    options = {"iterations": args.iterations, "num_scales": args.num_scales, "seed": args.seed,
-               "optimizer": pb.OPTIMIZER_ADAM if args.optimizer == "adam" else pb.OPTIMIZER_LBFGS,
-               "preserve_color": args.preserve_color, "style_loss": args.style_loss,
-               "output_format": {"jpeg": pb.IMAGE_FORMAT_JPEG, "webp": pb.IMAGE_FORMAT_WEBP}.get(
-                   _EXTENSIONS.get(Path(args.output).suffix.lower(), "png"), pb.IMAGE_FORMAT_PNG)}
-    if args.size:
-        options["size"] = args.size
-    job = client.submit_gatys(args.content, [_style_arg(s) for s in args.styles], **options)
+    options = _given(args, ("iterations", "size", "start_size", "num_scales", "learning_rate", "content_weight",
+                            "style_weight", "tv_weight", "seed", "style_loss"))
+    if args.optimizer:
+        options["optimizer"] = pb.OPTIMIZER_ADAM if args.optimizer == "adam" else pb.OPTIMIZER_LBFGS
+    if args.init:
+        options["init"] = _INITS[args.init]
+    options["output_format"] = _FORMATS[format_for_path(args.output)]
+    job = client.submit_gatys(args.content, [_style_arg(s) for s in args.styles],
+                              preserve_color=args.preserve_color, **options)
     print(f"job {job.id}", file=sys.stderr)
     _finish(client, _watch(client, job.id), args.output)
 
 
 def _cmd_train(client: StyleClient, args: argparse.Namespace) -> None:
-    job = client.train(content_dir=args.content_dir, style_dir=args.style_dir, model_name=args.name,
-                       iterations=args.iterations, batch_size=args.batch_size, image_size=args.image_size,
-                       init_from=args.init_from, seed=args.seed)
+    fields = _given(args, ("iterations", "batch_size", "image_size", "lr", "lr_decay", "content_weight",
+                           "style_weight", "checkpoint_every", "init_from", "seed"))
+    job = client.train(content_dir=args.content_dir, style_dir=args.style_dir, model_name=args.name, **fields)
     print(f"job {job.id}", file=sys.stderr)
     _finish(client, _watch(client, job.id), None)
     print(f"model {args.name} is ready")
@@ -231,6 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _client(args) as client:
             _COMMANDS[args.command](client, args)
+        sys.stdout.flush()  # here, so a closed pipe is reported inside the try and not by the interpreter at exit
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 1
     except StyleTransferError as exc:
         hint = f" (is the server running at {args.target}?)" if exc.code == grpc.StatusCode.UNAVAILABLE else ""
         print(f"error: {exc.code.name}: {exc.details}{hint}", file=sys.stderr)
@@ -239,6 +375,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``styletransfer jobs list | head -3``): stop without a message. Python would flush
+    stdout again at exit and fail once more, so stdout is pointed at /dev/null first."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ message; every call has a timeout.
 
 from __future__ import annotations
 
+import enum
 import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -22,8 +24,13 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "EXTENSIONS",
     "ImageInput",
+    "Job",
+    "JobKind",
+    "JobProgress",
     "JobResult",
+    "JobState",
     "ModelInfo",
     "StyleClient",
     "StyleInfo",
@@ -31,6 +38,7 @@ __all__ = [
     "StyleTransferError",
     "StylizeResult",
     "TLSConfig",
+    "format_for_path",
 ]
 
 DEFAULT_MAX_MESSAGE = 32 * 1024 * 1024
@@ -71,10 +79,24 @@ class TLSConfig:
     certificate_chain: bytes | None = None
 
 
+#: Output formats by file extension (the names the requests' ``output_format`` takes).
+EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def format_for_path(path: str | os.PathLike) -> str:
+    """The image format a file name asks for ("png", "jpeg", "webp"); ValueError for any other extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise ValueError(f"{os.fspath(path)}: cannot write {suffix or 'a file without extension'}; "
+                         f"use one of {', '.join(EXTENSIONS)}")
+    return EXTENSIONS[suffix]
+
+
 class _EncodedImage:
-    """What a result holding encoded image bytes (``self.image``) can do with them."""
+    """What a result holding encoded image bytes (``self.image``, ``self.mime_type``) can do with them."""
 
     image: bytes
+    mime_type: str
 
     def to_pil(self) -> Image.Image:
         from PIL import Image
@@ -82,8 +104,16 @@ class _EncodedImage:
         return Image.open(io.BytesIO(self.image))
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the bytes as the server encoded them (the format the request asked for, whatever ``path`` says)."""
-        Path(path).write_bytes(self.image)
+        """Writes the image in the format ``path``'s extension names: the server's bytes as they are when they are
+        in that format already, else re-encoded (e.g. a PNG job result saved as ``.webp``)."""
+        fmt = format_for_path(path)
+        if self.mime_type == f"image/{fmt}":
+            Path(path).write_bytes(self.image)
+            return
+        image = self.to_pil()
+        if fmt == "jpeg" and image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")  # JPEG has no alpha channel
+        image.save(path, format=fmt.upper(), **({"lossless": True} if fmt == "webp" else {"quality": 95}))
 
 
 @dataclass(frozen=True)
@@ -128,6 +158,63 @@ class JobResult(_EncodedImage):
     mime_type: str
     width: int
     height: int
+
+
+class JobState(enum.IntEnum):
+    """A job's state (the proto's ``JobState`` values, so they compare equal to ``pb.JOB_STATE_*``)."""
+
+    UNSPECIFIED = pb.JOB_STATE_UNSPECIFIED
+    QUEUED = pb.JOB_STATE_QUEUED
+    RUNNING = pb.JOB_STATE_RUNNING
+    SUCCEEDED = pb.JOB_STATE_SUCCEEDED
+    FAILED = pb.JOB_STATE_FAILED
+    CANCELLED = pb.JOB_STATE_CANCELLED
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class JobKind(enum.IntEnum):
+    """What a job does (the proto's ``JobKind`` values)."""
+
+    UNSPECIFIED = pb.JOB_KIND_UNSPECIFIED
+    GATYS = pb.JOB_KIND_GATYS
+    TRAIN = pb.JOB_KIND_TRAIN
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    step: int
+    total_steps: int  # 0 until a worker has started the job
+    loss: float
+    losses: dict[str, float]
+    elapsed_seconds: float  # running time over all attempts
+    eta_seconds: float  # the server's estimate from this attempt's rate
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: JobKind
+    state: JobState
+    progress: JobProgress
+    error: str
+    model_name: str
+    attempts: int
+    create_time: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, job: pb.Job) -> Job:
+        def when(field: str) -> datetime | None:
+            return getattr(job, field).ToDatetime(tzinfo=UTC) if job.HasField(field) else None
+
+        p = job.progress
+        progress = JobProgress(p.step, p.total_steps, p.loss, dict(p.losses), p.elapsed_seconds, p.eta_seconds)
+        return cls(job.id, JobKind(job.kind), JobState(job.state), progress, job.error, job.model_name,
+                   job.attempts, when("create_time"), when("start_time"), when("end_time"))
 
 
 def _image_bytes(image: ImageInput) -> bytes:
@@ -283,41 +370,42 @@ class StyleClient:
         return [ModelInfo(m.name, m.encoder_source, m.decoder_source, m.encoder_sha256, m.decoder_sha256, m.device,
                           m.dtype, m.untrained, m.is_default, dict(m.metadata)) for m in reply.models]
 
-    # --- jobs (the proto messages are returned as they are: pb.Job) ----------------------------------------------
+    # --- jobs -----------------------------------------------------------------------------------------------------
 
     def submit_gatys(self, content: ImageInput, style: StyleInput | Sequence[StyleInput], *,
-                     weights: Sequence[float] | None = None, **options: Any) -> pb.Job:
+                     weights: Sequence[float] | None = None, **options: Any) -> Job:
         """Starts a Gatys job; ``options`` are GatysRequest fields (iterations, size, optimizer, seed, ...)."""
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         weights = list(weights) if weights is not None else [1.0] * len(styles)
         request = pb.GatysRequest(content=_image_bytes(content),
                                   styles=[_style_input(s, w, None) for s, w in zip(styles, weights, strict=True)],
                                   **options)
-        return self._call("SubmitGatys", request)
+        return Job.from_proto(self._call("SubmitGatys", request))
 
-    def train(self, **fields: Any) -> pb.Job:
+    def train(self, **fields: Any) -> Job:
         """Starts a Train job; ``fields`` are TrainRequest fields (content_dir, style_dir, model_name, ...)."""
-        return self._call("Train", pb.TrainRequest(**fields))
+        return Job.from_proto(self._call("Train", pb.TrainRequest(**fields)))
 
-    def get_job(self, job_id: str) -> pb.Job:
-        return self._call("GetJob", pb.GetJobRequest(id=job_id))
+    def get_job(self, job_id: str) -> Job:
+        return Job.from_proto(self._call("GetJob", pb.GetJobRequest(id=job_id)))
 
-    def list_jobs(self, *, state: int = 0, kind: int = 0, page_size: int = 50) -> Iterator[pb.Job]:
+    def list_jobs(self, *, state: int = JobState.UNSPECIFIED, kind: int = JobKind.UNSPECIFIED,
+                  page_size: int = 50) -> Iterator[Job]:
         token = ""
         while True:
             reply = self._call("ListJobs", pb.ListJobsRequest(state=state, kind=kind, page_size=page_size,
                                                               page_token=token))
-            yield from reply.jobs
+            yield from map(Job.from_proto, reply.jobs)
             token = reply.next_page_token
             if not token:
                 return
 
-    def cancel_job(self, job_id: str) -> pb.Job:
-        return self._call("CancelJob", pb.CancelJobRequest(id=job_id))
+    def cancel_job(self, job_id: str) -> Job:
+        return Job.from_proto(self._call("CancelJob", pb.CancelJobRequest(id=job_id)))
 
-    def watch_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[pb.Job]:
+    def watch_job(self, job_id: str, *, timeout: float | None = None) -> Iterator[Job]:
         """Yields the job at once and on every change until it ends (no timeout unless given)."""
-        return self._stream("WatchJob", pb.WatchJobRequest(id=job_id), timeout)
+        return map(Job.from_proto, self._stream("WatchJob", pb.WatchJobRequest(id=job_id), timeout))
 
     def job_result(self, job_id: str) -> JobResult:
         reply = self._call("GetJobResult", pb.GetJobResultRequest(id=job_id))

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from clients.cli import main as cli
-from clients.client import StyleClient, StyleRef, StyleTransferError
+from clients.client import JobState, StyleClient, StyleRef, StyleTransferError
 from tests.helpers import make_image, png_bytes
 
 
@@ -118,8 +118,10 @@ def test_cli_gatys_writes_the_result_and_jobs_commands(server, tmp_path: Path,
     assert "6/6" in captured.err  # the live progress bar reached the end
     assert cli([*target, "jobs", "list"]) == 0 and f"{job_id}  gatys  succeeded  6/6" in capsys.readouterr().out
     assert cli([*target, "jobs", "get", job_id]) == 0 and "succeeded" in capsys.readouterr().out
+    assert cli([*target, "jobs", "result", job_id, "-o", str(tmp_path / "r.webp")]) == 0
+    assert (tmp_path / "r.webp").read_bytes() == out.read_bytes()  # the server's bytes: already WebP
     assert cli([*target, "jobs", "result", job_id, "-o", str(tmp_path / "r.png")]) == 0
-    assert (tmp_path / "r.png").read_bytes() == out.read_bytes()
+    assert Image.open(tmp_path / "r.png").format == "PNG"  # the extension chose the format
     assert cli([*target, "jobs", "cancel", "nope"]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err
 
@@ -127,7 +129,7 @@ def test_cli_gatys_writes_the_result_and_jobs_commands(server, tmp_path: Path,
 def test_client_job_methods(client: StyleClient) -> None:
     job = client.submit_gatys(png_bytes(40, 40, 1), png_bytes(40, 40, 2), iterations=3)
     final = list(client.watch_job(job.id, timeout=120))[-1]
-    assert final.progress.step == 3
+    assert final.progress.step == 3 and final.state is JobState.SUCCEEDED
     assert client.job_result(job.id).width == 40
     assert [j.id for j in client.list_jobs(page_size=1)] == [job.id]
     assert client.cancel_job(job.id).id == job.id
