@@ -28,4 +28,7 @@ VOLUME ["/data"]
 EXPOSE 50051 9090
 
 # Health: the standard grpc.health.v1.Health service on 50051 (Kubernetes native gRPC probes, grpc_health_probe).
+# Docker's own probe asks it too (server/healthcheck.py): unhealthy while loading past the start period, or draining.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["python", "-m", "server.healthcheck", "--timeout", "5"]
 ENTRYPOINT ["styletransfer-server"]
