@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -44,6 +45,8 @@ __all__ = ["MissingWeights", "Server", "load_default_model", "run"]
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StyleTransfer"].full_name
+# The job RPCs' own health entry: NOT_SERVING while the job store is unusable, when Stylize (SERVICE_NAME) still serves.
+JOBS_HEALTH = f"{SERVICE_NAME}.Jobs"
 
 
 class MissingWeights(Exception):
@@ -106,22 +109,31 @@ def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtim
     return runtime
 
 
-def build_jobs(config: Config, runtime: Runtime) -> JobManager:
-    """The job manager with its store and the runners of every job kind."""
-    store: JobStore
+def open_job_store(config: Config) -> JobStore:
+    """The configured job store; :class:`StoreUnavailable` (naming the file or URL's host) when it cannot be used."""
     if config.job_store:
-        try:
-            store = PostgresJobStore(config.job_store)
-        except StoreUnavailable as exc:
-            raise ConfigError(f"--job-store: {exc}") from None
-    else:
-        store = SQLiteJobStore(config.data_path / "jobs" / "jobs.db")
-        if config.job_workers == 0:
-            log.warning("--job-workers 0 with the embedded job store: submitted jobs wait until a server with "
-                        "workers opens this data directory")
+        return PostgresJobStore(config.job_store)
+    if config.job_workers == 0:
+        log.warning("--job-workers 0 with the embedded job store: submitted jobs wait until a server with "
+                    "workers opens this data directory")
+    return SQLiteJobStore(config.data_path / "jobs" / "jobs.db")
+
+
+def build_jobs(config: Config, runtime: Runtime, on_store_health: Callable[[bool], None] | None = None
+               ) -> JobManager | None:
+    """The job manager with its store and the runners of every job kind; None (jobs unavailable, the reason in
+    ``runtime.jobs_unavailable`` and the log) when the store cannot be opened: Stylize must not depend on it."""
+    try:
+        store = open_job_store(config)
+    except StoreUnavailable as exc:
+        log.error("JOBS UNAVAILABLE: %s. Stylize and styles are served; job RPCs answer UNAVAILABLE until the store "
+                  "is repaired (or moved aside) and the server restarted", exc)
+        runtime.jobs_unavailable = "jobs are unavailable on this server: the job store cannot be opened"
+        return None
     manager = JobManager(store, config.data_path / "jobs", runtime.metrics, workers=config.job_workers,
                          lease_seconds=config.job_lease_seconds, retention_hours=config.job_retention_hours,
-                         max_queued=config.max_queued_jobs)
+                         max_queued=config.max_queued_jobs, max_attempts=config.job_max_attempts,
+                         on_store_health=on_store_health)
     manager.register("GATYS", GatysRunner(config, runtime.styles))
     manager.register("TRAIN", TrainRunner(config, runtime.models, runtime.metrics))
     return manager
@@ -137,7 +149,8 @@ class Server:
         if model is None:
             model = run_in_own_thread(lambda: load_default_model(config), name="load-model")
         self.runtime = build_runtime(config, model, self.metrics)
-        self.runtime.jobs = build_jobs(config, self.runtime)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.runtime.jobs = build_jobs(config, self.runtime, self._job_store_health)
         self.health = health.aio.HealthServicer()
         interceptors = []
         if config.auth_tokens_file:
@@ -168,10 +181,12 @@ class Server:
         self.port = self._grpc.add_secure_port(address, creds) if creds else self._grpc.add_insecure_port(address)
         if self.gateway is not None:  # its private socket: the HTTP side does its own TLS
             self._grpc.add_insecure_port(self.gateway.grpc_address)
+        self._loop = asyncio.get_running_loop()
         await self._grpc.start()
-        # The embedded store has one server, so every RUNNING job is a previous run's; a shared store's RUNNING jobs
-        # may be other replicas' and come back only when their leases run out.
-        self.runtime.jobs.start(recover_all_running=not self.config.job_store)
+        if self.runtime.jobs is not None:
+            # The embedded store has one server, so every RUNNING job is a previous run's; a shared store's RUNNING
+            # jobs may be other replicas' and come back only when their leases run out.
+            await asyncio.to_thread(self._start_jobs)
         await asyncio.to_thread(self.runtime.models.list)  # model_info for the trained models too
         self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
         if self._metrics_http is not None:
@@ -181,12 +196,29 @@ class Server:
             self.http_port = self.gateway.port
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if self.runtime.jobs is None:
+            await self.health.set(JOBS_HEALTH, health_pb2.HealthCheckResponse.NOT_SERVING)
+        elif self.runtime.jobs.store_ok is not False:  # the store's first answer may have come already
+            await self.health.set(JOBS_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %s on %s:%d (%s), metrics on port %s", SERVICE_NAME, self.config.host, self.port,
                  "TLS" if creds else "plaintext", self.metrics_port or "off")
         if self.gateway is not None:
             host = "localhost" if self.config.host in ("0.0.0.0", "::", "") else self.config.host
             log.info("HTTP/JSON gateway and playground on %s://%s:%d/", "https" if creds else "http", host,
                      self.http_port)
+
+    def _start_jobs(self) -> None:
+        try:
+            self.runtime.jobs.start(recover_all_running=not self.config.job_store)
+        except StoreUnavailable as exc:  # the workers start anyway and retry; health says NOT_SERVING meanwhile
+            log.error("job store unusable at start: %s", exc)
+            self.runtime.jobs.start(recover_all_running=False)
+
+    def _job_store_health(self, ok: bool) -> None:
+        """From a job thread: the jobs' health follows the store (SERVING once it answers again)."""
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.health.set(JOBS_HEALTH, status)))
 
     async def stop(self, grace: float | None = None) -> None:
         """Drains: NOT_SERVING, refuse new calls, give calls in flight ``grace`` seconds. Safe to call twice."""

@@ -93,6 +93,8 @@ class Config:
     max_queued_jobs: int = _opt(100, "jobs that may wait; more get RESOURCE_EXHAUSTED")
     job_retention_hours: float = _opt(168.0, "finished jobs and their results are deleted after this many hours; "
                                              "0 keeps them forever")
+    job_max_attempts: int = _opt(3, "times a job may start without ending cleanly (its worker or the server died, "
+                                     "e.g. out of memory) before it is FAILED instead of run again")
     job_lease_seconds: float = _opt(30.0, "a running job whose worker has not renewed its lease for this long is "
                                           "queued again (shared stores)")
     gatys_max_iterations: int = _opt(2000, "most optimisation steps per scale of a Gatys job")
@@ -136,7 +138,7 @@ class Config:
                 raise ConfigError(f"--{_flag(name)} must be in 0..65535")
         positive = ("max_message_bytes", "max_image_pixels", "max_output_pixels", "max_style_pixels", "max_styles",
                     "max_batch_size", "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
-                    "gatys_checkpoint_every", "train_max_iterations", "train_default_iterations",
+                    "gatys_checkpoint_every", "job_max_attempts", "train_max_iterations", "train_default_iterations",
                     "train_checkpoint_every", "train_max_batch_pixels", "train_processes", "train_max_processes")
         for name in positive:
             if getattr(self, name) <= 0:

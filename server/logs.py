@@ -16,12 +16,12 @@ import uuid
 __all__ = ["configure_logging", "new_request_id", "request_id_var"]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch: "$" would accept a final newline
 
 
 def new_request_id(incoming: str = "") -> str:
     """The caller's ``x-request-id`` when it is short and plain, else a fresh one."""
-    return incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex[:16]
+    return incoming if incoming and _SANE_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
 
 
 class _RequestIdFilter(logging.Filter):

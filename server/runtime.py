@@ -26,4 +26,5 @@ class Runtime:
     registered_stats: LRUCache[StyleStats]  # (style_id, encoder sha) -> statistics of registered styles
     inline_stats: LRUCache[StyleStats]  # (image sha, style size, encoder sha) -> statistics of inline styles
     jobs: Any = None  # the job manager (server/jobs), when jobs are enabled
+    jobs_unavailable: str = ""  # why ``jobs`` is None although jobs are configured (the job store cannot be opened)
     batcher: Any = None  # the dynamic batcher (server/batcher.py), when batching is on

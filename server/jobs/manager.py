@@ -3,8 +3,13 @@
 A worker claims a job with a lease, runs the runner registered for its kind, and a heartbeat thread renews the lease
 and records progress while it runs. Cancel requests reach the runner through ``should_stop`` within one step.
 Durability: job results and checkpoints are written atomically under ``<data-dir>/jobs/<id>/``; a job whose
-worker died (SIGKILL, lost lease) is queued again and resumes from its last checkpoint; on shutdown running jobs are
-put back in the queue, not failed. Nothing accepted is lost.
+worker died (SIGKILL, lost lease) is queued again and resumes from its last checkpoint, at most ``max_attempts``
+times: a job that kills its worker or the process every time it runs (e.g. one that exhausts memory) is then FAILED
+with the reason instead of taking the server down on every restart. On shutdown running jobs are put back in the
+queue, not failed, and that hand-back is not counted as an attempt. Nothing accepted is lost.
+
+The store may fail (disk full, a database restart): workers log, wait and retry, never die; ``on_store_health`` hears
+when the store becomes unusable and usable again (the server turns the jobs' health NOT_SERVING meanwhile).
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.errors import Cancelled
-from server.errors import Overloaded
+from server.errors import AlreadyExists, Overloaded
 from server.jobs.store import (
     CANCELLED,
     FAILED,
@@ -31,18 +36,20 @@ from server.jobs.store import (
     SUCCEEDED,
     JobRecord,
     JobStore,
+    NameTaken,
     QueueFull,
     StoreUnavailable,
 )
 from server.metrics import Metrics
 from server.threads import run_in_own_thread
 
-__all__ = ["JobContext", "JobManager", "Runner"]
+__all__ = ["JobContext", "JobEvents", "JobManager", "Runner"]
 
 log = logging.getLogger(__name__)
 PREVIEW_FILE = "preview.png"  # a runner's latest intermediate image, in the job folder or a sub-folder
 STORE_RETRY_SECONDS = 1.0  # pause before retrying an unreachable job store
 JOB_NICENESS = 19  # the lowest priority: Stylize keeps the CPU whenever it wants it
+SWEEP_BATCH = 500  # jobs deleted per retention transaction (the sweep never holds every finished job at once)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -105,10 +112,48 @@ class JobContext:
 Runner = Callable[[JobContext], dict]
 
 
+class JobEvents:
+    """Wakes WatchJob streams (on the event loop) when this process changes a job (on its threads), so a stream
+    waits instead of polling the store. Changes made by other replicas of a shared store are not seen here: streams
+    also re-read the store after a fallback interval."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    def notify(self, job_id: str) -> None:
+        with self._lock:
+            watchers = list(self._watchers.get(job_id, ()))
+        for loop, event in watchers:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    @contextlib.contextmanager
+    def watch(self, job_id: str) -> Iterator[asyncio.Event]:
+        """An event set on every change of ``job_id`` while the block runs (register before reading the job, so no
+        change between the read and the wait is missed)."""
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._watchers.setdefault(job_id, set()).add(entry)
+        try:
+            yield entry[1]
+        finally:
+            with self._lock:
+                watchers = self._watchers.get(job_id, set())
+                watchers.discard(entry)
+                if not watchers:
+                    self._watchers.pop(job_id, None)
+
+
 class JobManager:
     def __init__(self, store: JobStore, folder: Path, metrics: Metrics, *, workers: int, lease_seconds: float,
-                 retention_hours: float, max_queued: int, runners: dict[str, Runner] | None = None) -> None:
+                 retention_hours: float, max_queued: int, max_attempts: int = 3,
+                 runners: dict[str, Runner] | None = None,
+                 on_store_health: Callable[[bool], None] | None = None) -> None:
         self.store = store
+        self.max_attempts = max_attempts
+        self._on_store_health = on_store_health
+        self._store_ok: bool | None = None
         self.folder = folder
         self.metrics = metrics
         self.workers = workers
@@ -122,6 +167,7 @@ class JobManager:
         self._running: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._wake = threading.Condition()
+        self.events = JobEvents()
         self._gauge_keys: set[tuple[str, str]] = set()  # (kind, state) series of jobs_current set so far
 
     def register(self, kind: str, runner: Runner) -> None:
@@ -180,6 +226,8 @@ class JobManager:
                                        now=time.time())
         except QueueFull as exc:
             raise Overloaded(str(exc)) from None
+        except NameTaken as exc:
+            raise AlreadyExists(str(exc)) from None
         self.metrics.jobs_transitions.labels(kind, QUEUED).inc()
         with self._wake:
             self._wake.notify()
@@ -191,6 +239,7 @@ class JobManager:
             event = self._running.get(job_id)
         if event is not None:
             event.set()
+        self.events.notify(job_id)
         if record is not None and record.state == CANCELLED and record.attempts == 0:
             self.metrics.jobs_transitions.labels(record.kind, CANCELLED).inc()
         return record
@@ -198,23 +247,50 @@ class JobManager:
     # --- workers ----------------------------------------------------------------------------------------------
 
     def _worker_loop(self) -> None:
+        """Claims and runs jobs until the server stops; no error ends it (a dead worker would run nothing again)."""
         _lower_priority()
         while not self._stopping.is_set():
             try:
-                job = self.store.claim(self.worker_id, tuple(self.runners), lease_seconds=self.lease_seconds,
-                                       now=time.time())
-            except StoreUnavailable as exc:
-                log.warning("cannot claim jobs: %s; retrying", exc)
+                self._work_once()
+            except StoreUnavailable as exc:  # a job's lease runs out and a worker (maybe this one) runs it again
+                log.warning("job store unusable: %s; retrying", exc)
+                self._store_health(False)
                 self._stopping.wait(STORE_RETRY_SECONDS)
-                continue
-            if job is None:
-                with self._wake:
-                    self._wake.wait(timeout=0.5)
-                continue
-            try:
-                self._run(job)
-            except StoreUnavailable as exc:  # its lease runs out and a worker (maybe this one) runs it again
-                log.error("job %s: job store unreachable while ending it: %s", job.id, exc)
+            except Exception:
+                log.exception("job worker error; retrying")
+                self._stopping.wait(STORE_RETRY_SECONDS)
+
+    def _work_once(self) -> None:
+        job = self.store.claim(self.worker_id, tuple(self.runners), lease_seconds=self.lease_seconds, now=time.time())
+        self._store_health(True)
+        if job is None:
+            with self._wake:
+                self._wake.wait(timeout=0.5)
+        elif job.attempts > self.max_attempts:
+            self._give_up(job)
+        else:
+            self.events.notify(job.id)
+            self._run(job)
+
+    def _give_up(self, job: JobRecord) -> None:
+        """A job claimed more than ``max_attempts`` times: each earlier attempt ended with its worker or the server
+        dying (clean shutdowns are not counted), so running it again would most likely do the same."""
+        reason = (f"stopped after {job.attempts - 1} attempts: each ended with its worker or the server dying "
+                  "(e.g. out of memory); not retried again")
+        log.error("job %s: %s", job.id, reason)
+        self._end(job, FAILED, JobContext(job, self.folder / job.id, lambda: True), error=reason)
+
+    @property
+    def store_ok(self) -> bool | None:
+        """Whether the store answered its last call (None before the first)."""
+        return self._store_ok
+
+    def _store_health(self, ok: bool) -> None:
+        """Reports a change of the store's usability (not every call) to ``on_store_health``."""
+        if ok != self._store_ok:
+            self._store_ok = ok
+            if self._on_store_health is not None:
+                self._on_store_health(ok)
 
     def _run(self, job: JobRecord) -> None:
         stop = threading.Event()
@@ -234,6 +310,7 @@ class JobManager:
             if self._stopping.is_set() and not self._cancel_requested(job.id):
                 self._flush(ctx)
                 self.store.release(job.id, self.worker_id)
+                self.events.notify(job.id)
                 log.info("job %s put back in the queue (server stopping)", job.id)
             else:
                 self._end(job, CANCELLED, ctx)
@@ -267,11 +344,15 @@ class JobManager:
                                              result=result)
                 break
             except StoreUnavailable as exc:
+                self._store_health(False)
                 if time.monotonic() > deadline:
                     log.error("job %s: could not record %s (%s); it will run again elsewhere", job.id, state, exc)
                     return
                 time.sleep(STORE_RETRY_SECONDS)
+        self._store_health(True)
+        self.events.notify(job.id)
         if finished:
+            ctx.checkpoint_path.unlink(missing_ok=True)  # only a running job resumes from it
             self.metrics.jobs_transitions.labels(job.kind, state).inc()
             log.info("job %s %s", job.id, state.lower())
         else:
@@ -300,6 +381,7 @@ class JobManager:
                 stop.set()
                 return
             if progress:
+                self.events.notify(ctx.job.id)
                 self._export_progress(ctx.job, progress)
 
     def _export_progress(self, job: JobRecord, progress: dict) -> None:
@@ -317,9 +399,13 @@ class JobManager:
                 for job_id in self.store.requeue_expired(now=time.time()):
                     log.warning("job %s lost its worker (lease expired); queued again", job_id)
                 self.refresh_gauges()
+                self._store_health(True)
                 if self.retention_seconds > 0 and time.monotonic() - last_sweep > 60:
                     last_sweep = time.monotonic()
                     self.sweep(time.time() - self.retention_seconds)
+            except StoreUnavailable as exc:
+                log.warning("job store unusable: %s; retrying", exc)
+                self._store_health(False)
             except Exception:
                 log.exception("job maintenance failed; retrying")
 
@@ -334,11 +420,19 @@ class JobManager:
         self.metrics.job_queue_length.set(sum(n for (_, state), n in counts.items() if state == QUEUED))
 
     def sweep(self, cutoff: float) -> int:
-        """Deletes finished jobs (and their files) that ended before ``cutoff``."""
-        removed = self.store.delete_finished_before(cutoff)
-        for record in removed:
-            shutil.rmtree(self.folder / record.id, ignore_errors=True)
-        return len(removed)
+        """Deletes finished jobs (and their files) that ended before ``cutoff``, in batches of ``SWEEP_BATCH`` ids
+        (memory stays flat however many there are), then returns the freed space to the file system."""
+        removed = 0
+        while True:
+            ids = self.store.delete_finished_before(cutoff, limit=SWEEP_BATCH)
+            for job_id in ids:
+                shutil.rmtree(self.folder / job_id, ignore_errors=True)
+            removed += len(ids)
+            if len(ids) < SWEEP_BATCH or self._stopping.is_set():
+                break
+        if removed:
+            self.store.reclaim()
+        return removed
 
 
 def _lower_priority() -> None:

@@ -26,6 +26,7 @@ from server.jobs.store import (
     RUNNING,
     TERMINAL,
     JobRecord,
+    NameTaken,
     QueueFull,
     StoreUnavailable,
     list_filter,
@@ -122,6 +123,9 @@ class PostgresJobStore:
                 (queued,) = _one(db.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE state = %s", (QUEUED,)))
                 if queued >= max_queued:
                     raise QueueFull(f"{queued} jobs are already queued (limit {max_queued})")
+                if model_name and db.execute(f"SELECT 1 FROM {TABLE} WHERE model_name = %s AND state = ANY(%s) "
+                                             "LIMIT 1", (model_name, [QUEUED, RUNNING])).fetchone():
+                    raise NameTaken(f"model {model_name!r} is being trained by another job")
                 row = db.execute(f"INSERT INTO {TABLE} (id, kind, state, request, create_time, model_name) "
                                  f"VALUES (%s, %s, %s, %s, %s, %s) {_RETURNING}",
                                  (job_id, kind, QUEUED, request, now, model_name)).fetchone()
@@ -161,14 +165,14 @@ class PostgresJobStore:
 
     def finish(self, job_id: str, worker: str, *, state: str, now: float, error: str = "",
                result: dict | None = None) -> bool:
-        sql = (f"UPDATE {TABLE} SET state = %s, end_time = %s, error = %s, result = %s, lease_owner = '' "
-               "WHERE id = %s AND state = %s AND lease_owner = %s")
+        sql = (f"UPDATE {TABLE} SET state = %s, end_time = %s, error = %s, result = %s, lease_owner = '', "
+               "request = '' WHERE id = %s AND state = %s AND lease_owner = %s")
         args = (state, now, error, Jsonb(result or {}), job_id, RUNNING, worker)
         return self._call(lambda db: db.execute(sql, args).rowcount) == 1
 
     def release(self, job_id: str, worker: str) -> None:
-        sql = (f"UPDATE {TABLE} SET state = %s, lease_owner = '', lease_expires = 0 "
-               "WHERE id = %s AND state = %s AND lease_owner = %s")
+        sql = (f"UPDATE {TABLE} SET state = %s, lease_owner = '', lease_expires = 0, attempts = attempts - 1 "
+               "WHERE id = %s AND state = %s AND lease_owner = %s")  # a clean hand-back is not a failed attempt
         self._call(lambda db: db.execute(sql, (QUEUED, job_id, RUNNING, worker)))
 
     def request_cancel(self, job_id: str, *, now: float) -> JobRecord | None:
@@ -178,8 +182,8 @@ class PostgresJobStore:
                 if row is None or row[2] in TERMINAL:
                     return _record(row) if row else None
                 if row[2] == QUEUED:
-                    sql = (f"UPDATE {TABLE} SET state = 'CANCELLED', end_time = %s, cancel_requested = TRUE "
-                           f"WHERE id = %s {_RETURNING}")
+                    sql = (f"UPDATE {TABLE} SET state = 'CANCELLED', end_time = %s, cancel_requested = TRUE, "
+                           f"request = '' WHERE id = %s {_RETURNING}")
                     return _record(db.execute(sql, (now, job_id)).fetchone())
                 sql = f"UPDATE {TABLE} SET cancel_requested = TRUE WHERE id = %s {_RETURNING}"
                 return _record(db.execute(sql, (job_id,)).fetchone())
@@ -191,10 +195,13 @@ class PostgresJobStore:
                "WHERE state = %s AND lease_expires < %s RETURNING id")
         return [r[0] for r in self._call(lambda db: db.execute(sql, (QUEUED, RUNNING, now)).fetchall())]
 
-    def delete_finished_before(self, cutoff: float) -> list[JobRecord]:
-        sql = f"DELETE FROM {TABLE} WHERE end_time IS NOT NULL AND end_time < %s AND state = ANY(%s) {_RETURNING}"
-        rows = self._call(lambda db: db.execute(sql, (cutoff, sorted(TERMINAL))).fetchall())
-        return [_record(r) for r in rows]
+    def delete_finished_before(self, cutoff: float, *, limit: int = 500) -> list[str]:
+        sql = (f"DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE end_time < %s AND state = ANY(%s) "
+               "LIMIT %s) RETURNING id")
+        return [r[0] for r in self._call(lambda db: db.execute(sql, (cutoff, sorted(TERMINAL), limit)).fetchall())]
+
+    def reclaim(self) -> None:
+        """PostgreSQL's autovacuum reuses the space of deleted rows; nothing to do here."""
 
     def counts(self) -> dict[tuple[str, str], int]:
         rows = self._call(lambda db: db.execute(f"SELECT kind, state, COUNT(*) FROM {TABLE} "

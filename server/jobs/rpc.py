@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from model.images import probe_image
+from server.costs import shown
 from server.errors import FailedPrecondition, InvalidArgument, NotFound, server_stream, unary
 from server.jobs.gatys_runner import validate_gatys
 from server.jobs.manager import JobManager
-from server.jobs.store import JobRecord
+from server.jobs.store import JobRecord, StoreUnavailable
 from server.jobs.train_runner import validate_train
 from server.runtime import Runtime
 from styletransfer.v1 import style_transfer_pb2 as pb
 
 __all__ = ["JobRpcs", "job_message"]
 
-WATCH_POLL_SECONDS = 0.2  # WatchJob polls the store, so progress made by other replicas shows too
+# WatchJob wakes on this process's changes (JobEvents) and re-reads the store at least this often, so progress made by
+# other replicas of a shared store shows too (1000 idle streams: 200 reads a second, not 5000).
+WATCH_FALLBACK_SECONDS = 5.0
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+MAX_PAGE_TOKEN = 256  # characters; the tokens this server issues are ~60
 
 
 def _timestamp(seconds: float | None) -> Timestamp | None:
@@ -45,19 +53,38 @@ def job_message(record: JobRecord) -> pb.Job:
                   attempts=record.attempts)
 
 
+def _job_id(job_id: str) -> str:
+    """A job id as the stores issue them (32 hex digits); anything else cannot exist, so it is not looked up."""
+    if not JOB_ID.fullmatch(job_id):
+        raise NotFound(f"job {shown(job_id)} not found")
+    return job_id
+
+
+def _enum_name(enum: Any, value: int, field: str, prefix: str) -> str | None:
+    """An enum field's value as the store spells it (None when unset); unknown numbers are the client's fault."""
+    if not value:
+        return None
+    try:
+        return enum.Name(value).removeprefix(prefix)
+    except ValueError:
+        raise InvalidArgument(f"{field} {value} is not a known value") from None
+
+
 class JobRpcs:
     runtime: Runtime
 
     @property
     def _jobs(self) -> JobManager:
         if self.runtime.jobs is None:
+            if self.runtime.jobs_unavailable:
+                raise StoreUnavailable(self.runtime.jobs_unavailable)
             raise FailedPrecondition("jobs are not enabled on this server")
         return self.runtime.jobs
 
     async def _record(self, job_id: str) -> JobRecord:
-        record = await asyncio.to_thread(self._jobs.store.get, job_id) if job_id else None
+        record = await asyncio.to_thread(self._jobs.store.get, _job_id(job_id))
         if record is None:
-            raise NotFound(f"job {job_id!r} not found")
+            raise NotFound(f"job {shown(job_id)} not found")
         return record
 
     @unary
@@ -81,8 +108,10 @@ class JobRpcs:
     async def ListJobs(self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext) -> pb.ListJobsResponse:
         if request.page_size > 1000:
             raise InvalidArgument("page_size must be at most 1000")
-        state = pb.JobState.Name(request.state).removeprefix("JOB_STATE_") if request.state else None
-        kind = pb.JobKind.Name(request.kind).removeprefix("JOB_KIND_") if request.kind else None
+        state = _enum_name(pb.JobState, request.state, "state", "JOB_STATE_")
+        kind = _enum_name(pb.JobKind, request.kind, "kind", "JOB_KIND_")
+        if len(request.page_token) > MAX_PAGE_TOKEN:
+            raise InvalidArgument("page_token is not a token this server issued")
         try:
             records, token = await asyncio.to_thread(self._jobs.store.list, state=state, kind=kind,
                                                      page_size=request.page_size or 50,
@@ -93,23 +122,26 @@ class JobRpcs:
 
     @unary
     async def CancelJob(self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        record = await asyncio.to_thread(self._jobs.cancel, request.id) if request.id else None
+        record = await asyncio.to_thread(self._jobs.cancel, _job_id(request.id))
         if record is None:
-            raise NotFound(f"job {request.id!r} not found")
+            raise NotFound(f"job {shown(request.id)} not found")
         return job_message(record)
 
     @server_stream
     async def WatchJob(self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Job]:
-        record = await self._record(request.id)
-        last = job_message(record)
-        yield last
-        while not record.terminal:
-            await asyncio.sleep(WATCH_POLL_SECONDS)
+        with self._jobs.events.watch(request.id) as changed:
             record = await self._record(request.id)
-            message = job_message(record)
-            if message != last:
-                last = message
-                yield message
+            last = job_message(record)
+            yield last
+            while not record.terminal:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WATCH_FALLBACK_SECONDS)
+                changed.clear()
+                record = await self._record(request.id)
+                message = job_message(record)
+                if message != last:
+                    last = message
+                    yield message
 
     async def _preview(self, record: JobRecord) -> pb.JobResult:
         data = await asyncio.to_thread(self._jobs.preview, record.id)

@@ -1,7 +1,9 @@
 """The job store interface: what the manager needs from any durable queue (SQLite embedded, PostgreSQL shared).
 
 Semantics every implementation keeps:
-- ``create`` commits the job before returning, and refuses (``QueueFull``) when ``max_queued`` jobs already wait;
+- ``create`` commits the job before returning, and refuses (``QueueFull``) when ``max_queued`` jobs already wait,
+  or (``NameTaken``) when a queued or running job already has its ``model_name``;
+- a job that ends (``finish``, or a cancel while queued) drops its request bytes: only running jobs need them;
 - ``claim`` moves the oldest QUEUED job of the given kinds to RUNNING for exactly one worker, with a lease that the
   worker renews (``heartbeat``); a job whose lease expires is put back in the queue by ``requeue_expired``
   (PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite: a write transaction);
@@ -14,11 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["QUEUED", "RUNNING", "TERMINAL", "JobRecord", "JobStore", "QueueFull", "StoreUnavailable", "decode_token",
-           "encode_token", "list_filter", "page"]
+__all__ = ["QUEUED", "RUNNING", "TERMINAL", "JobRecord", "JobStore", "NameTaken", "QueueFull", "StoreUnavailable",
+           "decode_token", "encode_token", "list_filter", "page"]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
@@ -28,6 +31,10 @@ KINDS = ("GATYS", "TRAIN")
 
 class QueueFull(Exception):
     """``max_queued`` jobs are already waiting."""
+
+
+class NameTaken(Exception):
+    """A queued or running job already trains a model of this name (names are reserved at submit)."""
 
 
 class StoreUnavailable(Exception):
@@ -76,14 +83,21 @@ class JobStore(Protocol):
                result: dict | None = None) -> bool: ...
 
     def release(self, job_id: str, worker: str) -> None:
-        """Puts a RUNNING job back in the queue (its worker is shutting down); progress is kept."""
+        """Puts a RUNNING job back in the queue (its worker is shutting down); progress is kept and the attempt is
+        not counted (``attempts`` counts claims that did not end cleanly)."""
         ...
 
     def request_cancel(self, job_id: str, *, now: float) -> JobRecord | None: ...
 
     def requeue_expired(self, *, now: float) -> list[str]: ...
 
-    def delete_finished_before(self, cutoff: float) -> list[JobRecord]: ...
+    def delete_finished_before(self, cutoff: float, *, limit: int = 500) -> list[str]:
+        """Deletes up to ``limit`` jobs that ended before ``cutoff``; returns their ids (callers loop until fewer)."""
+        ...
+
+    def reclaim(self) -> None:
+        """Returns the space of deleted rows to the file system where the database does not do it itself."""
+        ...
 
     def counts(self) -> dict[tuple[str, str], int]: ...
 
@@ -119,5 +133,12 @@ def encode_token(create_time: float, job_id: str) -> str:
 
 
 def decode_token(token: str) -> tuple[float, str]:
-    created, job_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-    return float(created), str(job_id)
+    """``encode_token``'s inverse; ValueError for anything else (odd shapes, nesting, non-finite times)."""
+    try:
+        created, job_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        created = float(created)
+    except (ValueError, TypeError, RecursionError):
+        raise ValueError("not a page token") from None
+    if not isinstance(job_id, str) or not math.isfinite(created):
+        raise ValueError("not a page token")
+    return created, job_id

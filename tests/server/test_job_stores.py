@@ -9,7 +9,7 @@ import pytest
 
 from server.jobs.postgres_store import PostgresJobStore
 from server.jobs.sqlite_store import SQLiteJobStore
-from server.jobs.store import CANCELLED, QUEUED, RUNNING, JobStore, QueueFull, StoreUnavailable
+from server.jobs.store import CANCELLED, QUEUED, RUNNING, JobStore, NameTaken, QueueFull, StoreUnavailable
 
 StoreFactory = Callable[[], JobStore]
 
@@ -86,7 +86,7 @@ def test_expired_leases_are_requeued_and_ownership_is_respected(open_store: Stor
     done = store.get(job.id)
     assert done.terminal and done.result == {"path": "x", "width": 4} and done.end_time == 18.0
     assert store.delete_finished_before(18.0) == []
-    assert [r.id for r in store.delete_finished_before(19.0)] == [job.id]
+    assert store.delete_finished_before(19.0) == [job.id]
     assert store.get(job.id) is None
 
 
@@ -144,3 +144,61 @@ def test_list_is_newest_first_with_filters_and_pages(open_store: StoreFactory) -
 def test_an_unreachable_database_is_reported_as_unavailable(postgres) -> None:
     with pytest.raises(StoreUnavailable, match="unavailable"):
         PostgresJobStore(postgres.url("no_such_database"), connect_timeout=2)
+
+
+def test_a_clean_release_is_not_counted_as_an_attempt(open_store: StoreFactory) -> None:
+    store = open_store()
+    job = store.create("GATYS", b"r", model_name="", max_queued=10, now=1.0)
+    store.claim("a", ("GATYS",), lease_seconds=10, now=2.0)
+    store.release(job.id, "a")  # shutdown: handed back
+    assert store.get(job.id).attempts == 0
+    store.claim("a", ("GATYS",), lease_seconds=10, now=3.0)
+    store.requeue_expired(now=100.0)  # its worker died
+    assert store.claim("b", ("GATYS",), lease_seconds=10, now=101.0).attempts == 2
+
+
+def test_ended_jobs_drop_their_request_bytes(open_store: StoreFactory) -> None:
+    store = open_store()
+    done = store.create("GATYS", b"x" * 100_000, model_name="", max_queued=10, now=1.0)
+    store.claim("a", ("GATYS",), lease_seconds=10, now=2.0)
+    assert store.get(done.id).request == b"x" * 100_000  # a running job still needs it
+    store.finish(done.id, "a", state="SUCCEEDED", now=3.0)
+    cancelled = store.create("GATYS", b"y" * 100_000, model_name="", max_queued=10, now=4.0)
+    store.request_cancel(cancelled.id, now=5.0)
+    assert store.get(done.id).request == b"" and store.get(cancelled.id).request == b""
+
+
+def test_model_names_are_reserved_while_a_job_trains_them(open_store: StoreFactory) -> None:
+    store = open_store()
+    first = store.create("TRAIN", b"r", model_name="avatars", max_queued=10, now=1.0)
+    with pytest.raises(NameTaken):
+        store.create("TRAIN", b"r", model_name="avatars", max_queued=10, now=2.0)
+    store.claim("a", ("TRAIN",), lease_seconds=10, now=3.0)
+    with pytest.raises(NameTaken):  # running: still reserved
+        store.create("TRAIN", b"r", model_name="avatars", max_queued=10, now=4.0)
+    store.finish(first.id, "a", state="FAILED", now=5.0, error="x")
+    assert store.create("TRAIN", b"r", model_name="avatars", max_queued=10, now=6.0).model_name == "avatars"
+
+
+def test_retention_deletes_in_batches(open_store: StoreFactory) -> None:
+    store = open_store()
+    for i in range(7):
+        job = store.create("GATYS", b"r", model_name="", max_queued=10, now=1.0 + i)
+        store.request_cancel(job.id, now=2.0 + i)
+    assert len(store.delete_finished_before(100.0, limit=3)) == 3
+    assert len(store.delete_finished_before(100.0, limit=3)) == 3
+    assert len(store.delete_finished_before(100.0, limit=3)) == 1
+    store.reclaim()
+    assert store.counts() == {}
+
+
+@pytest.mark.parametrize("token", ["", "e30=", "W10=", "WzEsIDIsIDNd", "!!!", "[" * 5000, "WyJhIiwgMV0="])
+def test_page_tokens_this_server_did_not_issue_are_value_errors(token: str) -> None:
+    import base64
+
+    from server.jobs.store import decode_token
+
+    nested = base64.urlsafe_b64encode(b"[" * 100_000).decode()
+    for bad in (token, nested):
+        with pytest.raises(ValueError):
+            decode_token(bad)
