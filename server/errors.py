@@ -24,6 +24,7 @@ from model.errors import (
     InvalidOptionError,
     WeightsError,
 )
+from server import batcher
 from server.jobs.store import StoreUnavailable
 from server.logs import new_request_id, request_id_var
 from server.metrics import transport_of
@@ -96,6 +97,8 @@ _MAP: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExpired, grpc.StatusCode.DEADLINE_EXCEEDED),
     (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
+    (batcher.DeadlineExpired, grpc.StatusCode.DEADLINE_EXCEEDED),  # dropped before its batch ran
+    (batcher.BatcherClosed, grpc.StatusCode.UNAVAILABLE),  # the server is stopping
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
     (Cancelled, grpc.StatusCode.CANCELLED),
     (WeightsError, grpc.StatusCode.FAILED_PRECONDITION),

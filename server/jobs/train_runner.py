@@ -8,14 +8,20 @@ served at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import torch
 
@@ -33,9 +39,11 @@ from server.metrics import Metrics
 from server.models import ModelRegistry
 from styletransfer.v1 import style_transfer_pb2 as pb
 
-__all__ = ["TrainRunner", "resolve_dataset", "train_options", "validate_train"]
+__all__ = ["TrainRunner", "resolve_dataset", "run_child", "train_options", "validate_train"]
 
 log = logging.getLogger(__name__)
+CHILD_NICENESS = 19  # torchrun and its workers: the lowest CPU priority, as the in-process job threads have
+STDERR_TAIL_LINES = 50  # a failed child's last stderr lines, for its error message
 
 
 def resolve_dataset(root: Path, relative: str, field: str) -> Path:
@@ -157,17 +165,46 @@ class TrainRunner:
         args += ["--vgg", self.config.encoder_spec]
         if init is not None:
             args += ["--init-from", str(init)]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: os.nice(19), start_new_session=True)
-        try:
-            for line in proc.stdout:
-                if ctx.should_stop():
-                    raise Cancelled("training stopped")
-                if line.startswith('{"progress"'):
-                    progress(TrainProgress(**json.loads(line)["progress"]))
-            if proc.wait() != 0:
-                raise RuntimeError(f"torchrun exited with {proc.returncode}: {proc.stderr.read()[-1000:]}")
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-                proc.wait(30)
+        def on_line(line: str) -> None:
+            if line.startswith('{"progress"'):
+                progress(TrainProgress(**json.loads(line)["progress"]))
+
+        run_child(args, on_line, ctx.should_stop, name="torchrun")
+
+
+def run_child(args: list[str], on_line: Callable[[str], None], should_stop: Callable[[], bool], *,
+              name: str) -> None:
+    """Runs ``args`` at the lowest CPU priority in its own process group, passing each stdout line to ``on_line``.
+
+    stderr is drained by a thread as it comes (a chatty child would otherwise fill the pipe and block); its last
+    lines go into the error when the child fails. The priority comes from ``nice`` in the argv, not a
+    ``preexec_fn``, which is unsafe in a threaded process (the server is one).
+    """
+    nice = shutil.which("nice")
+    argv = [nice, "-n", str(CHILD_NICENESS), *args] if nice else args
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if not nice:  # no nice(1): lower the group after the start (its first children may keep normal priority)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PGRP, proc.pid, CHILD_NICENESS)
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    drain = threading.Thread(target=_drain, args=(proc.stderr, tail, name), name=f"{name}-stderr", daemon=True)
+    drain.start()
+    try:
+        for line in proc.stdout:
+            if should_stop():
+                raise Cancelled(f"{name} stopped")
+            on_line(line)
+        if proc.wait() != 0:
+            drain.join(10)
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {''.join(tail)[-1000:]}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(30)
+        drain.join(10)
+
+
+def _drain(stream: IO[str], tail: deque[str], name: str) -> None:
+    for line in stream:
+        tail.append(line)
+        log.debug("%s: %s", name, line.rstrip())
