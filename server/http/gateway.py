@@ -274,11 +274,13 @@ def _to_json(message: Message, response_body: str = "") -> bytes:
 
 
 def _image_of(message: Message) -> tuple[bytes, str] | None:
-    """A response's image for the form endpoints: its first non-empty bytes field and its ``mime_type``."""
+    """A response's image for the form endpoints: its first non-empty bytes field, when the message also says its
+    ``mime_type`` (StylizeResponse, JobResult; a Style's thumbnail is not the answer)."""
+    if "mime_type" not in message.DESCRIPTOR.fields_by_name:
+        return None
     for field in message.DESCRIPTOR.fields:
         if field.type == FieldDescriptor.TYPE_BYTES and not field.is_repeated and getattr(message, field.name):
-            mime = getattr(message, "mime_type", "") or "application/octet-stream"
-            return getattr(message, field.name), mime
+            return getattr(message, field.name), message.mime_type or "application/octet-stream"
     return None
 
 

@@ -7,6 +7,9 @@ import asyncio
 import base64
 import io
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from PIL import Image
 
 from server.http.rules import FormFile, form_message, routes_for
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import free_port, png_bytes, wait_for
+from tests.helpers import encode, free_port, make_image, png_bytes, wait_for
 
 CONTENT = png_bytes(64, 48, seed=1)
 STYLE = png_bytes(64, 64, seed=2)
@@ -205,3 +208,37 @@ def test_previews_of_a_running_job_and_cancel_by_custom_verb(start_server) -> No
     final = fetch("GET", f"{base}/v1/jobs/{job['id']}:watch", headers={"Accept": "text/event-stream"})
     assert [d for k, d in sse_events(final.body) if k == "message"][-1]["state"] == "JOB_STATE_CANCELLED"
     assert fetch("GET", f"{base}/v1/jobs/{job['id']}/result").status == 400  # FAILED_PRECONDITION
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_URL = "http://localhost:8080"
+
+
+def readme_http_section() -> str:
+    text = README.read_text()
+    start = text.index("## HTTP/JSON and the browser playground")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_readme_mapping_table_lists_every_route() -> None:
+    section = readme_http_section()
+    for route in routes_for(SERVICE):
+        if not route.form:
+            assert f"| `{route.rpc.name}` | `{route.http_method} {route.template}` |" in section, route.template
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
+def test_readme_curl_examples_work_as_printed(http, tmp_path: Path) -> None:
+    blocks = re.findall(r"^```sh\n(.*?)^```$", readme_http_section(), flags=re.MULTILINE | re.DOTALL)
+    assert blocks
+    for seed, name in enumerate(sorted({n for b in blocks for n in re.findall(r"[\w-]+\.(?:jpg|png)", b)})):
+        (tmp_path / name).write_bytes(encode(make_image(64, 48, seed), "PNG" if name.endswith(".png") else "JPEG"))
+    for block in blocks:
+        script = block.replace(README_URL, http.http_url)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert '"status": "INVALID_ARGUMENT"' in done.stdout and "untrained=true" in done.stdout
+    assert "event: end" in done.stdout
+    for name, size in (("out.png", (64, 48)), ("out.webp", (64, 48)), ("out.jpg", (64, 48)), ("gatys.png", (64, 48))):
+        assert Image.open(tmp_path / name).size == size, name
