@@ -69,6 +69,8 @@ def _stylize_flags(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=sorted(_FORMATS), help="must agree with the output's extension, which "
                    "chooses the format")
     p.add_argument("--quality", type=int, default=0)
+    p.add_argument("--flatten-alpha", action="store_true",
+                   help="return an opaque image even when the content is transparent (PNG/WebP keep alpha otherwise)")
 
 
 def _style_flags(sub: argparse._SubParsersAction) -> None:
@@ -196,7 +198,8 @@ def _cmd_stylize(client: StyleClient, args: argparse.Namespace) -> None:
     fmt = _output_format(args.output, args.format)
     result = client.stylize(args.content, [_style_arg(s) for s in args.styles], alpha=args.alpha, weights=weights,
                             masks=masks, preserve_color=args.preserve_color or False, content_size=args.content_size,
-                            style_size=args.style_size, model=args.model, output_format=fmt, quality=args.quality)
+                            style_size=args.style_size, model=args.model, output_format=fmt, quality=args.quality,
+                            flatten_alpha=args.flatten_alpha)
     result.save(args.output)
     note = " (UNTRAINED random weights)" if result.untrained else ""
     print(f"{args.output}: {result.width}x{result.height} {result.mime_type}, model {result.model}{note}, "

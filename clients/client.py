@@ -306,9 +306,12 @@ class StyleClient:
         model: str = "",
         output_format: str = "png",
         quality: int = 0,
+        flatten_alpha: bool = False,
         timeout: float | None = None,
     ) -> StylizeResult:
-        """Stylizes ``content`` with one style or several (blended by ``weights``, optionally masked)."""
+        """Stylizes ``content`` with one style or several (blended by ``weights``, optionally masked).
+
+        A transparent content keeps its alpha channel in PNG and WebP results unless ``flatten_alpha``."""
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         weights = list(weights) if weights is not None else [1.0] * len(styles)
         masks = list(masks) if masks is not None else [None] * len(styles)
@@ -323,7 +326,7 @@ class StyleClient:
             content=_image_bytes(content),
             styles=[_style_input(s, w, m) for s, w, m in zip(styles, weights, masks, strict=True)],
             preserve_color=preserve, color_preservation=mode, model=model,
-            output_format=_FORMATS[output_format], quality=quality,
+            output_format=_FORMATS[output_format], quality=quality, flatten_alpha=flatten_alpha,
         )
         if alpha is not None:
             request.alpha = alpha

@@ -3,7 +3,9 @@
 Decoding checks the pixel count from the header before any pixel is decoded, so a small file that declares a huge
 image (a decompression bomb) is refused in milliseconds. Inputs of every common mode are brought to RGB: alpha is
 composited on white (a transparent background becomes white, not black), palettes and 16-bit gray are expanded,
-and EXIF orientation is applied so phone photos are upright.
+and EXIF orientation is applied so phone photos are upright. Models see RGB only; a caller that wants the content's
+transparency back splits it off with :func:`decode_image_with_alpha` and puts it on the result with
+:func:`attach_alpha`, whatever the model family.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from model.png import COLOR_TYPES, encode_png
 __all__ = [
     "ACCEPTED_FORMATS",
     "OUTPUT_FORMATS",
+    "attach_alpha",
     "decode_image",
+    "decode_image_with_alpha",
     "decode_mask",
     "encode_image",
     "image_to_tensor",
@@ -107,6 +111,38 @@ def probe_image(data: bytes, *, field: str, max_pixels: int) -> tuple[int, int]:
 def decode_image(data: bytes, *, field: str, max_pixels: int) -> Image.Image:
     """Encoded PNG/JPEG/WebP bytes -> an upright RGB image, or :class:`InvalidImageError` naming ``field``."""
     return to_rgb(_load(_open_checked(data, field, max_pixels), field))
+
+
+def decode_image_with_alpha(data: bytes, *, field: str, max_pixels: int) -> tuple[Image.Image, Image.Image | None]:
+    """Like :func:`decode_image`, plus the alpha channel (mode ``L``) when the image has a transparent pixel.
+
+    The RGB image is the one the model should see (transparency composited on white); an alpha channel that is
+    opaque everywhere is None, so an RGBA file without transparency costs nothing more.
+    """
+    img = _load(_open_checked(data, field, max_pixels), field)
+    return to_rgb(img), alpha_channel(img)
+
+
+def alpha_channel(img: Image.Image) -> Image.Image | None:
+    """The alpha channel of ``img`` as mode ``L``, or None when it has none or every pixel is opaque."""
+    if img.mode == "P" and "transparency" not in img.info:
+        return None
+    if img.mode not in ("RGBA", "LA", "PA", "RGBa", "La", "P"):
+        return None
+    alpha = img.convert("RGBA").getchannel("A")
+    return None if alpha.getextrema() == (255, 255) else alpha
+
+
+def attach_alpha(image: Image.Image, alpha: Image.Image | None) -> Image.Image:
+    """``image`` (RGB) with ``alpha`` as its alpha channel, resized to the image's size (the model may have resized
+    the content); ``image`` itself when ``alpha`` is None."""
+    if alpha is None:
+        return image
+    if alpha.size != image.size:
+        alpha = alpha.resize(image.size, Image.Resampling.LANCZOS)
+    rgba = image.convert("RGBA")
+    rgba.putalpha(alpha)
+    return rgba
 
 
 def decode_mask(data: bytes, *, field: str, max_pixels: int) -> Image.Image:

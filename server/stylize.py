@@ -11,7 +11,15 @@ from PIL import Image
 
 from model.adain.stylizer import AdaINModel, BatchItem, ColorMode, StyleSource, StyleStats, StylizeOptions
 from model.errors import Cancelled
-from model.images import decode_image, decode_mask, encode_image, probe_image, resize_shorter
+from model.images import (
+    attach_alpha,
+    decode_image,
+    decode_image_with_alpha,
+    decode_mask,
+    encode_image,
+    probe_image,
+    resize_shorter,
+)
 from model.network import StopCheck
 from server.costs import check_content, check_finite, check_style, check_style_count
 from server.errors import InvalidArgument
@@ -23,6 +31,7 @@ __all__ = ["Outcome", "check_stylize_request", "color_mode", "output_format", "r
 
 FORMATS = {pb.IMAGE_FORMAT_UNSPECIFIED: "png", pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_JPEG: "jpeg",
            pb.IMAGE_FORMAT_WEBP: "webp"}
+ALPHA_FORMATS = {"png", "webp"}  # outputs that carry a transparent content's alpha channel (JPEG has none)
 
 
 @dataclass(frozen=True)
@@ -176,11 +185,14 @@ def run_stylize(
 
     def work(stop: StopCheck) -> Outcome:
         t0 = time.perf_counter()
-        content = decode_image(request.content, field="content", max_pixels=runtime.config.max_image_pixels)
+        content, alpha = decode_image_with_alpha(request.content, field="content",
+                                                 max_pixels=runtime.config.max_image_pixels)
         t1 = time.perf_counter()
         weights = _weights(request)
         sources = [_style_source(runtime, model, s, i, options, weights[i], stop) for i, s in enumerate(request.styles)]
         image = _run_model(runtime, model, content, sources, options, stop)
+        if fmt in ALPHA_FORMATS and not request.flatten_alpha:
+            image = attach_alpha(image, alpha)  # the model saw it on white; its transparency goes back on
         t2 = time.perf_counter()
         data, mime = encode_image(image, fmt, quality)
         t3 = time.perf_counter()

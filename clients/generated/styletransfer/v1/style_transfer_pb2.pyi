@@ -102,7 +102,7 @@ class Timing(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., decode_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class StylizeRequest(_message.Message):
-    __slots__ = ("content", "styles", "alpha", "preserve_color", "color_preservation", "content_size", "style_size", "model", "output_format", "quality")
+    __slots__ = ("content", "styles", "alpha", "preserve_color", "color_preservation", "content_size", "style_size", "model", "output_format", "quality", "flatten_alpha")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     STYLES_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class StylizeRequest(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FLATTEN_ALPHA_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     styles: _containers.RepeatedCompositeFieldContainer[StyleInput]
     alpha: float
@@ -123,7 +124,8 @@ class StylizeRequest(_message.Message):
     model: str
     output_format: ImageFormat
     quality: int
-    def __init__(self, content: _Optional[bytes] = ..., styles: _Optional[_Iterable[_Union[StyleInput, _Mapping]]] = ..., alpha: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., color_preservation: _Optional[_Union[ColorPreservation, str]] = ..., content_size: _Optional[int] = ..., style_size: _Optional[int] = ..., model: _Optional[str] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ...) -> None: ...
+    flatten_alpha: bool
+    def __init__(self, content: _Optional[bytes] = ..., styles: _Optional[_Iterable[_Union[StyleInput, _Mapping]]] = ..., alpha: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., color_preservation: _Optional[_Union[ColorPreservation, str]] = ..., content_size: _Optional[int] = ..., style_size: _Optional[int] = ..., model: _Optional[str] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., flatten_alpha: _Optional[bool] = ...) -> None: ...
 
 class StylizeResponse(_message.Message):
     __slots__ = ("image", "mime_type", "width", "height", "model", "timing", "untrained", "request_id")
