@@ -14,16 +14,19 @@ import pytest
 from PIL import Image
 
 from tests.browser.conftest import ConsoleLog
-from tests.helpers import free_port, png_bytes
+from tests.helpers import free_port
 
 SCREENSHOT_ENV = "STYLETRANSFER_SCREENSHOT"  # where test_stylize_* also saves a screenshot (README's image)
 
 
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, Path]:
-    paths = {"content": tmp_path / "photo.png", "style": tmp_path / "starry.png"}
-    paths["content"].write_bytes(png_bytes(96, 64, seed=1))
-    paths["style"].write_bytes(png_bytes(64, 64, seed=2))
+    """Real photos from scikit-image's wheel, tiny: a cat (96x64) and a stained-tissue texture (64x64)."""
+    from skimage import data
+
+    paths = {"content": tmp_path / "photo.png", "style": tmp_path / "texture.png"}
+    Image.fromarray(data.chelsea()).resize((96, 64), Image.Resampling.LANCZOS).save(paths["content"])
+    Image.fromarray(data.immunohistochemistry()).resize((64, 64), Image.Resampling.LANCZOS).save(paths["style"])
     return paths
 
 
@@ -43,7 +46,7 @@ def prepare(page, images: dict[str, Path], *, register: bool = False) -> None:
     page.wait_for_selector("#stack:not([hidden])")
     if register:
         page.check("#style-register")
-        page.fill("#style-name", "Starry test")
+        page.fill("#style-name", "Tissue texture")
     page.set_input_files("#style-file", str(images["style"]))
     page.wait_for_selector("#selected li")
     page.select_option("#content-size", "0")
@@ -97,7 +100,8 @@ def test_stylize_shows_the_result_and_the_alpha_slider_changes_the_request(page,
     second = stylize(page)
     assert second["alpha"] == pytest.approx(0.3)
     if os.environ.get(SCREENSHOT_ENV):
-        page.screenshot(path=os.environ[SCREENSHOT_ENV], full_page=True)
+        shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+        shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(os.environ[SCREENSHOT_ENV], optimize=True)
     assert console.errors == []
 
 
