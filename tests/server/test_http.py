@@ -224,7 +224,8 @@ def test_readme_mapping_table_lists_every_route() -> None:
     section = readme_http_section()
     for route in routes_for(SERVICE):
         if not route.form:
-            assert f"| `{route.rpc.name}` | `{route.http_method} {route.template}` |" in section, route.template
+            row = f"| `{route.rpc.name}` | `{route.http_method} {route.template}` |"
+            assert row in section, f"add a row starting {row} to the README's HTTP mapping table"
 
 
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
@@ -242,3 +243,21 @@ def test_readme_curl_examples_work_as_printed(http, tmp_path: Path) -> None:
     assert "event: end" in done.stdout
     for name, size in (("out.png", (64, 48)), ("out.webp", (64, 48)), ("out.jpg", (64, 48)), ("gatys.png", (64, 48))):
         assert Image.open(tmp_path / name).size == size, name
+
+
+def test_an_rpc_without_a_rule_is_served_at_its_grpc_path() -> None:
+    """RPCs added to the proto without an annotation still get a route (grpc-gateway's unbound methods)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    proto = descriptor_pb2.FileDescriptorProto(name="unbound.proto", package="unbound.v1", syntax="proto3")
+    message = proto.message_type.add(name="Thing")
+    message.field.add(name="thing_id", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, json_name="thingId")
+    proto.service.add(name="Things").method.add(name="Touch", input_type=".unbound.v1.Thing",
+                                                output_type=".unbound.v1.Thing")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    (route,) = routes_for(pool.FindServiceByName("unbound.v1.Things"))
+    assert (route.http_method, route.template, route.body) == ("POST", "/unbound.v1.Things/Touch", "*")
+    assert route.match("POST", "/unbound.v1.Things/Touch") == {}
+    assert route.build_request({}, [], b'{"thingId": "a"}').thing_id == "a"

@@ -311,6 +311,7 @@ async function uploadStyle(file) {
     toggleStyle(style);
   }
   $("style-file").value = "";
+  $("style-name").value = "";
 }
 
 async function styleInputs({ masks }) {
@@ -338,6 +339,7 @@ async function stylize() {
   const button = $("stylize");
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
+  button.textContent = "Stylizing…";
   try {
     const request = {
       content: await requireInputs(),
@@ -354,6 +356,7 @@ async function stylize() {
   } finally {
     button.disabled = false;
     button.removeAttribute("aria-busy");
+    button.textContent = "Stylize";
   }
 }
 
