@@ -105,11 +105,22 @@ _MAP: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 )
 
 
+MAX_MESSAGE = 512  # characters of a status message (and of its log line)
+
+
+def _bounded(message: str) -> str:
+    """Messages may quote what a client sent (an id, a name): control characters are escaped (a newline cannot
+    split a log line or a reply) and the length is bounded (a 1 MB id must not make a 1 MB message)."""
+    if not message.isprintable():
+        message = message.encode("unicode_escape").decode("ascii")
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "... (truncated)"
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and client-facing message for ``exc``; anything unexpected is INTERNAL with a request id."""
     for kind, code in _MAP:
         if isinstance(exc, kind):
-            return code, str(exc)
+            return code, _bounded(str(exc))
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 
 

@@ -99,16 +99,22 @@ class TrainResult:
 # --- data ---------------------------------------------------------------------------------------------------------
 
 class ImageFolder(Dataset):
-    """Images under a folder (recursively). Unreadable or tiny files are skipped when the folder is scanned."""
+    """Images under a folder (recursively). Unreadable or tiny files are skipped when the folder is scanned, and so
+    are files that resolve outside the folder (a symlink to ``/etc/...`` or to another user's data): a dataset is
+    what is inside its folder, whoever may write links into it."""
 
     def __init__(self, root: Path, options: TrainOptions) -> None:
         self.root = Path(root)
         self.options = options
+        base = self.root.resolve()
         candidates = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
-        self.paths = [p for p in candidates if self._usable(p)]
+        inside = [r for r in (p.resolve() for p in candidates) if r.is_relative_to(base)]
+        if len(inside) < len(candidates):
+            log.warning("%s: skipped %d file(s) that link outside the folder", root, len(candidates) - len(inside))
+        self.paths = [p for p in inside if self._usable(p)]
         self.skipped = len(candidates) - len(self.paths)
         if self.skipped:
-            log.warning("%s: skipped %d unreadable or tiny image(s)", root, self.skipped)
+            log.warning("%s: skipped %d unreadable, tiny or outside image(s)", root, self.skipped)
 
     def _usable(self, path: Path) -> bool:
         try:

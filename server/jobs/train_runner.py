@@ -32,7 +32,7 @@ from model.errors import Cancelled, InvalidOptionError
 from model.network import RELU4_1, Decoder
 from model.weights import save_decoder_checkpoint
 from server.config import Config
-from server.costs import check_finite, check_train_batch
+from server.costs import check_finite, check_train_batch, shown
 from server.errors import InvalidArgument, NotFound, PermissionDenied
 from server.jobs.manager import JobContext
 from server.metrics import Metrics
@@ -58,7 +58,7 @@ def resolve_dataset(root: Path, relative: str, field: str) -> Path:
     if not path.is_relative_to(base):
         raise PermissionDenied(f"{field}: resolves outside the datasets root")
     if not path.is_dir():
-        raise NotFound(f"{field}: folder {relative!r} not found under the datasets root")
+        raise NotFound(f"{field}: folder {shown(relative)} not found under the datasets root")
     return path
 
 
@@ -86,7 +86,7 @@ def validate_train(request: pb.TrainRequest, config: Config, models: ModelRegist
     resolve_dataset(config.datasets_path, request.style_dir, "style_dir")
     models.check_new_name(request.model_name)
     if request.init_from and not models.exists(request.init_from):
-        raise NotFound(f"init_from: model {request.init_from!r} not found")
+        raise NotFound(f"init_from: model {shown(request.init_from)} not found")
     if request.num_processes > config.train_max_processes:
         raise InvalidArgument(f"num_processes must be at most {config.train_max_processes}")
     options = train_options(request, config)

@@ -279,3 +279,26 @@ def test_request_ids_need_a_full_match() -> None:
     # (grpc's Python client refuses to send the newline; other clients do, hence the unit check)
     assert new_request_id("evil-id\n") != "evil-id\n" and new_request_id("good-id.1") == "good-id.1"
     assert new_request_id("x" * 65) != "x" * 65
+
+
+def test_dataset_files_linking_outside_their_folder_are_not_trained_on(tmp_path) -> None:
+    from model.adain.train import ImageFolder, TrainOptions
+
+    outside = tmp_path / "secret.png"
+    make_image(64, 64, 9).save(outside)
+    folder = tmp_path / "datasets" / "faces"
+    folder.mkdir(parents=True)
+    make_image(64, 64, 1).save(folder / "own.png")
+    (folder / "escape.png").symlink_to(outside)
+    (folder / "inside-link.png").symlink_to(folder / "own.png")
+    dataset = ImageFolder(folder, TrainOptions())
+    assert sorted(p.name for p in dataset.paths) == ["own.png", "own.png"] and dataset.skipped == 1
+
+
+def test_messages_quoting_client_strings_are_bounded_and_escaped(server) -> None:
+    try:
+        server.stub().GetStyle(pb.GetStyleRequest(style_id="s" * 100_000 + "\nforged"), timeout=30)
+        raise AssertionError("not found expected")
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.NOT_FOUND
+        assert len(exc.details()) < 600 and "\n" not in exc.details()
