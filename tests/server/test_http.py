@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,28 @@ def test_an_rpc_without_a_rule_is_served_at_its_grpc_path() -> None:
     assert (route.http_method, route.template, route.body) == ("POST", "/unbound.v1.Things/Touch", "*")
     assert route.match("POST", "/unbound.v1.Things/Touch") == {}
     assert route.build_request({}, [], b'{"thingId": "a"}').thing_id == "a"
+
+
+def test_shutdown_ends_open_event_streams(start_server) -> None:
+    """A watcher's stream does not hold the server up: draining ends it with an error event, then the port closes."""
+    server = start_server(http_port=free_port(), grace_period=1.0)
+    base = server.http_url
+    job = fetch("POST", f"{base}/v1/jobs:gatys",
+                json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 2000}).json()
+    events: list[bytes] = []
+    opened = threading.Event()
+
+    async def read() -> None:
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{base}/v1/jobs/{job['id']}:watch", headers={"Accept": "text/event-stream"}) as response:
+            async for chunk in response.content.iter_any():
+                events.append(chunk)
+                opened.set()
+
+    reader = threading.Thread(target=lambda: asyncio.run(read()), daemon=True)
+    reader.start()
+    assert opened.wait(60)
+    server.stop(1.0)
+    reader.join(30)
+    assert not reader.is_alive()
+    assert b"event: error" in b"".join(events)
