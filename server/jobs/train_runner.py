@@ -46,20 +46,35 @@ CHILD_NICENESS = 19  # torchrun and its workers: the lowest CPU priority, as the
 STDERR_TAIL_LINES = 50  # a failed child's last stderr lines, for its error message
 
 
+MAX_DATASET_PATH = 1024  # characters of content_dir/style_dir
+
+
 def resolve_dataset(root: Path, relative: str, field: str) -> Path:
     """``root / relative``, refusing anything that leaves ``root`` (absolute paths, '..', symlinks pointing out)."""
     if not relative:
         raise InvalidArgument(f"{field}: a folder under the datasets root is required")
+    if len(relative) > MAX_DATASET_PATH or not relative.isprintable():
+        raise InvalidArgument(f"{field}: at most {MAX_DATASET_PATH} printable characters")
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts:
         raise InvalidArgument(f"{field}: must be a relative path without '..' (under the datasets root)")
     base = root.resolve()
-    path = (base / pure).resolve()
+    try:
+        path = (base / pure).resolve()
+    except OSError:  # e.g. a component longer than the file system allows
+        raise NotFound(f"{field}: folder {shown(relative)} not found under the datasets root") from None
     if not path.is_relative_to(base):
         raise PermissionDenied(f"{field}: resolves outside the datasets root")
-    if not path.is_dir():
+    if not _is_dir(path):
         raise NotFound(f"{field}: folder {shown(relative)} not found under the datasets root")
     return path
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def train_options(request: pb.TrainRequest, config: Config) -> TrainOptions:
