@@ -11,8 +11,11 @@ if (!outPath) {
 }
 
 const protoRoot = path.resolve(__dirname, '../../protos');
+// google/api/annotations.proto (the proto's HTTP rules) ships with protobufjs, which proto-loader depends on.
+const protobufjsRoot = path.dirname(
+  require.resolve('protobufjs/package.json', { paths: [require.resolve('@grpc/proto-loader')] }));
 const definition = protoLoader.loadSync('styletransfer/v1/style_transfer.proto', {
-  includeDirs: [protoRoot], keepCase: true, longs: String, enums: String, defaults: true,
+  includeDirs: [protoRoot, protobufjsRoot], keepCase: true, longs: String, enums: String, defaults: true,
 });
 const { StyleTransfer } = grpc.loadPackageDefinition(definition).styletransfer.v1;
 const client = new StyleTransfer(target, grpc.credentials.createInsecure());
