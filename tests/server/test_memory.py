@@ -1,0 +1,102 @@
+"""The cost model under a real memory limit: a server process whose address space is capped (RLIMIT_AS) refuses
+every request over a bound at once and serves requests at the bounds, and is still alive and healthy afterwards.
+
+Before the cost model, an 88-byte style (2000x1 at style_size 512), a huge style_size, a Gatys start_size of 6000 or
+hundreds of styles in one job each drove the process past its limit. The cap here (4.5 GiB of address space; the
+server's peak resident memory at these bounds is about 1.2 GB) leaves room for torch's reservations but not for any
+of those."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
+
+from styletransfer.v1 import style_transfer_pb2 as pb
+from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
+from tests.helpers import code_of, encode, png_bytes, wait_for
+from tests.server.test_train import make_datasets, train_request
+
+LIMIT_BYTES = int(4.5 * 2**30)
+BOUNDS = {"--max-style-pixels": 256 * 256, "--max-output-pixels": 512 * 512, "--gatys-max-pixels": 128 * 128,
+          "--train-max-batch-pixels": 4 * 64 * 64, "--max-styles": 4}
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (LIMIT_BYTES, LIMIT_BYTES))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def capped_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, grpc.Channel]]:
+    data = tmp_path / "data"
+    make_datasets(data / "datasets")
+    port = _free_port()
+    flags = [str(x) for item in BOUNDS.items() for x in item]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"}
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--random-weights", "--host", "127.0.0.1", "--port", str(port),
+         "--metrics-port", "0", "--data-dir", str(data), "--retain-memory-mb", "0", "--job-workers", "0", *flags],
+        stdout=log, stderr=log, env=env, preexec_fn=_cap_memory)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def serving() -> bool:
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+        try:
+            return health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1
+        except grpc.RpcError:
+            return False
+
+    try:
+        wait_for(serving, timeout=180)
+        yield proc, channel
+    finally:
+        channel.close()
+        proc.kill()
+        proc.wait()
+        log.close()
+
+
+def test_bounded_inputs_are_refused_or_served_under_a_memory_limit(capped_server) -> None:
+    proc, channel = capped_server
+    stub = pb_grpc.StyleTransferStub(channel)
+    small, sliver = png_bytes(64, 64, 1), encode(Image.new("RGB", (2000, 1)))
+    style = pb.StyleInput(image=png_bytes(64, 64, 2))
+    over = [
+        lambda: stub.PutStyle(pb.PutStyleRequest(image=sliver, style_size=512), timeout=60),
+        lambda: stub.PutStyle(pb.PutStyleRequest(image=small, style_size=20000), timeout=60),
+        lambda: stub.Stylize(pb.StylizeRequest(content=small, styles=[style], style_size=20000), timeout=60),
+        lambda: stub.Stylize(pb.StylizeRequest(content=small, styles=[style], content_size=20000), timeout=60),
+        lambda: stub.SubmitGatys(pb.GatysRequest(content=small, styles=[style], size=64, start_size=6000,
+                                                 num_scales=2), timeout=60),
+        lambda: stub.SubmitGatys(pb.GatysRequest(content=small, styles=[pb.StyleInput(image=small, weight=1)] * 663),
+                                 timeout=60),
+        lambda: stub.Train(train_request(batch_size=3000), timeout=60),
+    ]
+    for call in over:
+        assert code_of(call) == INVALID
+    # at the bounds: a 256 x 256 style and a 512 x 512 output are computed within the limit
+    reply = stub.Stylize(pb.StylizeRequest(content=small, styles=[style], content_size=512, style_size=256),
+                         timeout=600)
+    assert (reply.width, reply.height) == (512, 512)
+    assert stub.PutStyle(pb.PutStyleRequest(image=small, style_size=256), timeout=600).width == 256
+    assert proc.poll() is None
+    health = health_pb2_grpc.HealthStub(channel)
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
