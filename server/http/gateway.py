@@ -260,7 +260,10 @@ async def _form_fields(request: web.Request, max_size: int) -> list[tuple[str, s
         if part.filename is not None:
             fields.append((part.name, FormFile(bytes(data), part.headers.get("Content-Type", ""))))
         else:
-            fields.append((part.name, data.decode(part.get_charset("utf-8"))))
+            try:
+                fields.append((part.name, data.decode(part.get_charset("utf-8"))))
+            except (UnicodeDecodeError, LookupError):
+                raise RequestError(f"form field {part.name!r}: not text in its charset") from None
     return fields
 
 

@@ -80,10 +80,9 @@ class Route:
         """The request message from path variables, query parameters and a JSON body, as the rule says."""
         request = self.request_class()()
         if self.body:
-            text = body.decode("utf-8", errors="strict").strip() if body else ""
             target = request if self.body == "*" else _sub_message(request, self.body)
             try:
-                json_format.Parse(text or "{}", target)
+                json_format.Parse(body.decode("utf-8").strip() or "{}", target)
             except (json_format.ParseError, UnicodeDecodeError) as exc:
                 raise RequestError(f"body: {exc}") from None
         values: dict[str, Any] = {}
