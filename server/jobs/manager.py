@@ -247,8 +247,10 @@ class JobManager:
     # --- workers ----------------------------------------------------------------------------------------------
 
     def _worker_loop(self) -> None:
-        """Claims and runs jobs until the server stops; no error ends it (a dead worker would run nothing again)."""
-        _lower_priority()
+        """Claims and runs jobs until the server stops; no error ends it (a dead worker would run nothing again).
+
+        This thread and the heartbeats it starts keep normal priority: only the job's own thread is lowered (threads
+        inherit their creator's), so a busy machine cannot starve the lease renewals into a spurious expiry."""
         while not self._stopping.is_set():
             try:
                 self._work_once()
@@ -304,7 +306,8 @@ class JobManager:
         started = time.monotonic()
         try:
             # In a thread that ends with the job, so its OpenMP pool does not outlive it (server/threads.py).
-            result = run_in_own_thread(lambda: self.runners[job.kind](ctx), name=f"job-{job.id[:8]}")
+            result = run_in_own_thread(lambda: _at_lowest_priority(self.runners[job.kind], ctx),
+                                       name=f"job-{job.id[:8]}")
             self._end(job, SUCCEEDED, ctx, result=result)
         except Cancelled:
             if self._stopping.is_set() and not self._cancel_requested(job.id):
@@ -433,6 +436,12 @@ class JobManager:
         if removed:
             self.store.reclaim()
         return removed
+
+
+def _at_lowest_priority(runner: Runner, ctx: JobContext) -> dict:
+    """Runs a job at the lowest CPU priority (its OpenMP threads, started from this thread, inherit it)."""
+    _lower_priority()
+    return runner(ctx)
 
 
 def _lower_priority() -> None:

@@ -53,7 +53,8 @@ def test_decompression_bomb_refused_from_header_fast() -> None:
     start = time.perf_counter()
     with pytest.raises(InvalidImageError, match="over the limit"):
         decode_image(data, field="content", max_pixels=16_777_216)
-    assert time.perf_counter() - start < 1.0  # refusing must not decode 1.6 G pixels (would take minutes)
+    # Milliseconds from the header; decoding 1.6 G pixels would take minutes. The bound leaves room for a busy machine.
+    assert time.perf_counter() - start < 10.0
     assert probe_image(bomb_png(100, 50), field="content", max_pixels=5000) == (100, 50)
 
 

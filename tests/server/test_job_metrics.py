@@ -1,14 +1,19 @@
-"""Metrics that must tell the truth: jobs_current goes back to 0 (no phantom jobs); model_info lists every model."""
+"""Job metrics that tell the truth (jobs_current back to 0, model_info lists every model), and job leases that a
+busy machine cannot starve."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 from pathlib import Path
 
 from model.weights import random_decoder_state, save_decoder_checkpoint
-from server.jobs.manager import JobManager
+from server.jobs.manager import JOB_NICENESS, JobContext, JobManager
 from server.jobs.sqlite_store import SQLiteJobStore
-from server.jobs.store import CANCELLED, QUEUED
+from server.jobs.store import CANCELLED, QUEUED, SUCCEEDED
 from server.metrics import Metrics
+from tests.helpers import wait_for
 
 
 def _current(metrics: Metrics, kind: str, state: str) -> float | None:
@@ -41,3 +46,45 @@ def test_model_info_lists_every_served_model_and_again_after_a_restart(start_ser
     server.stop()
     restarted = start_server()  # the same data directory: the trained model is served without being used first
     assert restarted.metric("styletransfer_model_info", model="avatars", **labels) == 1
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+class _RecordingStore(SQLiteJobStore):
+    """Records the CPU priority of the thread that renews a lease."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.heartbeat_niceness: list[int] = []
+        self.renewed = threading.Event()
+
+    def heartbeat(self, *args, **kwargs):
+        self.heartbeat_niceness.append(_niceness())
+        self.renewed.set()
+        return super().heartbeat(*args, **kwargs)
+
+
+def test_only_the_job_runs_at_low_priority_its_lease_renewals_do_not(tmp_path: Path) -> None:
+    """A heartbeat at nice 19 starves on a busy machine and its lease expires under a job that is still running."""
+    store = _RecordingStore(tmp_path / "jobs.db")
+    base = _niceness()
+    seen: dict[str, int] = {}
+
+    def runner(ctx: JobContext) -> dict:
+        seen["job"] = _niceness()
+        ctx.report(1, 1, 0.0, {})
+        assert store.renewed.wait(60)  # a bound for a hang, not a budget
+        return ctx.write_result(b"done", "image/png", 1, 1)
+
+    manager = JobManager(store, tmp_path / "jobs", Metrics(), workers=1, lease_seconds=30, retention_hours=0,
+                         max_queued=10, runners={"GATYS": runner})
+    manager.start(recover_all_running=True)
+    try:
+        job = manager.submit("GATYS", b"")
+        wait_for(lambda: store.get(job.id).state == SUCCEEDED, timeout=120)
+    finally:
+        asyncio.run(manager.stop(5))
+    assert seen["job"] == min(19, base + JOB_NICENESS)
+    assert store.heartbeat_niceness and set(store.heartbeat_niceness) == {base}

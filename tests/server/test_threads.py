@@ -26,7 +26,7 @@ def test_own_thread_takes_its_openmp_pool_with_it() -> None:
     run_in_own_thread(_parallel_work, name="warm-up", threads=2)  # torch's first parallel op starts a helper thread
     before = _thread_ids()
     assert run_in_own_thread(_parallel_work, name="probe", threads=2) == 2.0 * (1 << 24)
-    wait_for(lambda: _thread_ids() <= before, timeout=5)  # pool threads exit just after their master
+    wait_for(lambda: _thread_ids() <= before, timeout=60)  # pool threads exit just after their master
     # The contrast: the same work on a thread that lives on leaves that thread and its pool's worker behind.
     with ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(2,)) as pool:
         pool.submit(_parallel_work).result()

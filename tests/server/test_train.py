@@ -101,7 +101,7 @@ def test_train_resumes_from_its_checkpoint_after_a_restart(start_server, tmp_pat
             break
     assert min(steps) >= 5  # continued from the step-5 (or later) checkpoint
     stub.CancelJob(pb.CancelJobRequest(id=job.id))
-    wait_for(lambda: stub.GetJob(pb.GetJobRequest(id=job.id)).state == pb.JOB_STATE_CANCELLED, timeout=60)
+    wait_for(lambda: stub.GetJob(pb.GetJobRequest(id=job.id)).state == pb.JOB_STATE_CANCELLED, timeout=300)
 
 
 def test_train_with_two_ddp_processes_through_the_rpc(trainer) -> None:
