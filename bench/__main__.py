@@ -31,8 +31,9 @@ import torch  # noqa: E402
 from bench import report  # noqa: E402
 from bench.compute import attainable_gflops, measure_compute, sample_seconds, test_image  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
-from model.adain.stylizer import AdaINModel, StyleSource, StylizeOptions  # noqa: E402
+from model.adain.stylizer import AdaINModel  # noqa: E402
 from model.devices import select_device  # noqa: E402
+from model.family import StyleSource, StylizeOptions  # noqa: E402
 from styletransfer.v1 import style_transfer_pb2 as pb  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,7 +61,7 @@ def bench_serving(model: AdaINModel, quick: bool) -> dict:
         for size in (256, 512):
             request = pb.StylizeRequest(content=png_bytes(test_image(size, 2)),
                                         styles=[pb.StyleInput(style_id=style.style_id)])
-            run = functools.partial(model.stylize, test_image(size, 2), [StyleSource(stats=stats)], StylizeOptions())
+            run = functools.partial(model.stylize, test_image(size, 2), [StyleSource(code=stats)], StylizeOptions())
             # 256 px calls take 0.15 s here: enough of them that throughput is not decided by a few slow ones.
             repeats = 3 if quick else (16 if size == 256 else 8)
             in_process = sample_seconds(run, repeats)

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from bench.flops import adain_flops
-from model.adain.stylizer import AdaINModel, StyleSource, StylizeOptions
+from model.adain.stylizer import AdaINModel
+from model.family import StyleSource, StylizeOptions
 
 __all__ = ["ComputeResult", "attainable_gflops", "measure_compute", "median_seconds", "sample_seconds", "test_image"]
 
@@ -79,7 +80,7 @@ def measure_compute(
         repeats = max(2, min(10, int(4 * (512 / size) ** 2)))
         for kind, source, style_shape in (
             ("inline", StyleSource(image=style_image), (style_size, style_size)),
-            ("cached", StyleSource(stats=stats), None),
+            ("cached", StyleSource(code=stats), None),
         ):
             run = functools.partial(model.stylize, content, [source], StylizeOptions(style_size=style_size))
             seconds = median_seconds(run, repeats)

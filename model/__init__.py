@@ -1,6 +1,7 @@
-"""AdaIN style transfer in pure PyTorch: networks, weights, options and the stylizer. Knows nothing of gRPC."""
+"""Style transfer in pure PyTorch: the families (``adain``, ``gatys``, ``magenta``) behind one seam
+(:mod:`model.family`), their networks, weights and options. Knows nothing of gRPC."""
 
-from model.adain.stylizer import AdaINModel, ColorMode, ModelInfo, StyleSource, StyleStats, StylizeOptions
+from model.adain.stylizer import AdaINModel
 from model.errors import (
     Cancelled,
     IncompatibleModelError,
@@ -11,17 +12,32 @@ from model.errors import (
     WeightsLayoutError,
     WeightsNotFoundError,
 )
+from model.family import (
+    BatchItem,
+    Capabilities,
+    ColorMode,
+    ModelInfo,
+    StyleCode,
+    StyleModel,
+    StyleSource,
+    StyleSpec,
+    StylizeOptions,
+)
 
 __all__ = [
     "AdaINModel",
+    "BatchItem",
     "Cancelled",
+    "Capabilities",
     "ColorMode",
     "IncompatibleModelError",
     "InvalidImageError",
     "InvalidOptionError",
     "ModelInfo",
+    "StyleCode",
+    "StyleModel",
     "StyleSource",
-    "StyleStats",
+    "StyleSpec",
     "StylizeOptions",
     "WeightsError",
     "WeightsIntegrityError",

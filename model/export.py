@@ -30,7 +30,8 @@ from torch import nn
 
 from model.adain.onnx_backend import OrtDecoder, OrtEncoder, cpu_copy, decoder_onnx, encoder_onnx, to_onnx
 from model.adain.ops import adain
-from model.adain.stylizer import AdaINModel, StyleSource, StyleStats, StylizeOptions
+from model.adain.stylizer import AdaINModel
+from model.family import StyleCode, StyleSource, StylizeOptions
 from model.images import decode_image, image_to_tensor, resize_shorter
 from model.network import Decoder, Encoder
 from model.ort import make_session
@@ -67,14 +68,14 @@ class BakedStyle(nn.Module):
     """Content image -> stylized image with one style's statistics and alpha as constants (the stylizer's math for a
     single registered style without masks or colour preservation), cropped to the content's size and clamped."""
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, stats: StyleStats, alpha: float = 1.0) -> None:
+    def __init__(self, encoder: Encoder, decoder: Decoder, stats: StyleCode, alpha: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
         self.encoder = encoder
         self.decoder = decoder
-        self.register_buffer("style_mean", stats.mean.float().clone())  # (1, 512, 1, 1)
-        self.register_buffer("style_std", stats.std.float().clone())
+        self.register_buffer("style_mean", stats.tensors["mean"].float().clone())  # (1, 512, 1, 1)
+        self.register_buffer("style_std", stats.tensors["std"].float().clone())
         self.alpha = float(alpha)
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
@@ -86,7 +87,7 @@ class BakedStyle(nn.Module):
         return out[:, :, : content.shape[2], : content.shape[3]].clamp(0.0, 1.0)
 
 
-def baked_onnx(model: AdaINModel, stats: StyleStats, alpha: float = 1.0) -> bytes:
+def baked_onnx(model: AdaINModel, stats: StyleCode, alpha: float = 1.0) -> bytes:
     """One file that stylizes with ``stats`` at ``alpha``: ``content`` -> ``stylized``."""
     baked = BakedStyle(cpu_copy(model.encoder), cpu_copy(model.decoder), stats, alpha).eval()
     return to_onnx(baked, torch.rand(1, 3, 64, 64), CONTENT, STYLIZED)
@@ -108,26 +109,27 @@ def _check(name: str, got: torch.Tensor, want: torch.Tensor) -> int:
     return diff
 
 
-def _check_inputs(model: AdaINModel, content: Image.Image, stats: StyleStats) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_inputs(model: AdaINModel, content: Image.Image, stats: StyleCode) -> tuple[torch.Tensor, torch.Tensor]:
     """The content as a tensor and the AdaIN target the decoder sees for it with ``stats`` (plain modules, CPU)."""
     x = image_to_tensor(content)
     encoder = cpu_copy(model.encoder)
     with torch.inference_mode():
-        return x, adain(encoder(x), stats.mean.float(), stats.std.float())
+        return x, adain(encoder(x), stats.tensors["mean"].float(), stats.tensors["std"].float())
 
 
-def check_encoder(onnx_model: bytes, model: AdaINModel, content: Image.Image, stats: StyleStats) -> int:
+def check_encoder(onnx_model: bytes, model: AdaINModel, content: Image.Image, stats: StyleCode) -> int:
     """The image decoded (by PyTorch) from the ONNX encoder's features vs. from PyTorch's features; returns levels."""
     x, _ = _check_inputs(model, content, stats)
     encoder, decoder = cpu_copy(model.encoder), cpu_copy(model.decoder)
     runner = OrtEncoder(make_session(onnx_model, device="cpu"))
     with torch.inference_mode():
         got = runner.features(x, (runner.depth,))[runner.depth]
-        images = [decoder(adain(f, stats.mean.float(), stats.std.float())) for f in (got, encoder(x))]
+        mean, std = stats.tensors["mean"].float(), stats.tensors["std"].float()
+        images = [decoder(adain(f, mean, std)) for f in (got, encoder(x))]
     return _check("encoder", *images)
 
 
-def check_decoder(onnx_model: bytes, model: AdaINModel, content: Image.Image, stats: StyleStats) -> int:
+def check_decoder(onnx_model: bytes, model: AdaINModel, content: Image.Image, stats: StyleCode) -> int:
     """The ONNX decoder vs. PyTorch's on the AdaIN target of ``content`` with ``stats``; returns levels."""
     _, target = _check_inputs(model, content, stats)
     runner = OrtDecoder(make_session(onnx_model, device="cpu"))
@@ -135,11 +137,11 @@ def check_decoder(onnx_model: bytes, model: AdaINModel, content: Image.Image, st
         return _check("decoder", runner(target), cpu_copy(model.decoder)(target))
 
 
-def check_baked(onnx_model: bytes, model: AdaINModel, content: Image.Image, stats: StyleStats, alpha: float) -> int:
+def check_baked(onnx_model: bytes, model: AdaINModel, content: Image.Image, stats: StyleCode, alpha: float) -> int:
     """The baked graph vs. :meth:`AdaINModel.stylize` with the same statistics and alpha; returns levels."""
     session = make_session(onnx_model, device="cpu")
     (got,) = session.run(None, {CONTENT: image_to_tensor(content).numpy()})
-    want = model.stylize(content, [StyleSource(stats=stats)], StylizeOptions(alpha=alpha))
+    want = model.stylize(content, [StyleSource(code=stats)], StylizeOptions(alpha=alpha))
     return _check("baked style", torch.from_numpy(got), image_to_tensor(want))
 
 
@@ -152,7 +154,7 @@ class Exported:
     level_difference: int
 
 
-def export_all(model: AdaINModel, content: Image.Image, style: tuple[str, StyleStats] | None = None,
+def export_all(model: AdaINModel, content: Image.Image, style: tuple[str, StyleCode] | None = None,
                alpha: float = 1.0) -> list[Exported]:
     """Exports and checks the encoder, the decoder and, given a (name, statistics) style, its baked model.
 

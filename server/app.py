@@ -9,19 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import grpc
+import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from model.adain.stylizer import AdaINModel
+from model.devices import select_device
+from model.errors import WeightsError
+from model.family import StyleModel
 from model.images import set_pixel_limit
-from model.weights import OFFICIAL_FILES
 from server.auth import BearerTokenInterceptor, read_tokens
 from server.batcher import DynamicBatcher
 from server.config import Config, ConfigError
+from server.families import build_models
 from server.http.gateway import Gateway
 from server.jobs.gatys_runner import GatysRunner
 from server.jobs.manager import JobManager
@@ -41,31 +43,12 @@ from server.threads import run_in_own_thread, single_threaded_torch
 from server.tls import server_credentials
 from styletransfer.v1 import style_transfer_pb2 as pb
 
-__all__ = ["MissingWeights", "Server", "load_default_model", "run"]
+__all__ = ["Server", "build_runtime", "run"]
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StyleTransfer"].full_name
 # The job RPCs' own health entry: NOT_SERVING while the job store is unusable, when Stylize (SERVICE_NAME) still serves.
 JOBS_HEALTH = f"{SERVICE_NAME}.Jobs"
-
-
-class MissingWeights(Exception):
-    """A weight file is absent: the message says which, where to get it and how (``make weights``)."""
-
-
-def load_default_model(config: Config) -> AdaINModel:
-    if config.random_weights:
-        log.warning("RANDOM WEIGHTS (--random-weights): outputs are NOT real stylizations; development use only")
-        return AdaINModel.random(config.random_seed, device=config.device, precision=config.precision)
-    for path in (config.vgg, config.decoder):
-        if not Path(path).is_file():
-            known = next((f for f in OFFICIAL_FILES.values() if f.filename == Path(path).name), None)
-            where = f" Download it from {known.url}." if known else ""
-            raise MissingWeights(
-                f"weight file {path} is missing.{where} Run `make weights` (writes weights/vgg_normalised.pth and "
-                f"weights/decoder.pth), pass --vgg/--decoder, or use --random-weights for development."
-            )
-    return AdaINModel.from_files(config.vgg, config.decoder, device=config.device, precision=config.precision)
 
 
 def _grpc_options(config: Config) -> list[tuple[str, int]]:
@@ -82,21 +65,22 @@ def batching_enabled(config: Config, device_type: str) -> bool:
     return config.batching == "on" or (config.batching == "auto" and device_type == "cuda")
 
 
-def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtime:
-    workers, threads = plan_threads(config.workers, config.torch_threads, model.device.type)
-    batching = batching_enabled(config, model.device.type)
+def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics) -> Runtime:
+    device = torch.device(models[0].info.device) if models else select_device(config.device)
+    workers, threads = plan_threads(config.workers, config.torch_threads, device.type)
+    batching = batching_enabled(config, device.type)
     if batching:  # workers then only decode and encode; enough of them must wait together to fill a batch
         workers = max(workers, config.max_batch_size)
-    log.info("inference: %d worker(s) x %d torch thread(s) on %s (%s)", workers, threads, model.device,
-             model.info.dtype)
+    log.info("inference: %d worker(s) x %d torch thread(s) on %s", workers, threads, device)
     data = config.data_path
+    registry = ModelRegistry(models, data / "models", default=config.default_model,
+                             trained_cache=config.trained_models_cached, on_list=metrics.set_models)
     runtime = Runtime(
-        config=config, metrics=metrics, models=ModelRegistry(model, data / "models", on_list=metrics.set_models),
-        styles=StyleStore(data / "styles"),
+        config=config, metrics=metrics, models=registry, styles=StyleStore(data / "styles"),
         scheduler=Scheduler(workers, threads, config.max_queue, metrics),
-        registered_stats=LRUCache(1024, on_hit=metrics.style_cache_hits.labels("registered").inc,
+        registered_codes=LRUCache(1024, on_hit=metrics.style_cache_hits.labels("registered").inc,
                                   on_miss=metrics.style_cache_misses.labels("registered").inc),
-        inline_stats=LRUCache(config.style_cache_entries, on_hit=metrics.style_cache_hits.labels("inline").inc,
+        inline_codes=LRUCache(config.style_cache_entries, on_hit=metrics.style_cache_hits.labels("inline").inc,
                               on_miss=metrics.style_cache_misses.labels("inline").inc),
     )
     if batching:
@@ -105,7 +89,9 @@ def build_runtime(config: Config, model: AdaINModel, metrics: Metrics) -> Runtim
                                          on_batch=metrics.batch_size.observe)
         log.info("dynamic batching on: up to %d requests, %.1f ms", config.max_batch_size, config.max_batch_delay_ms)
     metrics.queue_capacity.set(config.max_queue)
-    metrics.set_models([model.info])  # trained models join when start() lists them
+    metrics.set_models([m.info for m in models])  # trained models join when start() lists them
+    if not models:
+        log.warning("no stylization model is served (Stylize answers NOT_FOUND); Gatys jobs still run")
     return runtime
 
 
@@ -142,13 +128,17 @@ def build_jobs(config: Config, runtime: Runtime, on_store_health: Callable[[bool
 class Server:
     """One running server. ``port`` and ``metrics_port`` are the bound ports (useful with port 0)."""
 
-    def __init__(self, config: Config, model: AdaINModel | None = None) -> None:
+    def __init__(self, config: Config, model: StyleModel | None = None, *,
+                 models: Sequence[StyleModel] | None = None) -> None:
+        """Serves ``models`` (or the one ``model``); by default every family of ``server/families.py`` that can be
+        built here."""
         self.config = config
         self.metrics = Metrics()
         set_pixel_limit(config.max_image_pixels)  # Pillow's process-wide limit, once (model/images.py)
-        if model is None:
-            model = run_in_own_thread(lambda: load_default_model(config), name="load-model")
-        self.runtime = build_runtime(config, model, self.metrics)
+        if models is None:
+            models = [model] if model is not None else run_in_own_thread(lambda: build_models(config),
+                                                                         name="load-models")
+        self.runtime = build_runtime(config, models, self.metrics)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.runtime.jobs = build_jobs(config, self.runtime, self._job_store_health)
         self.health = health.aio.HealthServicer()
@@ -261,7 +251,7 @@ def run(config: Config) -> int:
     single_threaded_torch()  # the event loop's thread; torch's parallel work runs on the workers (server/threads.py)
     try:
         asyncio.run(_serve(config))
-    except (MissingWeights, ConfigError) as exc:
+    except (WeightsError, ConfigError) as exc:
         log.error("%s", exc)
         return 2
     return 0

@@ -59,6 +59,9 @@ class Config:
     random_weights: bool = _opt(False, "use seeded random weights instead of files: development only, outputs are "
                                        "not real stylizations")
     random_seed: int = _opt(0, "seed of --random-weights")
+    default_model: str = _opt("", "the model requests that name none use: a name or family/version from ListModels; "
+                                  "empty picks the first model served")
+    trained_models_cached: int = _opt(4, "trained models kept loaded at once (least recently used are unloaded)")
     device: str = _opt("auto", "compute device; auto picks CUDA when present", ("auto", "cpu", "cuda"))
     precision: str = _opt("auto", "compute precision; auto is fp32 on CPU and fp16 on CUDA; reduced precision is "
                                   "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
@@ -122,10 +125,14 @@ class Config:
 
     @property
     def encoder_spec(self) -> str:
-        """The encoder source for :func:`model.encoders.load_encoder`: ``vgg``, or random weights when asked."""
-        from model.encoders import random_spec  # local: the config module stays free of torch
+        """The encoder source of VGG-only work (Gatys, training) for :func:`model.encoders.load_encoder`: ``vgg``;
+        the bundled ImageNet VGG19 when that file is missing (an offline machine still runs Gatys for real); random
+        weights when asked."""
+        from model.encoders import BUNDLED, random_spec  # local: the config module stays free of torch
 
-        return random_spec(self.random_seed) if self.random_weights else self.vgg
+        if self.random_weights:
+            return random_spec(self.random_seed)
+        return self.vgg if self.vgg == BUNDLED or Path(self.vgg).is_file() else BUNDLED
 
     @property
     def tls_enabled(self) -> bool:
@@ -139,7 +146,8 @@ class Config:
         positive = ("max_message_bytes", "max_image_pixels", "max_output_pixels", "max_style_pixels", "max_styles",
                     "max_batch_size", "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
                     "gatys_checkpoint_every", "job_max_attempts", "train_max_iterations", "train_default_iterations",
-                    "train_checkpoint_every", "train_max_batch_pixels", "train_processes", "train_max_processes")
+                    "train_checkpoint_every", "train_max_batch_pixels", "train_processes", "train_max_processes",
+                    "trained_models_cached")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be positive")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from model.adain.stylizer import StyleStats
+from model.family import StyleCode
 from server.config import Config
 from server.limits import Scheduler
 from server.metrics import Metrics
@@ -23,8 +23,8 @@ class Runtime:
     models: ModelRegistry
     styles: StyleStore
     scheduler: Scheduler
-    registered_stats: LRUCache[StyleStats]  # (style_id, encoder sha) -> statistics of registered styles
-    inline_stats: LRUCache[StyleStats]  # (image sha, style size, encoder sha) -> statistics of inline styles
+    registered_codes: LRUCache[StyleCode]  # (style_id, code producer) -> codes of registered styles
+    inline_codes: LRUCache[StyleCode]  # (image sha, style size, code producer) -> codes of inline styles
     jobs: Any = None  # the job manager (server/jobs), when jobs are enabled
     jobs_unavailable: str = ""  # why ``jobs`` is None although jobs are configured (the job store cannot be opened)
     batcher: Any = None  # the dynamic batcher (server/batcher.py), when batching is on

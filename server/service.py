@@ -20,6 +20,7 @@ from server.costs import check_display_name, check_style
 from server.errors import InvalidArgument, unary
 from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
+from server.models import ModelEntry
 from server.runtime import Runtime
 from server.styles import StyleRecord, StyleStore, style_id_for
 from server.stylize import check_stylize_request, run_put_style, run_stylize
@@ -57,8 +58,8 @@ class StylizeRpcs(_Base):
     @unary
     async def Stylize(self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext) -> pb.StylizeResponse:
         received = time.perf_counter()
-        options = check_stylize_request(request, self.runtime)
-        model = self.runtime.models.get(request.model)
+        model = await asyncio.to_thread(self.runtime.models.get, request.model)  # may load a trained model
+        options = check_stylize_request(request, self.runtime, model)
         timed = await self._schedule(run_stylize(self.runtime, model, request, options), context)
         out = timed.value
         self.runtime.metrics.compute.labels(model.info.name).observe(out.compute_ms / 1000)
@@ -96,12 +97,13 @@ class StyleRpcs(_Base):
         styles = self.runtime.styles
         with contextlib.suppress(LookupError):
             return (await _with_thumbnails(styles, [styles.get(style_id)]))[0]  # already registered: idempotent
-        model = self.runtime.models.default
+        model = self.runtime.models.default if self.runtime.models.default_name else None
         timed = await self._schedule(run_put_style(self.runtime, model, request.image, size), context)
-        stats, image = timed.value
-        record = StyleRecord(style_id, request.display_name, stats.width, stats.height, size, time.time(), len(image))
-        stored, _ = styles.put(image, record, stats)
-        self.runtime.registered_stats.put((style_id, model.info.encoder_sha256), stats)
+        code, (width, height), image = timed.value
+        record = StyleRecord(style_id, request.display_name, width, height, size, time.time(), len(image))
+        stored, _ = styles.put(image, record, code)
+        if code is not None:
+            self.runtime.registered_codes.put((style_id, code.producer), code)
         return (await _with_thumbnails(styles, [stored]))[0]
 
     @unary
@@ -121,24 +123,35 @@ class StyleRpcs(_Base):
     async def DeleteStyle(self, request: pb.DeleteStyleRequest, context: grpc.aio.ServicerContext
                           ) -> pb.DeleteStyleResponse:
         self.runtime.styles.delete(request.style_id)
-        for encoder in {m.info.encoder_sha256 for m in (self.runtime.models.default,)}:
-            self.runtime.registered_stats.discard((request.style_id, encoder))
+        self.runtime.registered_codes.discard_where(lambda key: key[0] == request.style_id)
         return pb.DeleteStyleResponse()
+
+
+def _model_message(entry: ModelEntry) -> pb.ModelInfo:
+    info = entry.info
+    weights, provenance = dict(info.weights), dict(info.provenance)
+    return pb.ModelInfo(
+        name=info.name, family=info.family, version=info.version, weights_sha256=weights, provenance=provenance,
+        encoder_source=provenance.get("encoder", ""), decoder_source=provenance.get("decoder", ""),
+        encoder_sha256=weights.get("encoder", ""), decoder_sha256=weights.get("decoder", ""), device=info.device,
+        dtype=info.dtype, untrained=info.untrained, is_default=entry.is_default, trained=entry.trained,
+        problem=entry.problem, metadata={k: str(v) for k, v in info.metadata.items()},
+        create_time=_timestamp(entry.create_time))
 
 
 class ModelRpcs(_Base):
     @unary
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
                          ) -> pb.ListModelsResponse:
-        models = []
-        for entry in self.runtime.models.list():
-            info = entry.info
-            models.append(pb.ModelInfo(
-                name=info.name, encoder_source=info.encoder_source, decoder_source=info.decoder_source,
-                encoder_sha256=info.encoder_sha256, decoder_sha256=info.decoder_sha256, device=info.device,
-                dtype=info.dtype, untrained=info.untrained, is_default=entry.is_default,
-                metadata={k: str(v) for k, v in info.metadata.items()}, create_time=_timestamp(entry.create_time)))
-        return pb.ListModelsResponse(models=models, default_model=self.runtime.models.default_name)
+        entries = await asyncio.to_thread(self.runtime.models.list)  # a directory scan: off the event loop
+        return pb.ListModelsResponse(models=[_model_message(e) for e in entries],
+                                     default_model=self.runtime.models.default_name)
+
+    @unary
+    async def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.DeleteModelResponse:
+        await asyncio.to_thread(self.runtime.models.delete, request.name)
+        return pb.DeleteModelResponse()
 
 
 class StyleTransferService(StylizeRpcs, StyleRpcs, ModelRpcs, JobRpcs, pb_grpc.StyleTransferServicer):

@@ -1,8 +1,8 @@
-"""An LRU cache of style statistics for inline style images that repeat.
+"""An LRU cache of style codes for inline style images that repeat.
 
 Mobile and game backends often send the same few style images inline on every call. Encoding a 512 px style costs
-as much as encoding the content, so the statistics (2 x 512 floats, 4 KiB) are kept, keyed by the SHA-256 of the
-image bytes, the style size and the encoder they came from. Bounded by entry count; thread-safe.
+as much as encoding the content, so the codes (AdaIN: 2 x 512 floats, 4 KiB) are kept, keyed by the SHA-256 of the
+image bytes, the style size and the code producer (the model's code identity). Bounded by entry count; thread-safe.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ __all__ = ["LRUCache", "inline_style_key"]
 V = TypeVar("V")
 
 
-def inline_style_key(image_bytes: bytes, style_size: int, encoder_sha256: str) -> tuple[str, int, str]:
-    """The cache key of an inline style: what determines its statistics."""
-    return hashlib.sha256(image_bytes).hexdigest(), style_size, encoder_sha256
+def inline_style_key(image_bytes: bytes, style_size: int, producer: str) -> tuple[str, int, str]:
+    """The cache key of an inline style: what determines its code (the producer is the model's code identity)."""
+    return hashlib.sha256(image_bytes).hexdigest(), style_size, producer
 
 
 class LRUCache(Generic[V]):
@@ -70,3 +70,9 @@ class LRUCache(Generic[V]):
     def discard(self, key: Hashable) -> None:
         with self._lock:
             self._items.pop(key, None)
+
+    def discard_where(self, predicate: Callable[[Hashable], bool]) -> None:
+        """Drops every entry whose key matches (e.g. a deleted style's codes from every model)."""
+        with self._lock:
+            for key in [k for k in self._items if predicate(k)]:
+                del self._items[key]

@@ -1,7 +1,8 @@
 """Registered (preset) styles, persisted in ``<data-dir>/styles/<id>/`` so they survive restarts.
 
-Each style keeps its original image bytes (CORAL colour preservation needs the image, and a new encoder needs to
-re-encode it), its metadata, and its relu4_1 statistics per encoder (``stats-<encoder sha256[:16]>.safetensors``).
+Each style keeps its original image bytes (CORAL colour preservation needs the image, and another model needs to
+encode it), its metadata, and its code per model that made one (``code-<producer>.safetensors``: AdaIN's relu4_1
+statistics, a Magenta style vector...).
 The id is derived from the image bytes and the style size, so registering the same style twice is a no-op.
 Writes are atomic (temp file + rename) so a crash never leaves a half-written style.
 """
@@ -19,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from model.adain.stylizer import StyleStats
+from model.family import StyleCode
 from model.images import decode_image, encode_image
 from server.errors import InvalidArgument, NotFound
 
@@ -70,7 +71,7 @@ class StyleStore:
             raise NotFound(f"style {style_id!r} not found")
         return self._root / style_id
 
-    def put(self, image: bytes, record: StyleRecord, stats: StyleStats) -> tuple[StyleRecord, bool]:
+    def put(self, image: bytes, record: StyleRecord, code: StyleCode | None) -> tuple[StyleRecord, bool]:
         """Stores a new style; returns (record, created). An existing id returns the stored record unchanged."""
         final = self._dir(record.style_id)
         with self._lock:
@@ -79,7 +80,8 @@ class StyleStore:
             staging = Path(tempfile.mkdtemp(dir=self._root, prefix=".new-"))
             try:
                 (staging / IMAGE_FILE).write_bytes(image)
-                (staging / self._stats_name(stats.encoder_sha256)).write_bytes(stats.to_bytes())
+                if code is not None:
+                    (staging / self._code_name(code.producer)).write_bytes(code.to_bytes())
                 (staging / META_FILE).write_text(json.dumps(asdict(record)))
                 os.replace(staging, final)
             finally:
@@ -112,17 +114,18 @@ class StyleStore:
         return data
 
     @staticmethod
-    def _stats_name(encoder_sha256: str) -> str:
-        return f"stats-{encoder_sha256[:16]}.safetensors"
+    def _code_name(producer: str) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in producer)
+        return f"code-{safe}.safetensors"
 
-    def stats(self, style_id: str, encoder_sha256: str) -> StyleStats | None:
-        path = self._dir(style_id) / self._stats_name(encoder_sha256)
-        return StyleStats.from_bytes(path.read_bytes()) if path.is_file() else None
+    def code(self, style_id: str, producer: str) -> StyleCode | None:
+        path = self._dir(style_id) / self._code_name(producer)
+        return StyleCode.from_bytes(path.read_bytes()) if path.is_file() else None
 
-    def save_stats(self, style_id: str, stats: StyleStats) -> None:
+    def save_code(self, style_id: str, code: StyleCode) -> None:
         folder = self._dir(style_id)
         if folder.is_dir():
-            _atomic_write(folder / self._stats_name(stats.encoder_sha256), stats.to_bytes())
+            _atomic_write(folder / self._code_name(code.producer), code.to_bytes())
 
     def delete(self, style_id: str) -> None:
         folder = self._dir(style_id)

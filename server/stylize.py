@@ -1,16 +1,18 @@
-"""Stylize and PutStyle: validate at the edge, then decode -> model -> encode on an inference worker."""
+"""Stylize and PutStyle: validate at the edge, then decode -> model -> encode on an inference worker.
+
+Only the :class:`model.family.StyleModel` protocol is used here: styles travel as opaque codes, cached and stored
+per code producer, and the request rules are the model's own (``model.check``), called before the work queues."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from model.adain.stylizer import AdaINModel, BatchItem, ColorMode, StyleSource, StyleStats, StylizeOptions
 from model.errors import Cancelled
+from model.family import BatchItem, ColorMode, StyleCode, StyleModel, StyleSource, StyleSpec, StylizeOptions
 from model.images import (
     attach_alpha,
     decode_image,
@@ -27,7 +29,7 @@ from server.runtime import Runtime
 from server.style_cache import inline_style_key
 from styletransfer.v1 import style_transfer_pb2 as pb
 
-__all__ = ["Outcome", "check_stylize_request", "color_mode", "output_format", "run_stylize", "style_stats_for_id"]
+__all__ = ["Outcome", "check_stylize_request", "color_mode", "output_format", "run_stylize", "style_code_for_id"]
 
 FORMATS = {pb.IMAGE_FORMAT_UNSPECIFIED: "png", pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_JPEG: "jpeg",
            pb.IMAGE_FORMAT_WEBP: "webp"}
@@ -63,8 +65,9 @@ def color_mode(preserve: bool, mode: int) -> ColorMode:
     return ColorMode.CORAL if preserve else ColorMode.NONE
 
 
-def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime) -> StylizeOptions:
-    """Every check that needs no decoding, so bad requests fail before they queue. Returns the model options."""
+def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime, model: StyleModel) -> StylizeOptions:
+    """Every check that needs no decoding, so bad requests fail before they queue: the transport's limits here, the
+    request rules by ``model.check`` (which names an option the model lacks). Returns the model options."""
     cfg = runtime.config
     if not request.content:
         raise InvalidArgument("content: an image is required")
@@ -75,24 +78,27 @@ def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime) -> Styli
         source = style.WhichOneof("source")
         if source is None or (source == "image" and not style.image) or (source == "style_id" and not style.style_id):
             raise InvalidArgument(f"styles[{i}]: set image or style_id")
-        if not math.isfinite(style.weight) or style.weight < 0:
-            raise InvalidArgument(f"styles[{i}].weight must be a finite number >= 0, got {style.weight}")
         if source == "image":
             width, height = probe_image(style.image, field=f"styles[{i}].image", max_pixels=cfg.max_image_pixels)
             check_style(f"styles[{i}].image", width, height, style_size, cfg)
         if style.HasField("mask"):
             probe_image(style.mask, field=f"styles[{i}].mask", max_pixels=cfg.max_image_pixels)
-    if len(request.styles) > 1 and sum(s.weight for s in request.styles) <= 0:
-        raise InvalidArgument("styles.weight: at least one weight must be positive")
-    alpha = request.alpha if request.HasField("alpha") else 1.0
-    if not 0.0 <= alpha <= 1.0:  # NaN fails this too
-        raise InvalidArgument(f"alpha must be in [0, 1], got {alpha}")
+    alpha = request.alpha if request.HasField("alpha") else StylizeOptions.alpha
     width, height = probe_image(request.content, field="content", max_pixels=cfg.max_image_pixels)
     content_size = request.content_size if request.HasField("content_size") else 0
     check_content("content", width, height, content_size, cfg)
     output_format(request.output_format, request.quality)
-    return StylizeOptions(alpha=alpha, color=color_mode(request.preserve_color, request.color_preservation),
-                          content_size=content_size, style_size=style_size, tile_size=cfg.tile_size)
+    tile_size = cfg.tile_size if model.capabilities.tiling else 0  # a server setting, not the request's option
+    options = StylizeOptions(alpha=alpha, color=color_mode(request.preserve_color, request.color_preservation),
+                             content_size=content_size, style_size=style_size, tile_size=tile_size)
+    model.check(_specs(request, options), options)
+    return options
+
+
+def _specs(request: pb.StylizeRequest, options: StylizeOptions) -> list[StyleSpec]:
+    """What the model will receive: codes, except images under CORAL (its statistics depend on the content)."""
+    source = "image" if options.color is ColorMode.CORAL else "code"
+    return [StyleSpec(source, w, s.HasField("mask")) for s, w in zip(request.styles, _weights(request), strict=True)]
 
 
 def _decode_style(runtime: Runtime, data: bytes, field: str, style_size: int) -> Image.Image:
@@ -103,24 +109,24 @@ def _decode_style(runtime: Runtime, data: bytes, field: str, style_size: int) ->
     return image
 
 
-def style_stats_for_id(runtime: Runtime, model: AdaINModel, style_id: str, stop: StopCheck | None) -> StyleStats:
-    """A registered style's statistics for ``model``'s encoder: memory, then disk, then encode (and keep)."""
-    key = (style_id, model.info.encoder_sha256)
-    cached = runtime.registered_stats.get(key)
+def style_code_for_id(runtime: Runtime, model: StyleModel, style_id: str, stop: StopCheck | None) -> StyleCode:
+    """A registered style's code for ``model``: memory, then disk, then encode (and keep)."""
+    key = (style_id, model.code_identity)
+    cached = runtime.registered_codes.get(key)
     if cached is not None:
         return cached
-    stats = runtime.styles.stats(style_id, model.info.encoder_sha256)
-    if stats is None:
+    code = runtime.styles.code(style_id, model.code_identity)
+    if code is None:
         record = runtime.styles.get(style_id)
         image = _decode_style(runtime, runtime.styles.image(style_id), f"style {style_id}", record.style_size)
-        stats = model.encode_style(image, style_size=record.style_size, should_stop=stop)
-        runtime.styles.save_stats(style_id, stats)
-    runtime.registered_stats.put(key, stats)
-    return stats
+        code = model.encode_style(image, style_size=record.style_size, should_stop=stop)
+        runtime.styles.save_code(style_id, code)
+    runtime.registered_codes.put(key, code)
+    return code
 
 
 def _style_source(
-    runtime: Runtime, model: AdaINModel, style: pb.StyleInput, index: int, options: StylizeOptions,
+    runtime: Runtime, model: StyleModel, style: pb.StyleInput, index: int, options: StylizeOptions,
     weight: float, stop: StopCheck,
 ) -> StyleSource:
     max_pixels = runtime.config.max_image_pixels
@@ -133,34 +139,34 @@ def _style_source(
             # style_size (as an inline image would be).
             image = _decode_style(runtime, runtime.styles.image(style.style_id), f"styles[{index}]", options.style_size)
             return StyleSource(image=image, weight=weight, mask=mask)
-        return StyleSource(stats=style_stats_for_id(runtime, model, style.style_id, stop), weight=weight, mask=mask)
+        return StyleSource(code=style_code_for_id(runtime, model, style.style_id, stop), weight=weight, mask=mask)
     image = _decode_style(runtime, style.image, f"styles[{index}].image", options.style_size)
     if options.color is ColorMode.CORAL:
         return StyleSource(image=image, weight=weight, mask=mask)
-    key = inline_style_key(style.image, options.style_size, model.info.encoder_sha256)
-    stats = runtime.inline_stats.get_or_compute(
+    key = inline_style_key(style.image, options.style_size, model.code_identity)
+    code = runtime.inline_codes.get_or_compute(
         key, lambda: model.encode_style(image, style_size=options.style_size, should_stop=stop))
-    return StyleSource(stats=stats, weight=weight, mask=mask)
+    return StyleSource(code=code, weight=weight, mask=mask)
 
 
 def _weights(request: pb.StylizeRequest) -> list[float]:
     if len(request.styles) == 1:
-        return [1.0]  # 0 is read as 1 for a single style
+        return [request.styles[0].weight or 1.0]  # 0 (unset) is read as 1 for a single style
     return [s.weight for s in request.styles]
 
 
-def _run_model(runtime: Runtime, model: AdaINModel, content: Image.Image, sources: list[StyleSource],
+def _run_model(runtime: Runtime, model: StyleModel, content: Image.Image, sources: list[StyleSource],
                options: StylizeOptions, stop: StopCheck) -> Image.Image:
     """Directly on this worker, or through the dynamic batcher (GPUs), which runs same-size requests together."""
-    if runtime.batcher is None:
+    if runtime.batcher is None or not model.capabilities.batching:
         runtime.metrics.batch_size.observe(1)
-        return model.stylize(content, sources, options, should_stop=stop)
+        return model.stylize_batch([BatchItem(content, tuple(sources), options)], should_stop=stop)[0]
     resized = resize_shorter(content, options.content_size)
     item = BatchItem(resized, tuple(sources), replace(options, content_size=0))
     return runtime.batcher.submit((model, item, stop)).result()
 
 
-def run_batch(payloads: Sequence[tuple[AdaINModel, BatchItem, StopCheck]]) -> list[Image.Image | BaseException]:
+def run_batch(payloads: Sequence[tuple[StyleModel, BatchItem, StopCheck]]) -> list[Image.Image | BaseException]:
     """The batcher's work: one model pass for the requests still wanted (cancelled ones are skipped)."""
     results: list[Image.Image | BaseException] = [Cancelled("stopped before its batch ran")] * len(payloads)
     live = [(i, p) for i, p in enumerate(payloads) if not p[2]()]
@@ -172,13 +178,13 @@ def run_batch(payloads: Sequence[tuple[AdaINModel, BatchItem, StopCheck]]) -> li
     return results
 
 
-def batch_key(payload: tuple[AdaINModel, BatchItem, StopCheck]) -> tuple:
+def batch_key(payload: tuple[StyleModel, BatchItem, StopCheck]) -> tuple:
     model, item, _ = payload
     return id(model), item.content.size, item.options.tile_size
 
 
 def run_stylize(
-    runtime: Runtime, model: AdaINModel, request: pb.StylizeRequest, options: StylizeOptions
+    runtime: Runtime, model: StyleModel, request: pb.StylizeRequest, options: StylizeOptions
 ) -> Callable[[StopCheck], Outcome]:
     """The work of one Stylize call, to run on an inference worker: decode, stylize, encode, each timed."""
     fmt, quality = output_format(request.output_format, request.quality)
@@ -202,13 +208,15 @@ def run_stylize(
 
 
 def run_put_style(
-    runtime: Runtime, model: AdaINModel, image_bytes: bytes, style_size: int
-) -> Callable[[StopCheck], tuple[StyleStats, bytes]]:
-    """Encodes a style; returns its statistics and the bytes to store (see :func:`stored_image`)."""
-    def work(stop: StopCheck) -> tuple[StyleStats, bytes]:
+    runtime: Runtime, model: StyleModel | None, image_bytes: bytes, style_size: int
+) -> Callable[[StopCheck], tuple[StyleCode | None, tuple[int, int], bytes]]:
+    """Decodes a style and encodes it with ``model`` (None: no model is served; codes are made on first use).
+    Returns the code, the style's size after ``style_size`` and the bytes to store (see :func:`stored_image`)."""
+    def work(stop: StopCheck) -> tuple[StyleCode | None, tuple[int, int], bytes]:
         image = _decode_style(runtime, image_bytes, "image", style_size)
-        stats = model.encode_style(image, style_size=style_size, should_stop=stop)
-        return stats, stored_image(image_bytes, image)
+        code = model.encode_style(image, style_size=style_size, should_stop=stop) if model is not None else None
+        size = (code.width, code.height) if code is not None else resize_shorter(image, style_size).size
+        return code, size, stored_image(image_bytes, image)
 
     return work
 

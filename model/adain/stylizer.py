@@ -16,18 +16,12 @@ torchvision's ``Resize(size)``, encode to relu4_1, AdaIN, feature-level interpol
 
 from __future__ import annotations
 
-import enum
-import json
-import math
-import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from model.adain.fast import FastDecoder, FastEncoder
 from model.adain.onnx_backend import OrtDecoder, OrtEncoder, ort_networks
@@ -37,126 +31,47 @@ from model.color import coral, transfer_luminance
 from model.devices import dtype_name, select_device, select_dtype
 from model.encoders import load_encoder, random_spec
 from model.errors import IncompatibleModelError, InvalidOptionError
+from model.family import (
+    BatchItem,
+    Capabilities,
+    ColorMode,
+    ModelInfo,
+    StyleCode,
+    StyleSource,
+    StyleSpec,
+    StylizeOptions,
+    check_request,
+    code_identity,
+    require_producer,
+)
 from model.images import image_to_tensor, resize_shorter, tensor_to_image
 from model.network import RELU4_1, Decoder, Encoder, StopCheck
 from model.weights import load_decoder_checkpoint, random_decoder_state, sha256_file, state_sha256
 
-__all__ = [
-    "BACKENDS", "AdaINModel", "BatchItem", "ColorMode", "ModelInfo", "StyleSource", "StyleStats", "StylizeOptions",
-]
+__all__ = ["BACKENDS", "CAPABILITIES", "FAMILY", "AdaINModel", "adain_info"]
 
 #: How the encoder and decoder run: PyTorch (``model.adain.fast``) or ONNX Runtime (``model.adain.onnx_backend``).
 BACKENDS = ("torch", "onnxruntime")
 
 
-class ColorMode(enum.StrEnum):
-    """How the content's colours are preserved."""
-
-    NONE = "none"
-    CORAL = "coral"  # the reference: recolour the style image to the content's colour statistics before encoding
-    LUMINANCE = "luminance"  # keep the content's chrominance (YIQ); take the stylized luminance
+#: The family name requests and ListModels use.
+FAMILY = "adain"
 
 
-@dataclass(frozen=True)
-class StyleStats:
-    """A style's relu4_1 statistics: all AdaIN needs of a style, 4 KiB instead of an image."""
-
-    mean: torch.Tensor  # (1, 512, 1, 1) float32, CPU
-    std: torch.Tensor  # (1, 512, 1, 1) float32, CPU
-    encoder_sha256: str  # statistics are only meaningful for the encoder that produced them
-    width: int  # of the style image as encoded
-    height: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.mean.numel() * 4 + self.std.numel() * 4
-
-    def to_bytes(self) -> bytes:
-        meta = {"encoder_sha256": self.encoder_sha256, "width": str(self.width), "height": str(self.height)}
-        return save_safetensors({"mean": self.mean.contiguous(), "std": self.std.contiguous()}, metadata=meta)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> StyleStats:
-        tensors = load_safetensors(data)
-        meta = _safetensors_metadata(data)
-        return cls(tensors["mean"], tensors["std"], meta["encoder_sha256"], int(meta["width"]), int(meta["height"]))
+#: AdaIN takes every option: masks (regional AdaIN), all colour modes, tiling, batched passes.
+CAPABILITIES = Capabilities(masks=True, tiling=True, batching=True)
 
 
-def _safetensors_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors buffer: an 8-byte little-endian header length, then a JSON header."""
-    (length,) = struct.unpack("<Q", data[:8])
-    return json.loads(data[8 : 8 + length]).get("__metadata__", {})
-
-
-@dataclass(frozen=True)
-class StyleSource:
-    """One style of a request: an image, or cached statistics, or both; a blend weight; an optional mask."""
-
-    image: Image.Image | None = None
-    stats: StyleStats | None = None
-    weight: float = 1.0
-    mask: Image.Image | None = None  # grayscale; white is where this style applies
-
-
-@dataclass(frozen=True)
-class StylizeOptions:
-    alpha: float = 1.0  # content/style trade-off in [0, 1]; 1 is full style
-    color: ColorMode = ColorMode.NONE  # colour preservation
-    content_size: int = 0  # shorter side of the content, 0 keeps it
-    style_size: int = 512  # shorter side of style images, 0 keeps them (the reference's default is 512)
-    tile_size: int = 0  # process content larger than this (px per side) in tiles; 0 never tiles
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One request of a batch: its content, styles and options."""
-
-    content: Image.Image
-    styles: Sequence[StyleSource]
-    options: StylizeOptions = field(default_factory=StylizeOptions)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    encoder_source: str
-    decoder_source: str
-    encoder_sha256: str
-    decoder_sha256: str
-    device: str
-    dtype: str
-    untrained: bool
-    metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-def _validate(styles: Sequence[StyleSource], options: StylizeOptions) -> list[float]:
-    """Checks every option; returns the normalised style weights."""
-    if not isinstance(options.alpha, (int, float)) or not 0.0 <= options.alpha <= 1.0:
-        raise InvalidOptionError("alpha", f"must be in [0, 1], got {options.alpha!r}")
-    if not isinstance(options.color, ColorMode):
-        raise InvalidOptionError("preserve_color", f"must be one of {', '.join(m.value for m in ColorMode)}")
-    for name in ("content_size", "style_size", "tile_size"):
-        if getattr(options, name) < 0:
-            raise InvalidOptionError(name, "must not be negative")
-    if options.tile_size % 8:
-        raise InvalidOptionError("tile_size", "must be a multiple of 8")
-    if not styles:
-        raise InvalidOptionError("styles", "at least one style is required")
-    for i, style in enumerate(styles):
-        if style.image is None and style.stats is None:
-            raise InvalidOptionError(f"styles[{i}]", "needs an image or statistics")
-        if options.color is ColorMode.CORAL and style.image is None:
-            raise InvalidOptionError(f"styles[{i}]", "CORAL colour preservation needs the style image")
-        if not math.isfinite(style.weight) or style.weight < 0:
-            raise InvalidOptionError(f"styles[{i}].weight", f"must be a finite number >= 0, got {style.weight!r}")
-    total = sum(style.weight for style in styles)
-    if total <= 0:
-        raise InvalidOptionError("styles.weight", "at least one style weight must be positive")
-    return [style.weight / total for style in styles]
+def adain_info(name: str, version: str, encoder: tuple[str, str], decoder: tuple[str, str], *,
+               untrained: bool = False, metadata: Mapping[str, str] | None = None) -> ModelInfo:
+    """An AdaIN model's description; ``encoder`` and ``decoder`` are (sha256, provenance) pairs."""
+    return ModelInfo(name, FAMILY, version, {"encoder": encoder[0], "decoder": decoder[0]},
+                     {"encoder": encoder[1], "decoder": decoder[1]}, untrained,
+                     metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
 class AdaINModel:
-    """An encoder + decoder pair ready for inference on one device.
+    """An encoder + decoder pair ready for inference on one device; implements :class:`model.family.StyleModel`.
 
     The decoder is only meaningful with the encoder it was trained against; ``decoder_encoder_sha256`` (recorded
     in our checkpoints) is checked against the encoder's hash and a mismatch is refused.
@@ -177,11 +92,15 @@ class AdaINModel:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "onnxruntime" and dtype != torch.float32:
             raise ValueError(f"the onnxruntime backend runs float32 graphs, not {dtype_name(dtype)}; use fp32")
-        if decoder_encoder_sha256 is not None and decoder_encoder_sha256 != info.encoder_sha256:
+        encoder_sha256 = info.weights["encoder"]
+        if decoder_encoder_sha256 is not None and decoder_encoder_sha256 != encoder_sha256:
             raise IncompatibleModelError(
-                f"decoder {info.decoder_source} was trained against encoder {decoder_encoder_sha256[:12]}, "
-                f"not the loaded encoder {info.encoder_sha256[:12]} ({info.encoder_sha256 and info.encoder_source})"
+                f"decoder {info.provenance.get('decoder')} was trained against encoder {decoder_encoder_sha256[:12]}, "
+                f"not the loaded encoder {encoder_sha256[:12]} ({info.provenance.get('encoder')})"
             )
+        self.encoder_sha256 = encoder_sha256
+        self.code_identity = code_identity(FAMILY, encoder_sha256)  # codes are relu4_1 statistics: the encoder's
+        self.capabilities = CAPABILITIES
         self.device = torch.device(device)
         self.dtype = dtype
         self.encoder = encoder.eval()
@@ -205,7 +124,8 @@ class AdaINModel:
 
     @classmethod
     def from_files(
-        cls, vgg_path: str, decoder_path: str, *, name: str = "default", device: str = "auto", precision: str = "auto"
+        cls, vgg_path: str, decoder_path: str, *, name: str = "default", version: str = "official",
+        device: str = "auto", precision: str = "auto",
     ) -> AdaINModel:
         """Loads an encoder (a file, or any spec of :func:`model.encoders.load_encoder`, e.g. ``"bundled"``) and a
         decoder file (the official one or our checkpoints); never downloads."""
@@ -214,8 +134,9 @@ class AdaINModel:
         decoder = Decoder()
         decoder.load_official(dec_state)
         dev = select_device(device)
-        info = ModelInfo(name, weights.source, str(decoder_path), weights.sha256, sha256_file(decoder_path), "", "",
-                         weights.untrained, dict(metadata))
+        info = adain_info(name, version, (weights.sha256, weights.source),
+                          (sha256_file(decoder_path), str(decoder_path)), untrained=weights.untrained,
+                          metadata=metadata)
         return cls(encoder, decoder, info, device=dev, dtype=select_dtype(dev, precision),
                    decoder_encoder_sha256=trained_against)
 
@@ -229,15 +150,16 @@ class AdaINModel:
         decoder = Decoder()
         decoder.load_official(dec_state)
         dev = select_device(device)
-        info = ModelInfo(name, weights.source, f"random(seed={seed})", weights.sha256, state_sha256(dec_state), "",
-                         "", True, {})
+        info = adain_info(name, "random", (weights.sha256, weights.source),
+                          (state_sha256(dec_state), f"random(seed={seed})"), untrained=True)
         return cls(encoder, decoder, info, device=dev, dtype=select_dtype(dev, precision))
 
     def with_decoder(
         self, decoder: Decoder, info: ModelInfo, *, decoder_encoder_sha256: str | None = None
     ) -> AdaINModel:
         """Another model sharing this one's encoder (trained decoders reuse the encoder they were trained with)."""
-        info = replace(info, encoder_sha256=self.info.encoder_sha256, encoder_source=self.info.encoder_source,
+        info = replace(info, weights={**info.weights, "encoder": self.encoder_sha256},
+                       provenance={**info.provenance, "encoder": self.info.provenance["encoder"]},
                        untrained=info.untrained or self.info.untrained)
         return AdaINModel(self.encoder, decoder, info, device=self.device, dtype=self.dtype,
                           decoder_encoder_sha256=decoder_encoder_sha256, backend=self.backend)
@@ -274,15 +196,20 @@ class AdaINModel:
         mean, std = calc_mean_std(self._encode(x, 0, should_stop).float())
         return mean, std
 
+    def check(self, styles: Sequence[StyleSpec], options: StylizeOptions) -> None:
+        """The shared request rules (:func:`model.family.check_request`); AdaIN supports every option."""
+        check_request(self.info, self.capabilities, styles, options)
+
     def encode_style(self, image: Image.Image, *, style_size: int = 512, should_stop: StopCheck | None = None
-                     ) -> StyleStats:
+                     ) -> StyleCode:
         """A style image's relu4_1 statistics, to keep and reuse (the avatar workload: few styles, many calls)."""
         if style_size < 0:
             raise InvalidOptionError("style_size", "must not be negative")
         resized = resize_shorter(image, style_size)
         with torch.inference_mode():
             mean, std = self._stats_of(self._to_input(resized), should_stop)
-        return StyleStats(mean.cpu(), std.cpu(), self.info.encoder_sha256, resized.width, resized.height)
+        return StyleCode(self.code_identity, {"mean": mean.cpu().float(), "std": std.cpu().float()},
+                         resized.width, resized.height)
 
     def _style_stats(
         self, style: StyleSource, content: torch.Tensor, options: StylizeOptions, should_stop: StopCheck | None
@@ -292,10 +219,9 @@ class AdaINModel:
             s = image_to_tensor(resize_shorter(style.image, options.style_size))[0]
             s = coral(s, content[0].float().cpu()).unsqueeze(0).to(self.device, self.dtype)
             return self._stats_of(s.contiguous(memory_format=self._memory_format), should_stop)
-        if style.stats is not None:
-            if style.stats.encoder_sha256 != self.info.encoder_sha256:
-                raise IncompatibleModelError("style statistics come from a different encoder; re-encode the style")
-            return style.stats.mean.to(self.device), style.stats.std.to(self.device)
+        if style.code is not None:
+            require_producer(style.code, self.code_identity, self.info.name)
+            return style.code.tensors["mean"].to(self.device), style.code.tensors["std"].to(self.device)
         assert style.image is not None
         return self._stats_of(self._to_input(resize_shorter(style.image, options.style_size)), should_stop)
 
@@ -303,18 +229,20 @@ class AdaINModel:
         self,
         content: Image.Image,
         styles: Sequence[StyleSource],
-        options: StylizeOptions = StylizeOptions(),
+        options: StylizeOptions | None = None,
         *,
         should_stop: StopCheck | None = None,
     ) -> Image.Image:
         """Stylizes ``content``; the result has exactly the (resized) content's size."""
-        return self.stylize_batch([BatchItem(content, tuple(styles), options)], should_stop=should_stop)[0]
+        item = BatchItem(content, tuple(styles), options or StylizeOptions())
+        return self.stylize_batch([item], should_stop=should_stop)[0]
 
     def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None
                       ) -> list[Image.Image]:
         """Stylizes several requests in one encoder and one decoder pass (GPUs: one batch costs little more than one
         image). Every item's content must have the same size after its ``content_size``, and the same tile size."""
-        weights = [_validate(item.styles, item.options) for item in items]
+        weights = [check_request(self.info, self.capabilities, [s.spec for s in item.styles], item.options)
+                   for item in items]
         contents = [resize_shorter(item.content, item.options.content_size) for item in items]
         if len({c.size for c in contents}) != 1 or len({i.options.tile_size for i in items}) != 1:
             raise ValueError("a batch needs contents of one size and one tile size")

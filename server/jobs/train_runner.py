@@ -25,6 +25,8 @@ from typing import IO
 
 import torch
 
+from model.adain import FAMILY as ADAIN
+from model.adain import AdaINModel
 from model.adain.train import DECODER_FILE, PREVIEW_FILE, TrainOptions, TrainProgress, train_decoder
 from model.devices import select_device
 from model.encoders import load_encoder
@@ -81,15 +83,15 @@ def train_options(request: pb.TrainRequest, config: Config) -> TrainOptions:
     if request.iterations > config.train_max_iterations:
         raise InvalidArgument(f"iterations must be at most {config.train_max_iterations}")
 
-    def opt(name: str, default: float) -> float:
-        return getattr(request, name) if request.HasField(name) else default
-
+    # Unset fields take TrainOptions' own defaults (stated once, in model/), except the two the server bounds.
+    given: dict[str, float] = {name: getattr(request, name) for name in ("batch_size", "image_size")
+                               if getattr(request, name)}
+    given |= {name: getattr(request, name) for name in ("lr", "lr_decay", "style_weight", "content_weight")
+              if request.HasField(name)}
     try:
         return TrainOptions(
-            iterations=request.iterations or config.train_default_iterations, batch_size=request.batch_size or 8,
-            image_size=request.image_size or 256, lr=opt("lr", 1e-4), lr_decay=opt("lr_decay", 5e-5),
-            style_weight=opt("style_weight", 10.0), content_weight=opt("content_weight", 1.0),
-            checkpoint_every=request.checkpoint_every or config.train_checkpoint_every, seed=request.seed,
+            iterations=request.iterations or config.train_default_iterations,
+            checkpoint_every=request.checkpoint_every or config.train_checkpoint_every, seed=request.seed, **given,
         ).validate()
     except InvalidOptionError as exc:
         raise InvalidArgument(str(exc)) from None
@@ -100,8 +102,13 @@ def validate_train(request: pb.TrainRequest, config: Config, models: ModelRegist
     resolve_dataset(config.datasets_path, request.content_dir, "content_dir")
     resolve_dataset(config.datasets_path, request.style_dir, "style_dir")
     models.check_new_name(request.model_name)
-    if request.init_from and not models.exists(request.init_from):
-        raise NotFound(f"init_from: model {shown(request.init_from)} not found")
+    if request.init_from:
+        if not models.exists(request.init_from):
+            raise NotFound(f"init_from: model {shown(request.init_from)} not found")
+        family = models.describe(request.init_from).family
+        if family != ADAIN:
+            raise InvalidArgument(f"init_from: model {shown(request.init_from)} is of family {family}; only AdaIN "
+                                  "decoders can be fine-tuned")
     if request.num_processes > config.train_max_processes:
         raise InvalidArgument(f"num_processes must be at most {config.train_max_processes}")
     options = train_options(request, config)
@@ -154,8 +161,9 @@ class TrainRunner:
         path = folder / "init.safetensors"
         if not path.is_file():
             model = self.models.get(request.init_from)
+            assert isinstance(model, AdaINModel)  # validate_train admits AdaIN models only
             save_decoder_checkpoint(path, model.decoder.layers.state_dict(),
-                                    encoder_sha256=model.info.encoder_sha256, metadata={})
+                                    encoder_sha256=model.encoder_sha256, metadata={})
         return path
 
     def _in_process(self, content: Path, style: Path, out: Path, options: TrainOptions, init: Path | None,

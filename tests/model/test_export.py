@@ -11,8 +11,9 @@ from PIL import Image
 
 from model import export
 from model.adain.onnx_backend import OrtEncoder, decoder_onnx, encoder_onnx
-from model.adain.stylizer import AdaINModel, StyleSource, StyleStats, StylizeOptions
+from model.adain.stylizer import AdaINModel
 from model.export import ExportCheckError, baked_onnx, check_baked, level_difference
+from model.family import StyleCode, StyleSource, StylizeOptions
 from model.images import image_to_tensor
 from model.network import RELU4_1
 from model.ort import make_session
@@ -28,7 +29,7 @@ def _image(width: int, height: int, seed: int) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def stats(random_model: AdaINModel) -> StyleStats:
+def stats(random_model: AdaINModel) -> StyleCode:
     return random_model.encode_style(_image(96, 80, 1), style_size=0)
 
 
@@ -53,19 +54,20 @@ def test_decoder_graph_has_symbolic_batch_and_size(random_model: AdaINModel) -> 
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.6])
-def test_baked_graph_matches_stylize_at_another_size(random_model: AdaINModel, stats: StyleStats,
+def test_baked_graph_matches_stylize_at_another_size(random_model: AdaINModel, stats: StyleCode,
                                                      alpha: float) -> None:
     content = _image(100, 73, 2)  # not a multiple of 8: the graph crops the decoder's larger output
     session = make_session(baked_onnx(random_model, stats, alpha), device="cpu")
     (got,) = session.run(None, {"content": image_to_tensor(content).numpy()})
-    want = random_model.stylize(content, [StyleSource(stats=stats)], StylizeOptions(alpha=alpha))
+    want = random_model.stylize(content, [StyleSource(code=stats)], StylizeOptions(alpha=alpha))
     assert got.shape == (1, 3, 73, 100)
     assert got.min() >= 0.0 and got.max() <= 1.0
     assert level_difference(torch.from_numpy(got), image_to_tensor(want)) <= export.MAX_LEVEL_DIFF
 
 
-def test_check_refuses_a_graph_with_other_constants(random_model: AdaINModel, stats: StyleStats) -> None:
-    other = StyleStats(stats.mean * 0.5, stats.std * 2, stats.encoder_sha256, stats.width, stats.height)
+def test_check_refuses_a_graph_with_other_constants(random_model: AdaINModel, stats: StyleCode) -> None:
+    halved = {"mean": stats.tensors["mean"] * 0.5, "std": stats.tensors["std"] * 2}
+    other = StyleCode(stats.producer, halved, stats.width, stats.height)
     with pytest.raises(ExportCheckError, match="baked style"):
         check_baked(baked_onnx(random_model, other), random_model, _image(64, 64, 2), stats, 1.0)
 

@@ -15,7 +15,8 @@ import torch
 import torchvision.transforms as T
 from torch import nn
 
-from model.adain.stylizer import AdaINModel, ColorMode, StyleSource, StylizeOptions
+from model.adain.stylizer import AdaINModel
+from model.family import ColorMode, StyleSource, StylizeOptions
 from model.weights import random_decoder_state, random_vgg_state
 from tests.helpers import make_image
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from model.adain.stylizer import AdaINModel, BatchItem, ColorMode, StyleSource, StylizeOptions
+from model.adain.stylizer import AdaINModel
 from model.errors import Cancelled
 from model.export import MAX_LEVEL_DIFF
+from model.family import BatchItem, ColorMode, StyleSource, StylizeOptions
 
 
 def _image(width: int, height: int, seed: int) -> Image.Image:
@@ -58,10 +59,10 @@ def test_registered_style_and_batch_match_torch(random_model: AdaINModel, ort_mo
     style = _image(64, 64, 1)
     stats = ort_model.encode_style(style, style_size=0)
     torch_stats = random_model.encode_style(style, style_size=0)
-    assert stats.encoder_sha256 == torch_stats.encoder_sha256  # the same encoder: stored styles serve both backends
-    assert torch.allclose(stats.mean, torch_stats.mean, rtol=1e-4, atol=1e-3)
-    items = [BatchItem(_image(64, 48, 4), [StyleSource(stats=stats)]),
-             BatchItem(_image(64, 48, 5), [StyleSource(stats=stats)], StylizeOptions(alpha=0.5))]
+    assert stats.producer == torch_stats.producer  # the same encoder: stored styles serve both backends
+    assert torch.allclose(stats.tensors["mean"], torch_stats.tensors["mean"], rtol=1e-4, atol=1e-3)
+    items = [BatchItem(_image(64, 48, 4), [StyleSource(code=stats)]),
+             BatchItem(_image(64, 48, 5), [StyleSource(code=stats)], StylizeOptions(alpha=0.5))]
     for got, want in zip(ort_model.stylize_batch(items), random_model.stylize_batch(items), strict=True):
         assert _levels(got, want) <= MAX_LEVEL_DIFF
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from model.adain.stylizer import AdaINModel, ColorMode, StyleSource, StyleStats, StylizeOptions
+from model.adain.stylizer import AdaINModel
 from model.color import rgb_to_yiq
 from model.devices import select_device, select_dtype
 from model.errors import Cancelled, IncompatibleModelError, InvalidOptionError
+from model.family import ColorMode, StyleCode, StyleSource, StylizeOptions
 from model.images import image_to_tensor
 from model.network import build_vgg_sequential
 from model.weights import random_decoder_state, random_vgg_state, save_decoder_checkpoint
@@ -41,15 +42,16 @@ def test_cached_statistics_give_the_same_image(random_model: AdaINModel) -> None
     stats = random_model.encode_style(STYLE, style_size=32)
     assert (stats.width, stats.height) == (32, 38)
     direct = random_model.stylize(CONTENT, [StyleSource(image=STYLE)], options)
-    cached = random_model.stylize(CONTENT, [StyleSource(stats=stats)], options)
+    cached = random_model.stylize(CONTENT, [StyleSource(code=stats)], options)
     assert np.array_equal(pixels(direct), pixels(cached))
 
 
 def test_style_stats_serialise(random_model: AdaINModel) -> None:
     stats = random_model.encode_style(STYLE, style_size=0)
-    back = StyleStats.from_bytes(stats.to_bytes())
-    assert torch.equal(back.mean, stats.mean) and torch.equal(back.std, stats.std)
-    assert (back.encoder_sha256, back.width, back.height) == (stats.encoder_sha256, 40, 48)
+    back = StyleCode.from_bytes(stats.to_bytes())
+    assert torch.equal(back.tensors["mean"], stats.tensors["mean"]) and torch.equal(back.tensors["std"],
+                                                                                    stats.tensors["std"])
+    assert (back.producer, back.width, back.height) == (random_model.code_identity, 40, 48)
     assert stats.nbytes == 2 * 512 * 4
 
 
@@ -108,7 +110,7 @@ def test_luminance_mode_keeps_content_chrominance(random_model: AdaINModel) -> N
 def test_coral_needs_the_image(random_model: AdaINModel) -> None:
     stats = random_model.encode_style(STYLE)
     with pytest.raises(InvalidOptionError, match=r"styles\[0\]"):
-        random_model.stylize(CONTENT, [StyleSource(stats=stats)], StylizeOptions(color=ColorMode.CORAL))
+        random_model.stylize(CONTENT, [StyleSource(code=stats)], StylizeOptions(color=ColorMode.CORAL))
 
 
 @pytest.mark.parametrize(
@@ -151,9 +153,9 @@ def test_tiled_and_untiled_outputs_agree(random_model: AdaINModel) -> None:
 
 def test_random_models_are_flagged_and_deterministic() -> None:
     a, b = AdaINModel.random(5, device="cpu"), AdaINModel.random(5, device="cpu")
-    assert a.info.untrained and a.info.encoder_source == "random(seed=5)"
-    assert a.info.encoder_sha256 == b.info.encoder_sha256
-    assert a.info.encoder_sha256 != AdaINModel.random(6, device="cpu").info.encoder_sha256
+    assert a.info.untrained and a.info.provenance["encoder"] == "random(seed=5)"
+    assert a.info.weights == b.info.weights and a.code_identity == b.code_identity
+    assert a.code_identity != AdaINModel.random(6, device="cpu").code_identity
     assert np.array_equal(pixels(a.stylize(CONTENT, [StyleSource(image=STYLE)])),
                           pixels(b.stylize(CONTENT, [StyleSource(image=STYLE)])))
 
@@ -201,7 +203,7 @@ def test_device_and_precision_choice() -> None:
 
 
 def test_a_batch_gives_each_request_its_own_image(random_model: AdaINModel) -> None:
-    from model.adain.stylizer import BatchItem
+    from model.family import BatchItem
 
     content2 = make_image(45, 37, seed=9)
     items = [BatchItem(CONTENT, (StyleSource(image=STYLE),), StylizeOptions(alpha=0.6)),

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.adain.stylizer import AdaINModel, ModelInfo, StyleSource
+from model.adain.stylizer import AdaINModel, adain_info
 from model.adain.train import DECODER_FILE, PREVIEW_FILE, STATE_FILE, TrainOptions, TrainProgress, train_decoder
 from model.errors import Cancelled, InvalidOptionError
+from model.family import StyleSource
 from model.network import Decoder, Encoder
 from model.weights import load_decoder_checkpoint, random_decoder_state, random_vgg_state, state_sha256
 from tests.helpers import make_image
@@ -85,7 +86,7 @@ def test_trained_decoder_serves_through_the_model(dataset: Path, tmp_path: Path)
     base = AdaINModel.random(0, device="cpu")
     decoder = Decoder()
     decoder.load_official(state)
-    info = ModelInfo("mine", "", str(tmp_path / DECODER_FILE), "", "", "", "", False, {})
+    info = adain_info("mine", "mine", ("", ""), ("", str(tmp_path / DECODER_FILE)))
     model = base.with_decoder(decoder, info, decoder_encoder_sha256=encoder_sha)
     assert model.stylize(make_image(40, 32, 1), [StyleSource(image=make_image(32, 32, 2))]).size == (40, 32)
 

@@ -38,7 +38,7 @@ def test_model_info_lists_every_served_model_and_again_after_a_restart(start_ser
     server = start_server()
     registry = server.server.runtime.models
     checkpoint = tmp_path / "decoder.safetensors"
-    save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.default.info.encoder_sha256)
+    save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.default.encoder_sha256)
     registry.register("avatars", checkpoint, {"steps": "12"})
     labels = {"device": "cpu", "dtype": "float32", "untrained": "true"}
     assert server.metric("styletransfer_model_info", model="default", **labels) == 1

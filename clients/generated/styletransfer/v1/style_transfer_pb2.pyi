@@ -222,8 +222,22 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "encoder_source", "decoder_source", "encoder_sha256", "decoder_sha256", "device", "dtype", "untrained", "is_default", "metadata", "create_time")
+    __slots__ = ("name", "encoder_source", "decoder_source", "encoder_sha256", "decoder_sha256", "device", "dtype", "untrained", "is_default", "metadata", "create_time", "family", "version", "weights_sha256", "provenance", "trained", "problem")
     class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class WeightsSha256Entry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ProvenanceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -241,6 +255,12 @@ class ModelInfo(_message.Message):
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder_source: str
     decoder_source: str
@@ -252,7 +272,23 @@ class ModelInfo(_message.Message):
     is_default: bool
     metadata: _containers.ScalarMap[str, str]
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., encoder_source: _Optional[str] = ..., decoder_source: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., decoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., untrained: _Optional[bool] = ..., is_default: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    family: str
+    version: str
+    weights_sha256: _containers.ScalarMap[str, str]
+    provenance: _containers.ScalarMap[str, str]
+    trained: bool
+    problem: str
+    def __init__(self, name: _Optional[str] = ..., encoder_source: _Optional[str] = ..., decoder_source: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., decoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., untrained: _Optional[bool] = ..., is_default: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., weights_sha256: _Optional[_Mapping[str, str]] = ..., provenance: _Optional[_Mapping[str, str]] = ..., trained: _Optional[bool] = ..., problem: _Optional[str] = ...) -> None: ...
+
+class DeleteModelRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteModelResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class JobProgress(_message.Message):
     __slots__ = ("step", "total_steps", "loss", "losses", "elapsed_seconds", "eta_seconds")

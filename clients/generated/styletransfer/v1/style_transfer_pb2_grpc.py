@@ -65,6 +65,11 @@ class StyleTransferStub:
                 request_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/styletransfer.v1.StyleTransfer/DeleteModel',
+                request_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
         self.SubmitGatys = channel.unary_unary(
                 '/styletransfer.v1.StyleTransfer/SubmitGatys',
                 request_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.GatysRequest.SerializeToString,
@@ -143,7 +148,17 @@ class StyleTransferServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Lists the models (encoder + decoder pairs) this server can use, with the hashes of their weights.
+        """Lists the models this server can use (every family's built-in models and trained ones), with their family,
+        version, the hashes and origin of their weights. Reads metadata only: a trained model that cannot be read is
+        listed with its problem.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """Deletes a trained model (a Train job's output), freeing its name. NOT_FOUND for an unknown model,
+        FAILED_PRECONDITION for a built-in one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -230,6 +245,11 @@ def add_StyleTransferServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.ListModelsRequest.FromString,
                     response_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.DeleteModelRequest.FromString,
+                    response_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.DeleteModelResponse.SerializeToString,
             ),
             'SubmitGatys': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitGatys,
@@ -430,6 +450,33 @@ class StyleTransfer:
             '/styletransfer.v1.StyleTransfer/ListModels',
             styletransfer_dot_v1_dot_style__transfer__pb2.ListModelsRequest.SerializeToString,
             styletransfer_dot_v1_dot_style__transfer__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/styletransfer.v1.StyleTransfer/DeleteModel',
+            styletransfer_dot_v1_dot_style__transfer__pb2.DeleteModelRequest.SerializeToString,
+            styletransfer_dot_v1_dot_style__transfer__pb2.DeleteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
