@@ -55,7 +55,8 @@ run: $(STAMP)
 	$(BIN)/python -m server --random-weights --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) $(ARGS)
 else
 run: $(STAMP)
-	test -f weights/vgg_normalised.pth -a -f weights/decoder.pth || $(BIN)/python -m model.weights fetch --dest weights || true
+	test -f weights/vgg_normalised.pth -a -f weights/decoder.pth || $(BIN)/python -m model.weights fetch --dest weights || \
+		echo "official AdaIN weights not fetched (offline?): the server starts with what is here; 'make weights' later"
 	$(PLAYGROUND)
 	$(BIN)/python -m server --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) $(ARGS)
 endif

@@ -6,13 +6,14 @@ import asyncio
 import dataclasses
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import grpc
 import pytest
 
 from model.adain.stylizer import AdaINModel
+from model.family import StyleModel
 from server.app import Server
 from server.config import Config
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
@@ -23,20 +24,20 @@ from tests.server.postgres import PostgresServer
 class RunningServer:
     """A ``server.app.Server`` started on its own event loop thread; ``stop()`` drains it."""
 
-    def __init__(self, config: Config, model: AdaINModel) -> None:
+    def __init__(self, config: Config, models: Sequence[StyleModel]) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server: Server = self._run(self._start(model))
+        self.server: Server = self._run(self._start(models))
         self.target = f"127.0.0.1:{self.server.port}"
         self.channels: list[grpc.Channel] = []
 
     def _run(self, coro, timeout: float = 60):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    async def _start(self, model: AdaINModel) -> Server:
-        server = Server(self.config, model=model)
+    async def _start(self, models: Sequence[StyleModel]) -> Server:
+        server = Server(self.config, models=models)
         await server.start()
         return server
 
@@ -92,13 +93,14 @@ def base_config(**overrides) -> Config:
 
 @pytest.fixture
 def start_server(tmp_path: Path, shared_model: AdaINModel) -> Iterator[Callable[..., RunningServer]]:
-    """Starts servers with config overrides; all are stopped at the end of the test."""
+    """Starts servers with config overrides (and the models to serve: the shared random AdaIN model by default);
+    all are stopped at the end of the test."""
     servers: list[RunningServer] = []
 
-    def start(**overrides) -> RunningServer:
+    def start(*, models: Sequence[StyleModel] | None = None, **overrides) -> RunningServer:
         overrides.setdefault("data_dir", str(tmp_path / "data"))
         overrides.setdefault("metrics_port", free_port())
-        server = RunningServer(base_config(**overrides), shared_model)
+        server = RunningServer(base_config(**overrides), [shared_model] if models is None else models)
         servers.append(server)
         return server
 

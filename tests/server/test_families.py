@@ -1,0 +1,236 @@
+"""The seam: a tiny fake family served over gRPC through the same protocol as AdaIN, the model repository
+(family/version addressing, default model, DeleteModel, corrupt trained models) and a server with no AdaIN weights."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model.adain import AdaINModel
+from model.errors import IncompatibleModelError
+from model.family import (
+    BatchItem,
+    Capabilities,
+    ColorMode,
+    ModelInfo,
+    StyleCode,
+    StyleModel,
+    StyleSource,
+    StyleSpec,
+    StylizeOptions,
+    check_request,
+    code_identity,
+    require_producer,
+)
+from model.images import resize_shorter
+from model.network import StopCheck
+from model.weights import random_decoder_state, save_decoder_checkpoint
+from server.config import Config
+from server.families import build_models
+from styletransfer.v1 import style_transfer_pb2 as pb
+from tests.helpers import encode, make_image
+from tests.server.conftest import RunningServer
+
+CONTENT = encode(make_image(24, 16, seed=1))
+STYLE = encode(Image.new("RGB", (20, 20), (200, 40, 10)))
+
+
+def error_of(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value
+
+
+class FlatColour:
+    """A fake family: the code is the style's mean colour; stylizing paints the content that colour (times alpha).
+    No masks, no colour preservation, no tiling, no batching: what a minimal family declares."""
+
+    capabilities = Capabilities(colors=frozenset({ColorMode.NONE}))
+
+    def __init__(self, name: str = "flat", version: str = "v1", seed: int = 0) -> None:
+        digest = f"{seed:064x}"
+        self.info = ModelInfo(name, "flat", version, {"palette": digest}, {"palette": "tests"})
+        self.code_identity = code_identity("flat", digest)
+
+    def check(self, styles: Sequence[StyleSpec], options: StylizeOptions) -> None:
+        check_request(self.info, self.capabilities, styles, options)
+
+    def encode_style(self, image: Image.Image, *, style_size: int = 512,
+                     should_stop: StopCheck | None = None) -> StyleCode:
+        resized = resize_shorter(image.convert("RGB"), style_size)
+        rgb = torch.from_numpy(np.asarray(resized, dtype=np.float32).reshape(-1, 3).mean(axis=0))
+        return StyleCode(self.code_identity, {"rgb": rgb}, resized.width, resized.height)
+
+    def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None
+                      ) -> list[Image.Image]:
+        out = []
+        for item in items:
+            weights = check_request(self.info, self.capabilities, [s.spec for s in item.styles], item.options)
+            colour = sum(w * self._code(s, item.options).tensors["rgb"] for w, s in zip(weights, item.styles,
+                                                                                        strict=True))
+            content = np.asarray(resize_shorter(item.content, item.options.content_size), dtype=np.float32)
+            a = item.options.alpha
+            pixels = content * (1 - a) + np.asarray(colour, dtype=np.float32) * a
+            out.append(Image.fromarray(np.round(pixels).clip(0, 255).astype(np.uint8), "RGB"))
+        return out
+
+    def _code(self, style: StyleSource, options: StylizeOptions) -> StyleCode:
+        if style.code is not None:
+            require_producer(style.code, self.code_identity, self.info.name)
+            return style.code
+        assert style.image is not None
+        return self.encode_style(style.image, style_size=options.style_size)
+
+
+def test_the_fake_family_satisfies_the_protocol(shared_model: AdaINModel) -> None:
+    assert isinstance(FlatColour(), StyleModel) and isinstance(shared_model, StyleModel)
+
+
+@pytest.fixture
+def two_families(start_server, shared_model: AdaINModel) -> RunningServer:
+    return start_server(models=[shared_model, FlatColour()])
+
+
+def _stylize(server: RunningServer, **fields) -> pb.StylizeResponse:
+    fields.setdefault("styles", [pb.StyleInput(image=STYLE)])
+    return server.stub().Stylize(pb.StylizeRequest(content=CONTENT, **fields), timeout=60)
+
+
+def _pixels(response: pb.StylizeResponse) -> np.ndarray:
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(response.image)).convert("RGB"))
+
+
+def test_a_fake_family_serves_over_grpc_by_name_and_by_family_version(two_families: RunningServer) -> None:
+    by_name = _stylize(two_families, model="flat")
+    assert by_name.model == "flat" and (by_name.width, by_name.height) == (24, 16)
+    assert (_pixels(by_name) == (200, 40, 10)).all()  # alpha 1: the style's colour everywhere
+    by_address = _stylize(two_families, model="flat/v1", alpha=0.5)
+    assert by_address.model == "flat" and not (_pixels(by_address) == (200, 40, 10)).all()
+    assert _stylize(two_families).model == "default"  # the first model served is the default
+
+
+def test_registered_styles_get_a_code_per_model(two_families: RunningServer, tmp_path: Path) -> None:
+    style = two_families.stub().PutStyle(pb.PutStyleRequest(image=STYLE, style_size=16), timeout=60)
+    out = _stylize(two_families, model="flat", styles=[pb.StyleInput(style_id=style.style_id)])
+    assert (_pixels(out) == (200, 40, 10)).all()
+    _stylize(two_families, styles=[pb.StyleInput(style_id=style.style_id)])  # AdaIN's own code
+    codes = sorted(p.name for p in (tmp_path / "data" / "styles" / style.style_id).glob("code-*.safetensors"))
+    assert len(codes) == 2 and any(name.startswith("code-flat") for name in codes)
+
+
+def test_options_a_family_lacks_are_refused_naming_option_and_model(two_families: RunningServer) -> None:
+    mask = encode(Image.new("L", (24, 16), 255))
+    err = error_of(lambda: _stylize(two_families, model="flat", styles=[pb.StyleInput(image=STYLE, mask=mask)]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "styles[0].mask" in err.details() and "'flat'" in err.details()
+    err = error_of(lambda: _stylize(two_families, model="flat",
+                                    color_preservation=pb.COLOR_PRESERVATION_LUMINANCE))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "color_preservation" in err.details() and "'flat'" in err.details()
+    assert _stylize(two_families, styles=[pb.StyleInput(image=STYLE, mask=mask)]).model == "default"  # AdaIN has it
+
+
+def test_unknown_models_are_not_found_naming_the_models_served(two_families: RunningServer) -> None:
+    err = error_of(lambda: _stylize(two_families, model="magenta/v9"))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    assert "default" in err.details() and "flat" in err.details()
+
+
+def test_codes_from_another_model_are_refused(shared_model: AdaINModel) -> None:
+    flat, other = FlatColour(), FlatColour("flat2", seed=1)
+    style = Image.new("RGB", (16, 16), (1, 2, 3))
+    content = make_image(16, 16)
+    for model, foreign in ((flat, shared_model.encode_style(style, style_size=16)),
+                           (flat, other.encode_style(style)),
+                           (shared_model, flat.encode_style(style))):
+        with pytest.raises(IncompatibleModelError, match="re-encode"):
+            model.stylize_batch([BatchItem(content, (StyleSource(code=foreign),))])
+    restored = StyleCode.from_bytes(flat.encode_style(style).to_bytes())
+    assert restored.producer == flat.code_identity
+    assert flat.stylize_batch([BatchItem(content, (StyleSource(code=restored),))])[0].getpixel((0, 0)) == (1, 2, 3)
+
+
+def test_list_models_reports_family_version_hashes_and_provenance(start_server, shared_model: AdaINModel) -> None:
+    server = start_server(models=[shared_model, FlatColour()], default_model="flat/v1")
+    listing = server.stub().ListModels(pb.ListModelsRequest(), timeout=30)
+    assert listing.default_model == "flat"
+    first, second = listing.models
+    assert (first.name, first.family, first.version, first.is_default) == ("flat", "flat", "v1", True)
+    assert dict(first.weights_sha256) == {"palette": "0" * 64} and dict(first.provenance) == {"palette": "tests"}
+    assert (second.family, second.version, second.untrained) == ("adain", "random", True)
+    assert set(second.weights_sha256) == {"encoder", "decoder"}
+    assert second.encoder_sha256 == second.weights_sha256["encoder"]  # the older fields stay filled
+    assert _stylize(server).model == "flat"
+
+
+def _trained(server: RunningServer, name: str, tmp_path: Path) -> None:
+    registry = server.server.runtime.models
+    checkpoint = tmp_path / f"{name}.safetensors"
+    save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.adain.encoder_sha256)
+    registry.register(name, checkpoint, {"steps": "3"})
+
+
+def test_delete_model_removes_trained_models_only(two_families: RunningServer, tmp_path: Path) -> None:
+    _trained(two_families, "mine", tmp_path)
+    stub = two_families.stub()
+    mine = [m for m in stub.ListModels(pb.ListModelsRequest(), timeout=30).models if m.name == "mine"]
+    assert len(mine) == 1 and mine[0].trained and mine[0].family == "adain" and mine[0].metadata["steps"] == "3"
+    assert _stylize(two_families, model="adain/mine").model == "mine"
+    for builtin in ("default", "flat/v1"):
+        err = error_of(lambda name=builtin: stub.DeleteModel(pb.DeleteModelRequest(name=name), timeout=30))
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    stub.DeleteModel(pb.DeleteModelRequest(name="mine"), timeout=30)
+    assert "mine" not in [m.name for m in stub.ListModels(pb.ListModelsRequest(), timeout=30).models]
+    assert error_of(lambda: _stylize(two_families, model="mine")).code() == grpc.StatusCode.NOT_FOUND
+    err = error_of(lambda: stub.DeleteModel(pb.DeleteModelRequest(name="mine"), timeout=30))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    _trained(two_families, "mine", tmp_path)  # the name is free again
+
+
+def test_a_corrupt_trained_model_is_its_own_problem(two_families: RunningServer, tmp_path: Path) -> None:
+    broken = tmp_path / "data" / "models" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "decoder.safetensors").write_bytes(b"not a checkpoint")
+    listing = two_families.stub().ListModels(pb.ListModelsRequest(), timeout=30)
+    entry = {m.name: m for m in listing.models}["broken"]
+    assert entry.problem and entry.trained and {"default", "flat"} <= {m.name for m in listing.models}
+    err = error_of(lambda: _stylize(two_families, model="broken"))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "broken" in err.details()
+
+
+def test_trained_models_stay_loaded_within_the_bound(start_server, tmp_path: Path) -> None:
+    server = start_server(trained_models_cached=1)
+    for name in ("one", "two"):
+        _trained(server, name, tmp_path)
+    registry = server.server.runtime.models
+    one = registry.get("one")
+    assert registry.get("one") is one
+    registry.get("two")
+    assert registry.get("one") is not one  # evicted by "two", loaded again
+
+
+def test_without_adain_weights_the_server_serves_what_it_has(tmp_path: Path, caplog) -> None:
+    config = Config(vgg=str(tmp_path / "vgg_normalised.pth"), decoder=str(tmp_path / "decoder.pth"), device="cpu")
+    with caplog.at_level(logging.WARNING, logger="server.families"):
+        models = build_models(config)
+    assert all(m.info.family != "adain" for m in models)
+    assert "make weights" in caplog.text and "vgg_normalised.pth" in caplog.text
+    assert config.encoder_spec == "bundled"  # Gatys still runs, on the bundled ImageNet VGG19
+
+
+def test_a_server_with_no_model_refuses_stylize_with_not_found(start_server) -> None:
+    server = start_server(models=[])
+    assert server.stub().ListModels(pb.ListModelsRequest(), timeout=30).default_model == ""
+    err = error_of(lambda: _stylize(server))
+    assert err.code() == grpc.StatusCode.NOT_FOUND and "no models" in err.details()
+    style = server.stub().PutStyle(pb.PutStyleRequest(image=STYLE, style_size=16), timeout=30)
+    assert (style.width, style.height) == (16, 16)  # kept; codes are made when a model first uses it
