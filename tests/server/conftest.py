@@ -24,7 +24,8 @@ from tests.server.postgres import PostgresServer
 class RunningServer:
     """A ``server.app.Server`` started on its own event loop thread; ``stop()`` drains it."""
 
-    def __init__(self, config: Config, models: Sequence[StyleModel]) -> None:
+    def __init__(self, config: Config, models: StyleModel | Sequence[StyleModel]) -> None:
+        models = [models] if isinstance(models, StyleModel) else list(models)
         self.config = config
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
