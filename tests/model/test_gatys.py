@@ -1,4 +1,5 @@
-"""Gatys optimisation on random weights at 64 px: the loss falls, progress, scales, cancel, resume, determinism."""
+"""Gatys optimisation on random weights at 64 px: the loss falls (and never stalls), reported terms are the held
+image's, progress, scales, cancel, resume, determinism."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from model.color import rgb_to_yiq
 from model.errors import Cancelled, InvalidOptionError
 from model.gatys import GatysCheckpoint, GatysOptions, GatysProgress, scale_sizes, stylize_gatys
+from model.gatys.optimise import _Objective
 from model.images import image_to_tensor
 from model.network import RELU5_1, Encoder
 from model.weights import random_vgg_state
@@ -27,9 +30,24 @@ def encoder() -> Encoder:
     return enc
 
 
+def gradient(size: int) -> Image.Image:
+    """A smooth colour ramp: red grows to the right, green downwards, blue to the left."""
+    ramp = np.linspace(0.0, 1.0, size)
+    red = np.tile(ramp, (size, 1))
+    return Image.fromarray((np.stack([red, red.T, 1 - red], -1) * 255).astype(np.uint8))
+
+
+def stripes(size: int, period: int = 8) -> Image.Image:
+    """Vertical red and blue stripes, ``period`` pixels per pair."""
+    on = (np.arange(size) // (period // 2)) % 2
+    rgb = np.zeros((size, size, 3), np.uint8)
+    rgb[:, :, 0], rgb[:, :, 2] = on * 255, (1 - on) * 255
+    return Image.fromarray(rgb)
+
+
 def run(encoder: Encoder, **kwargs) -> tuple[list[GatysProgress], object]:
     progress: list[GatysProgress] = []
-    options = GatysOptions(**{"iterations": 12, **kwargs.pop("options", {})})
+    options = GatysOptions(**{"iterations": 12, "num_scales": 1, **kwargs.pop("options", {})})
     out = stylize_gatys(encoder, CONTENT, [(STYLE, 1.0)], options, on_progress=progress.append, **kwargs)
     return progress, out
 
@@ -44,6 +62,32 @@ def test_loss_falls(encoder: Encoder, optimizer: str, style_loss: str) -> None:
     assert falling >= len(losses) - 3  # steadily: nearly every step improves
     assert set(progress[-1].losses) == {"content", "style", "tv"}
     assert out.size == CONTENT.size
+
+
+def test_never_stalls_on_a_ramp_with_striped_style(encoder: Encoder) -> None:
+    """Issue 13's case: with the old line search the loss fell 12% and then stayed exactly constant."""
+    progress: list[GatysProgress] = []
+    stylize_gatys(encoder, gradient(64), [(stripes(64), 1.0)], GatysOptions(iterations=40, num_scales=1),
+                  on_progress=progress.append)
+    losses = [p.loss for p in progress]
+    assert losses[-1] <= 0.5 * losses[0]
+    assert losses[-1] < 0.97 * losses[29] and losses[29] < 0.97 * losses[19]  # still falling at the end
+    assert len(set(losses[-10:])) == 10  # every step moves the image
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_reported_terms_are_those_of_the_held_image(encoder: Encoder, optimizer: str) -> None:
+    progress, out = run(encoder, options={"iterations": 6, "optimizer": optimizer, "style_weight": 100.0})
+    for p in progress:
+        assert sum(p.losses.values()) == pytest.approx(p.loss, rel=1e-5)
+    # the last report describes the returned image (up to its 8-bit rounding)
+    options = GatysOptions(style_weight=100.0)
+    objective = _Objective(encoder, image_to_tensor(CONTENT),
+                           [(image_to_tensor(STYLE), 1.0)], options)
+    with torch.no_grad():
+        loss, terms = objective(image_to_tensor(out), None)
+    assert float(loss) == pytest.approx(progress[-1].loss, rel=0.02)
+    assert terms["style"] == pytest.approx(progress[-1].losses["style"], rel=0.02)
 
 
 def test_progress_is_ordered_and_spans_all_scales(encoder: Encoder) -> None:
