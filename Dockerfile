@@ -21,11 +21,12 @@ RUN mkdir -p /app/weights /data && \
     chown -R styletransfer /app/weights /data
 
 USER styletransfer
-ENV STYLETRANSFER_DATA_DIR=/data \
+ENV STYLETRANSFER_HTTP_PORT=8080 \
+    STYLETRANSFER_DATA_DIR=/data \
     STYLETRANSFER_VGG=/app/weights/vgg_normalised.pth \
     STYLETRANSFER_DECODER=/app/weights/decoder.pth
 VOLUME ["/data"]
-EXPOSE 50051 9090
+EXPOSE 50051 8080 9090
 
 # Health: the standard grpc.health.v1.Health service on 50051 (Kubernetes native gRPC probes, grpc_health_probe).
 # Docker's own probe asks it too (server/healthcheck.py): unhealthy while loading past the start period, or draining.
