@@ -95,34 +95,38 @@ class StyleRpcs(_Base):
         check_style("image", width, height, size, config)
         style_id = style_id_for(request.image, size)
         styles = self.runtime.styles
-        with contextlib.suppress(LookupError):
-            return (await _with_thumbnails(styles, [styles.get(style_id)]))[0]  # already registered: idempotent
+        with contextlib.suppress(LookupError):  # already registered: idempotent
+            return (await _with_thumbnails(styles, [await asyncio.to_thread(styles.get, style_id)]))[0]
         model = self.runtime.models.default if self.runtime.models.default_name else None
         timed = await self._schedule(run_put_style(self.runtime, model, request.image, size), context)
         code, (width, height), image = timed.value
         record = StyleRecord(style_id, request.display_name, width, height, size, time.time(), len(image))
-        stored, _ = styles.put(image, record, code)
+        stored, _ = await asyncio.to_thread(styles.put, image, record, code)
         if code is not None:
             self.runtime.registered_codes.put((style_id, code.producer), code)
         return (await _with_thumbnails(styles, [stored]))[0]
 
     @unary
     async def GetStyle(self, request: pb.GetStyleRequest, context: grpc.aio.ServicerContext) -> pb.Style:
-        return (await _with_thumbnails(self.runtime.styles, [self.runtime.styles.get(request.style_id)]))[0]
+        record = await asyncio.to_thread(self.runtime.styles.get, request.style_id)
+        return (await _with_thumbnails(self.runtime.styles, [record]))[0]
 
     @unary
     async def ListStyles(self, request: pb.ListStylesRequest, context: grpc.aio.ServicerContext
                          ) -> pb.ListStylesResponse:
         if request.page_size > 1000:
             raise InvalidArgument("page_size must be at most 1000")
-        records, token = self.runtime.styles.list(request.page_size or 100, request.page_token)
+        # Parsing every style's metadata takes long with thousands of styles: off the event loop (health checks and
+        # every other call are answered meanwhile).
+        records, token = await asyncio.to_thread(self.runtime.styles.list, request.page_size or 100,
+                                                 request.page_token)
         return pb.ListStylesResponse(styles=await _with_thumbnails(self.runtime.styles, records),
                                      next_page_token=token)
 
     @unary
     async def DeleteStyle(self, request: pb.DeleteStyleRequest, context: grpc.aio.ServicerContext
                           ) -> pb.DeleteStyleResponse:
-        self.runtime.styles.delete(request.style_id)
+        await asyncio.to_thread(self.runtime.styles.delete, request.style_id)
         self.runtime.registered_codes.discard_where(lambda key: key[0] == request.style_id)
         return pb.DeleteStyleResponse()
 

@@ -5,6 +5,7 @@ per code producer, and the request rules are the model's own (``model.check``), 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -24,13 +25,14 @@ from model.images import (
 )
 from model.network import StopCheck
 from server.costs import check_content, check_finite, check_style, check_style_count
-from server.errors import InvalidArgument
+from server.errors import InvalidArgument, NotFound
 from server.runtime import Runtime
 from server.style_cache import inline_style_key
 from styletransfer.v1 import style_transfer_pb2 as pb
 
 __all__ = ["Outcome", "check_stylize_request", "color_mode", "output_format", "run_stylize", "style_code_for_id"]
 
+log = logging.getLogger(__name__)
 FORMATS = {pb.IMAGE_FORMAT_UNSPECIFIED: "png", pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_JPEG: "jpeg",
            pb.IMAGE_FORMAT_WEBP: "webp"}
 ALPHA_FORMATS = {"png", "webp"}  # outputs that carry a transparent content's alpha channel (JPEG has none)
@@ -115,14 +117,34 @@ def style_code_for_id(runtime: Runtime, model: StyleModel, style_id: str, stop: 
     cached = runtime.registered_codes.get(key)
     if cached is not None:
         return cached
-    code = runtime.styles.code(style_id, model.code_identity)
+    code = _stored_code(runtime, style_id, model.code_identity)
     if code is None:
         record = runtime.styles.get(style_id)
         image = _decode_style(runtime, runtime.styles.image(style_id), f"style {style_id}", record.style_size)
         code = model.encode_style(image, style_size=record.style_size, should_stop=stop)
         runtime.styles.save_code(style_id, code)
     runtime.registered_codes.put(key, code)
+    # A DeleteStyle may have run while this call encoded: it removes the folder, then the cache entries. Checking the
+    # folder after our put means one of the two removes the entry, so no later call can use a deleted style.
+    try:
+        runtime.styles.get(style_id)
+    except NotFound:
+        runtime.registered_codes.discard(key)
+        raise
     return code
+
+
+def _stored_code(runtime: Runtime, style_id: str, producer: str) -> StyleCode | None:
+    """A style's stored code; None when absent or unreadable (a corrupt file is re-derived from the stored image and
+    overwritten, rather than failing the style forever)."""
+    try:
+        return runtime.styles.code(style_id, producer)
+    except NotFound:
+        raise
+    except Exception as exc:
+        log.warning("style %s: stored code unreadable (%s); re-encoding it from its image", style_id,
+                    type(exc).__name__)
+        return None
 
 
 def _style_source(

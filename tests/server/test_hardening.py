@@ -302,3 +302,72 @@ def test_messages_quoting_client_strings_are_bounded_and_escaped(server) -> None
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.NOT_FOUND
         assert len(exc.details()) < 600 and "\n" not in exc.details()
+
+
+# --- 4. the event loop, storage, deletion ------------------------------------------------------------------------
+
+def _blocked(monkeypatch, target, name: str):
+    """Replaces ``target.name`` with a version that blocks until released; returns (entered, release) events."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    real = getattr(target, name)
+
+    def slow(*args, **kwargs):
+        entered.set()
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, slow)
+    return entered, release
+
+
+@pytest.mark.parametrize("rpc", ["ListStyles", "GetStyle", "DeleteStyle"])
+def test_health_is_answered_while_a_slow_style_call_is_in_flight(server, monkeypatch, rpc) -> None:
+    stub = server.stub()
+    style = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
+    styles = server.server.runtime.styles
+    method = {"ListStyles": "list", "GetStyle": "get", "DeleteStyle": "delete"}[rpc]
+    entered, release = _blocked(monkeypatch, styles, method)
+    request = {"ListStyles": pb.ListStylesRequest(), "GetStyle": pb.GetStyleRequest(style_id=style.style_id),
+               "DeleteStyle": pb.DeleteStyleRequest(style_id=style.style_id)}[rpc]
+    call = getattr(stub, rpc).future(request, timeout=120)
+    try:
+        assert entered.wait(60)  # the slow store call is running now
+        assert health_of(server, "") == 1  # and the event loop still answers (a blocked loop would time out)
+        assert stub.Stylize(stylize(), timeout=60).width == 32
+        assert not call.done()
+    finally:
+        release.set()
+    call.result()
+
+
+def test_a_deleted_style_cannot_be_used_even_when_deleted_during_its_encoding(server, monkeypatch, tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stub = server.stub()
+    style = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
+    runtime = server.server.runtime
+    for path in (tmp_path / "data" / "styles" / style.style_id).glob("code-*"):
+        path.unlink()  # the next Stylize re-encodes the style ...
+    runtime.registered_codes.discard_where(lambda key: True)
+    entered, release = _blocked(monkeypatch, runtime.styles, "save_code")  # ... and pauses after encoding
+    request = stylize(styles=[pb.StyleInput(style_id=style.style_id)])
+    pending = ThreadPoolExecutor(1).submit(code_of, lambda: stub.Stylize(request, timeout=120))
+    assert entered.wait(60)
+    stub.DeleteStyle(pb.DeleteStyleRequest(style_id=style.style_id), timeout=30)
+    release.set()
+    assert pending.result() in (grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND)  # it was in flight
+    assert len(runtime.registered_codes) == 0
+    assert code_of(lambda: stub.Stylize(request, timeout=60)) == grpc.StatusCode.NOT_FOUND
+
+
+def test_unreadable_statistics_are_re_derived_from_the_stored_image(server, tmp_path) -> None:
+    stub = server.stub()
+    style = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
+    (stats,) = (tmp_path / "data" / "styles" / style.style_id).glob("code-*")
+    stats.write_bytes(b"corrupt")
+    server.server.runtime.registered_codes.discard_where(lambda key: True)
+    request = stylize(styles=[pb.StyleInput(style_id=style.style_id)])
+    assert stub.Stylize(request, timeout=60).width == 32
+    assert stats.read_bytes() != b"corrupt"  # rewritten
