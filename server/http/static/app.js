@@ -368,12 +368,7 @@ function showResult(out, ms) {
   image.dataset.height = out.height;
   const untrained = out.untrained ? " — untrained (random) weights: not a real stylization" : "";
   $("result-caption").textContent = `${out.width}×${out.height}, ${out.model}, ${Math.round(ms)} ms${untrained}`;
-  const extension = out.mimeType.split("/")[1] || "png";
-  const link = $("download");
-  if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
-  link.href = URL.createObjectURL(base64Blob(out.image, out.mimeType));
-  link.download = `stylized.${extension}`;
-  link.hidden = false;
+  offerDownload($("download"), out, "stylized");
 }
 
 function base64Blob(base64, mime) {
@@ -417,10 +412,18 @@ function describe(job) {
 }
 
 async function showJobResult(job, img) {
-  if (STATE(job) !== "succeeded") return;
+  if (STATE(job) !== "succeeded") return undefined;
   const result = await api("GET", `/v1/jobs/${encodeURIComponent(job.id)}/result`);
   img.src = dataUrl(result.mimeType, result.image);
   img.hidden = false;
+  return result;
+}
+
+function offerDownload(link, result, name) {
+  if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(base64Blob(result.image, result.mimeType));
+  link.download = `${name}.${result.mimeType.split("/")[1] || "png"}`;
+  link.hidden = false;
 }
 
 // The image so far of a running job (Gatys: at each checkpoint; Train: the training preview), at most once a second.
@@ -460,8 +463,7 @@ async function follow(job, { text, progress, curve, result, signal }) {
     preview(update).catch(showError);
     job = update;
   }, signal);
-  await showJobResult(job, result);
-  return job;
+  return { job, image: await showJobResult(job, result) };
 }
 
 let gatysJob = null;
@@ -480,13 +482,16 @@ async function submitGatys() {
   $("gatys-cancel").disabled = false;
   $("gatys-result").hidden = true;
   $("gatys-result").removeAttribute("src");
+  $("gatys-download").hidden = true;
   $("gatys-text").textContent = describe(gatysJob);
   gatysWatch = new AbortController();
   try {
-    gatysJob = await follow(gatysJob, {
+    const { job, image } = await follow(gatysJob, {
       text: $("gatys-text"), progress: $("gatys-progress"), curve: $("gatys-curve"), result: $("gatys-result"),
       signal: gatysWatch.signal,
     });
+    gatysJob = job;
+    if (image) offerDownload($("gatys-download"), image, "gatys");
   } finally {
     $("gatys-cancel").disabled = true;
     refreshJobs();
