@@ -28,8 +28,13 @@ def execution_providers(device: str = "auto") -> list[str]:
     raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
 
 
-def make_session(model: bytes, *, device: str = "auto", threads: int = 0):  # -> onnxruntime.InferenceSession
-    """A session for a serialised ONNX model; ``threads`` caps intra-op threads (0 lets ONNX Runtime choose)."""
+def make_session(model: bytes, *, device: str = "auto", threads: int = 0, fuse_quantized: bool = True):
+    """A session (``onnxruntime.InferenceSession``) for a serialised ONNX model.
+
+    ``threads`` caps intra-op threads (0 lets ONNX Runtime choose). ``fuse_quantized=False`` keeps ONNX Runtime to
+    its basic optimisations: quantise/dequantise pairs are not fused into int8 kernels, so every op of the graph runs
+    as written (needed where a fused kernel has limits the plain ops lack).
+    """
     import onnxruntime as ort
 
     if threads < 0:
@@ -37,7 +42,9 @@ def make_session(model: bytes, *, device: str = "auto", threads: int = 0):  # ->
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1  # these graphs are chains; a second pool would only compete for cores
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if fuse_quantized else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    )
     return ort.InferenceSession(model, options, providers=execution_providers(device))
 
 

@@ -2,53 +2,70 @@
 
 A style image becomes a 100-d style vector (the style prediction network); the transfer network renders a content
 image under a style vector. Everything the paper does with styles happens on these vectors: blends are weighted
-averages and the content/style trade-off ``alpha`` interpolates from the content image's own style vector (the
-paper's Sec. 5.3 / Fig. 8, ``alpha * S(style) + (1 - alpha) * S(content)``).
+averages, and the content/style trade-off interpolates from the content image's own style vector towards the style's
+(``alpha * S(style) + (1 - alpha) * S(content)``, the paper's way of weakening a style).
 
-Departures from the TF Hub reference, each deliberate:
+Departures from the TF Hub usage (a 256x256 style, a content of the export's size), each deliberate:
 
-- content of any size runs at its own size (the transfer graph's height and width are declared symbolic, see
-  :mod:`model.magenta.graphs`); sizes that are not multiples of 4 are mirror-padded to the next multiple (the two
-  stride-2 convs would otherwise round the output up) and the output is cropped back, so it always has exactly the
-  content's size. No tiling: the network's instance norms use whole-image statistics, so tiles would not agree,
-  and memory grows only ~0.2 KB per pixel (measured: 0.9 GB peak at 2048x2048);
-- style images are centre-cropped to a square before the resize to the graph's fixed 256x256, as TF Hub's example
-  does, so a style is never squashed; the resize is PIL's antialiased bilinear rather than TF's aliasing one;
-- colour preservation (not part of the paper) reuses the shared luminance (YIQ) and CORAL functions.
+- both graphs run at any size: their height and width are declared symbolic (:mod:`model.magenta.graphs`).
+  Contents whose sides are not multiples of 4 are mirror-padded at the bottom and right (the two stride-2 convs
+  would otherwise round the output up) and the output is cropped back, so it always has exactly the content's size.
+  No tiling: the instance norms use whole-image statistics, which tiles would not share, and memory grows only about
+  0.2 KB per pixel (measured peaks: 0.93 GB at 2048x2048, 3.5 GB at 4096x4096);
+- ONNX Runtime's fused int8 global-average-pool refuses feature maps of 2^24 pixels or more (a 4096x4096 content).
+  Such contents run in a second session with ONNX Runtime's basic optimisations only, which computes the graph's
+  ops one by one (float pooling between the graph's own quantise/dequantise nodes). Its results are equally the
+  graph's, but not bit-identical to the fused kernels': the network's int8 activations turn tiny differences into
+  visible ones (measured at 384 and 1024 px: up to 50 levels at single pixels);
+- style images are resized so that their shorter side is ``style_size`` and then snapped to multiples of 32 (at
+  most 16 px per side), the whole image is used, not a centre crop. With every stride-2 input even, the graph's
+  padding, fixed by the export for 256x256, is exactly TensorFlow's ``SAME`` padding at every size. A square style at
+  ``style_size=256`` is exactly the TF Hub input. The network was trained on 256 px styles, and results at 256 are
+  the crispest (at 512, the shared default, strokes come out a little softer); the content's own vector, which
+  ``alpha`` starts from, is always taken at 256: it stands for the content, not for a style the caller sized;
+- colour preservation (not part of the paper) uses the shared luminance (YIQ) and CORAL functions.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from model.color import coral, transfer_luminance
+from model.images import resize_shorter
 from model.magenta.graphs import PREDICT, TRANSFORM, read_graph, with_symbolic_size
 from model.ort import make_session, session_device
 
 __all__ = [
+    "FUSED_POOL_LIMIT",
     "SIZE_MULTIPLE",
     "STYLE_DIM",
-    "STYLE_SIZE",
+    "STYLE_MULTIPLE",
+    "TRAINED_STYLE_SIZE",
     "MagentaEngine",
     "blend",
     "interpolate",
     "keep_chrominance",
+    "prepare_style",
     "recolour_style",
-    "style_square",
 ]
 
 #: Length of a style vector.
 STYLE_DIM = 100
-#: Side of the square the style prediction network takes (fixed in the graph).
-STYLE_SIZE = 256
-#: The transfer network downsamples twice by 2: inputs are padded to a multiple of this.
+#: The style image size the network was trained with and exported for (TF Hub's "v1-256").
+TRAINED_STYLE_SIZE = 256
+#: The style network downsamples five times by 2: style images are snapped to multiples of this.
+STYLE_MULTIPLE = 32
+#: The transfer network downsamples twice by 2: contents are padded to multiples of this.
 SIZE_MULTIPLE = 4
-#: Smallest padded side the network's mirror paddings accept (a 3x3 mirror pad at 1/4 scale needs 2 px there).
+#: Smallest padded content side the transfer network's mirror paddings accept (2 px at quarter resolution).
 _MIN_SIDE = 8
+#: ONNX Runtime's fused int8 global-average-pool (MLAS) refuses this many pixels per feature map or more.
+FUSED_POOL_LIMIT = 1 << 24
 
 
 def _to_nhwc(image: Image.Image) -> np.ndarray:
@@ -61,23 +78,32 @@ def _to_image(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray((pixels * 255 + 0.5).clip(0, 255).astype(np.uint8), mode="RGB")
 
 
+def _round_up(side: int, multiple: int, minimum: int) -> int:
+    return max(minimum, -(-side // multiple) * multiple)
+
+
 def _padded(pixels: np.ndarray) -> np.ndarray:
     """Mirror-pads (1, H, W, 3) at the bottom and right to multiples of :data:`SIZE_MULTIPLE` (at least 8 px)."""
     _, height, width, _ = pixels.shape
-
-    def target(side: int) -> int:
-        return max(_MIN_SIDE, -(-side // SIZE_MULTIPLE) * SIZE_MULTIPLE)
-
-    pad_h, pad_w = target(height) - height, target(width) - width
+    pad_h = _round_up(height, SIZE_MULTIPLE, _MIN_SIDE) - height
+    pad_w = _round_up(width, SIZE_MULTIPLE, _MIN_SIDE) - width
     if not pad_h and not pad_w:
         return pixels
     # ``symmetric`` (edge pixel repeated) is defined for any pad, even wider than a 1-px image; ``reflect`` is not.
     return np.pad(pixels, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
 
 
-def style_square(image: Image.Image) -> Image.Image:
-    """The style network's input: the largest centred square, resized to 256x256."""
-    return ImageOps.fit(image.convert("RGB"), (STYLE_SIZE, STYLE_SIZE), Image.Resampling.BILINEAR)
+def prepare_style(image: Image.Image, style_size: int) -> Image.Image:
+    """The style network's input: shorter side resized to ``style_size`` (0 keeps it), sides snapped to multiples
+    of 32 (at least 32)."""
+    resized = resize_shorter(image.convert("RGB"), style_size)
+    width, height = resized.size
+
+    def snap(side: int) -> int:
+        return max(STYLE_MULTIPLE, round(side / STYLE_MULTIPLE) * STYLE_MULTIPLE)
+
+    target = (snap(width), snap(height))
+    return resized if target == resized.size else resized.resize(target, Image.Resampling.BILINEAR)
 
 
 def blend(vectors: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
@@ -95,9 +121,16 @@ def interpolate(style: np.ndarray, content: np.ndarray, alpha: float) -> np.ndar
 
 
 def recolour_style(style: Image.Image, content: Image.Image) -> Image.Image:
-    """CORAL colour preservation: the style image recoloured to the content's colour mean and covariance."""
+    """CORAL colour preservation: the style image recoloured to the content's colour mean and covariance.
+
+    The shared :func:`model.color.coral` follows the AdaIN reference, whose covariances are sums over pixels, not
+    means: between images of different pixel counts it scales the result's contrast by sqrt(content/style pixels).
+    The content's statistics are therefore taken from a copy resized to the style's size, so the counts are equal
+    and the factor is 1 (a resize barely moves an image's colour mean and covariance).
+    """
+    target = content.convert("RGB").resize(style.size, Image.Resampling.BILINEAR)
     src = torch.from_numpy(_to_nhwc(style)[0]).permute(2, 0, 1)
-    tgt = torch.from_numpy(_to_nhwc(content)[0]).permute(2, 0, 1)
+    tgt = torch.from_numpy(_to_nhwc(target)[0]).permute(2, 0, 1)
     return _to_image(coral(src, tgt).clamp(0, 1).permute(1, 2, 0).numpy())
 
 
@@ -116,22 +149,39 @@ class MagentaEngine:
     """
 
     def __init__(self, *, device: str = "auto", threads: int = 0) -> None:
-        self._predict = make_session(read_graph(PREDICT), device=device, threads=threads)
-        self._transform = make_session(with_symbolic_size(read_graph(TRANSFORM)), device=device, threads=threads)
+        self._device, self._threads = device, threads
+        self._predict = make_session(with_symbolic_size(read_graph(PREDICT)), device=device, threads=threads)
+        self._transform_graph = with_symbolic_size(read_graph(TRANSFORM))
+        self._transform = make_session(self._transform_graph, device=device, threads=threads)
+        self._unfused = None  # built on the first content too large for the fused pooling kernel
+        self._lock = threading.Lock()
         self.device = session_device(self._transform)
 
     def style_vector(self, image: Image.Image) -> np.ndarray:
-        """A style image (any size) -> its style vector, shape (100,), float32."""
-        out = self._predict.run([PREDICT.output], {PREDICT.inputs[0]: _to_nhwc(style_square(image))})[0]
+        """A style image prepared by :func:`prepare_style` -> its style vector, shape (100,), float32."""
+        width, height = image.size
+        if width % STYLE_MULTIPLE or height % STYLE_MULTIPLE:
+            raise ValueError(f"style images must be multiples of {STYLE_MULTIPLE} px (prepare_style), got {width}x"
+                             f"{height}")
+        out = self._predict.run([PREDICT.output], {PREDICT.inputs[0]: _to_nhwc(image)})[0]
         return out.reshape(STYLE_DIM)
 
     def render(self, content: Image.Image, vector: np.ndarray) -> Image.Image:
         """The transfer network on ``content`` under ``vector``; the output has exactly the content's size."""
         pixels = _to_nhwc(content)
         _, height, width, _ = pixels.shape
+        padded = _padded(pixels)
         feeds = {
-            TRANSFORM.inputs[0]: _padded(pixels),
+            TRANSFORM.inputs[0]: padded,
             TRANSFORM.inputs[1]: np.asarray(vector, np.float32).reshape(1, 1, 1, STYLE_DIM),
         }
-        out = self._transform.run([TRANSFORM.output], feeds)[0]
+        session = self._transform if padded.shape[1] * padded.shape[2] < FUSED_POOL_LIMIT else self._unfused_session()
+        out = session.run([TRANSFORM.output], feeds)[0]
         return _to_image(out[0, :height, :width])
+
+    def _unfused_session(self):  # -> onnxruntime.InferenceSession
+        with self._lock:
+            if self._unfused is None:
+                self._unfused = make_session(self._transform_graph, device=self._device, threads=self._threads,
+                                             fuse_quantized=False)
+            return self._unfused

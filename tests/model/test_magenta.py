@@ -13,50 +13,191 @@ import onnxruntime as ort
 import pytest
 import torch
 from PIL import Image
+from skimage.data import astronaut
 
 from model.color import rgb_to_yiq
-from model.errors import WeightsIntegrityError
+from model.errors import Cancelled, IncompatibleModelError, InvalidOptionError, WeightsIntegrityError
+from model.family import ColorMode, StyleCode, StyleModel, StyleSource, StylizeOptions, code_identity
+from model.magenta import engine as magenta_engine
 from model.magenta import graphs
-from model.magenta.engine import STYLE_DIM, MagentaEngine, blend, interpolate, keep_chrominance
+from model.magenta.engine import STYLE_DIM, blend, interpolate, prepare_style, recolour_style
+from model.magenta.model import MagentaModel
 from tests.helpers import make_image
 
 
 @pytest.fixture(scope="module")
-def engine() -> MagentaEngine:
-    return MagentaEngine(device="cpu", threads=1)
+def magenta() -> MagentaModel:
+    return MagentaModel.load(device="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")
-def style_vector(engine: MagentaEngine) -> np.ndarray:
-    return engine.style_vector(make_image(300, 200, seed=7))
+def style() -> Image.Image:
+    return make_image(96, 64, seed=7)
+
+
+@pytest.fixture(scope="module")
+def code(magenta: MagentaModel, style: Image.Image) -> StyleCode:
+    return magenta.encode_style(style, style_size=256)
 
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
-def test_render_at_384_matches_the_shipped_graph_within_one_level(engine: MagentaEngine, style_vector) -> None:
+def shipped(graph: graphs.BundledGraph) -> ort.InferenceSession:
+    """The graph exactly as the package ships it, with ONNX Runtime's defaults."""
+    return ort.InferenceSession(graphs.read_graph(graph), providers=["CPUExecutionProvider"])
+
+
+def test_it_is_a_style_model_with_honest_provenance(magenta: MagentaModel) -> None:
+    assert isinstance(magenta, StyleModel)
+    info = magenta.info
+    assert (info.family, info.untrained, info.address) == ("magenta", False, "magenta/v1-256-int8")
+    assert info.weights == {"predict": graphs.PREDICT.sha256, "transform": graphs.TRANSFORM.sha256}
+    assert "arbitrary_transform.onnx" in info.provenance["transform"] and "Apache-2.0" in info.metadata["license"]
+
+
+def test_stylize_at_384_matches_the_shipped_graph_within_one_level(magenta: MagentaModel, code: StyleCode) -> None:
     content = make_image(384, 384, seed=1)
-    shipped = ort.InferenceSession(graphs.read_graph(graphs.TRANSFORM), providers=["CPUExecutionProvider"])
     feeds = {
         "content_image": np.asarray(content, np.float32)[None] / 255,
-        "mobilenet_conv/Conv/BiasAdd": style_vector.reshape(1, 1, 1, STYLE_DIM).astype(np.float32),
+        "mobilenet_conv/Conv/BiasAdd": code.tensors["vector"].numpy().reshape(1, 1, 1, STYLE_DIM),
     }
-    reference = shipped.run(None, feeds)[0][0]
-    expected = (reference * 255 + 0.5).clip(0, 255).astype(np.int16)
-    assert np.abs(pixels(engine.render(content, style_vector)) - expected).max() <= 1
+    expected = (shipped(graphs.TRANSFORM).run(None, feeds)[0][0] * 255 + 0.5).clip(0, 255).astype(np.int16)
+    assert np.abs(pixels(magenta.stylize(content, [StyleSource(code=code)])) - expected).max() <= 1
 
 
-def test_style_vector_comes_from_the_shipped_predict_graph(engine: MagentaEngine) -> None:
+def test_a_square_style_at_256_gets_the_shipped_predict_graphs_vector(magenta: MagentaModel) -> None:
     style = make_image(256, 256, seed=3)
-    shipped = ort.InferenceSession(graphs.read_graph(graphs.PREDICT), providers=["CPUExecutionProvider"])
-    reference = shipped.run(None, {"style_image": np.asarray(style, np.float32)[None] / 255})[0].reshape(STYLE_DIM)
-    np.testing.assert_allclose(engine.style_vector(style), reference, atol=1e-5)
+    reference = shipped(graphs.PREDICT).run(None, {"style_image": np.asarray(style, np.float32)[None] / 255})[0]
+    vector = magenta.encode_style(style, style_size=256).tensors["vector"].numpy()
+    np.testing.assert_allclose(vector, reference.reshape(STYLE_DIM), atol=1e-5)
+
+
+def test_an_inline_style_equals_its_code_and_the_code_survives_serialisation(
+    magenta: MagentaModel, style: Image.Image, code: StyleCode
+) -> None:
+    content, options = make_image(64, 48, seed=2), StylizeOptions(style_size=256)
+    inline = magenta.stylize(content, [StyleSource(style)], options)
+    restored = StyleCode.from_bytes(code.to_bytes())
+    assert restored.producer == magenta.code_identity
+    assert np.array_equal(pixels(inline), pixels(magenta.stylize(content, [StyleSource(code=restored)], options)))
+
+
+def test_another_models_code_is_refused(magenta: MagentaModel, code: StyleCode) -> None:
+    foreign = dataclasses.replace(code, producer=code_identity("adain", "0" * 64))
+    with pytest.raises(IncompatibleModelError, match="magenta"):
+        magenta.stylize(make_image(32, 32), [StyleSource(code=foreign)])
 
 
 @pytest.mark.parametrize("size", [(97, 130), (130, 97), (1, 1), (5, 3), (101, 64)])
-def test_output_has_exactly_the_content_size(engine: MagentaEngine, style_vector, size: tuple[int, int]) -> None:
-    assert engine.render(make_image(*size, seed=2), style_vector).size == size
+def test_output_has_exactly_the_content_size(magenta: MagentaModel, code: StyleCode, size: tuple[int, int]) -> None:
+    assert magenta.stylize(make_image(*size, seed=2), [StyleSource(code=code)]).size == size
+
+
+def test_content_size_resizes_the_shorter_side(magenta: MagentaModel, code: StyleCode) -> None:
+    out = magenta.stylize(make_image(90, 60), [StyleSource(code=code)], StylizeOptions(content_size=40))
+    assert out.size == (60, 40)
+
+
+def test_alpha_moves_the_result_from_the_content_towards_the_style(magenta: MagentaModel) -> None:
+    content = Image.fromarray(astronaut()).resize((128, 128), Image.Resampling.BILINEAR)  # a photo: alpha 0 is ~itself
+    stripes = np.where((np.arange(96) // 4 % 2 == 0)[None, :, None], [20, 40, 200], [250, 220, 30]).astype(np.uint8)
+    code = magenta.encode_style(Image.fromarray(np.broadcast_to(stripes, (96, 96, 3)).copy()), style_size=256)
+    target = code.tensors["vector"].numpy()
+    changes, distances = [], []
+    for alpha in (0.0, 0.5, 1.0):
+        out = magenta.stylize(content, [StyleSource(code=code)], StylizeOptions(alpha=alpha, style_size=256))
+        changes.append(np.abs(pixels(out) - pixels(content)).mean())
+        distances.append(np.linalg.norm(magenta.encode_style(out, style_size=256).tensors["vector"].numpy() - target))
+    assert changes[0] < changes[1] < changes[2]  # ever further from the content's pixels
+    assert distances[0] > distances[1] > distances[2]  # ever nearer the style's own style vector
+    assert changes[0] < 0.5 * changes[2]  # alpha 0 renders the content under its own style: near a reconstruction
+
+
+def test_blend_weights_are_normalised_and_a_zero_weight_drops_a_style(magenta: MagentaModel, code: StyleCode) -> None:
+    other = magenta.encode_style(make_image(64, 64, seed=11), style_size=256)
+    content = make_image(64, 64, seed=5)
+
+    def run(*weights: float) -> np.ndarray:
+        styles = [StyleSource(code=code, weight=weights[0]), StyleSource(code=other, weight=weights[1])]
+        return pixels(magenta.stylize(content, styles))
+
+    alone = pixels(magenta.stylize(content, [StyleSource(code=code)]))
+    assert np.array_equal(run(1.0, 0.0), alone)
+    assert np.array_equal(run(1.0, 1.0), run(3.0, 3.0))
+    assert np.abs(run(1.0, 1.0) - alone).mean() > 2
+
+
+def test_blend_and_interpolate_are_the_weighted_averages() -> None:
+    a, b = np.arange(STYLE_DIM, dtype=np.float32), np.ones(STYLE_DIM, np.float32)
+    np.testing.assert_allclose(blend([a, b], [1.0, 3.0]), 0.25 * a + 0.75 * b)
+    np.testing.assert_allclose(interpolate(a, b, 0.0), b)
+    np.testing.assert_allclose(interpolate(a, b, 0.25), 0.25 * a + 0.75 * b)
+    with pytest.raises(ValueError):
+        blend([a, b], [0.0, 0.0])
+
+
+def yiq(image: Image.Image) -> torch.Tensor:
+    return rgb_to_yiq(torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None])[0]
+
+
+def test_luminance_mode_keeps_the_contents_chrominance(magenta: MagentaModel, code: StyleCode) -> None:
+    content = make_image(64, 48, seed=5)
+    plain = magenta.stylize(content, [StyleSource(code=code)])
+    kept = magenta.stylize(content, [StyleSource(code=code)], StylizeOptions(color=ColorMode.LUMINANCE))
+    # Where no channel had to be clamped into [0, 255], only rounding to 8 bits separates I and Q from the content's.
+    inside = torch.from_numpy(((pixels(kept) > 0) & (pixels(kept) < 255)).all(axis=2))
+    assert inside.float().mean() > 0.5
+    assert (yiq(kept)[1:] - yiq(content)[1:]).abs()[:, inside].max() < 1 / 255
+    assert (yiq(kept)[0] - yiq(plain)[0]).abs()[inside].max() < 1 / 255
+    assert (yiq(plain)[1:] - yiq(content)[1:]).abs().mean() > 5 / 255  # the style did change the colours
+
+
+def test_coral_brings_the_results_colours_nearer_the_contents(magenta: MagentaModel, style: Image.Image) -> None:
+    content = Image.fromarray((pixels(make_image(64, 64, seed=6)) * [1.0, 0.4, 0.2]).astype(np.uint8))  # reddish
+
+    def colour_gap(color: ColorMode) -> float:
+        out = magenta.stylize(content, [StyleSource(style)], StylizeOptions(color=color))
+        return float(np.abs(pixels(out).mean(axis=(0, 1)) - pixels(content).mean(axis=(0, 1))).sum())
+
+    assert colour_gap(ColorMode.CORAL) < colour_gap(ColorMode.NONE)
+
+
+def test_masks_and_tiling_are_refused_naming_the_option_and_the_model(magenta: MagentaModel, style: Image.Image
+                                                                       ) -> None:
+    masked = StyleSource(style, mask=Image.new("L", (8, 8), 255))
+    with pytest.raises(InvalidOptionError, match="magenta") as err:
+        magenta.check([masked.spec], StylizeOptions())
+    assert "mask" in err.value.option
+    with pytest.raises(InvalidOptionError, match="magenta") as err:
+        magenta.stylize(make_image(32, 32), [masked])
+    assert "mask" in err.value.option
+    with pytest.raises(InvalidOptionError, match="magenta") as err:
+        magenta.check([StyleSource(style).spec], StylizeOptions(tile_size=512))
+    assert err.value.option == "tile_size"
+
+
+def test_should_stop_cancels(magenta: MagentaModel, code: StyleCode) -> None:
+    with pytest.raises(Cancelled):
+        magenta.stylize(make_image(32, 32), [StyleSource(code=code)], should_stop=lambda: True)
+
+
+def test_contents_too_large_for_the_fused_pooling_run_unfused(
+    magenta: MagentaModel, code: StyleCode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = make_image(64, 40, seed=8)
+    fused = pixels(magenta.stylize(content, [StyleSource(code=code)]))
+    monkeypatch.setattr(magenta_engine, "FUSED_POOL_LIMIT", 1)
+    unfused = pixels(magenta.stylize(content, [StyleSource(code=code)]))
+    assert unfused.shape == fused.shape and np.abs(unfused - fused).mean() < 3
+
+
+@pytest.mark.parametrize(("size", "style_size", "expected"), [((256, 256), 256, (256, 256)),
+                                                              ((640, 427), 256, (384, 256)),
+                                                              ((10, 20), 0, (32, 32))])
+def test_styles_are_resized_and_snapped_to_multiples_of_32(size, style_size, expected) -> None:
+    assert prepare_style(make_image(*size), style_size).size == expected
 
 
 def test_a_tampered_file_is_refused() -> None:
@@ -65,32 +206,8 @@ def test_a_tampered_file_is_refused() -> None:
         graphs.read_graph(wrong)
 
 
-def test_blend_is_the_normalised_weighted_average() -> None:
-    a, b = np.arange(STYLE_DIM, dtype=np.float32), np.ones(STYLE_DIM, np.float32)
-    np.testing.assert_allclose(blend([a, b], [3.0, 0.0]), a)
-    np.testing.assert_allclose(blend([a, b], [1.0, 3.0]), 0.25 * a + 0.75 * b)
-    with pytest.raises(ValueError):
-        blend([a, b], [0.0, 0.0])
-
-
-def test_interpolate_ends_at_the_content_and_the_style() -> None:
-    style, content = np.full(STYLE_DIM, 2.0), np.zeros(STYLE_DIM)
-    np.testing.assert_allclose(interpolate(style, content, 0.0), content)
-    np.testing.assert_allclose(interpolate(style, content, 1.0), style)
-    np.testing.assert_allclose(interpolate(style, content, 0.25), np.full(STYLE_DIM, 0.5))
-
-
-def test_keep_chrominance_takes_the_contents_iq_and_the_stylized_y(engine: MagentaEngine, style_vector) -> None:
-    content = make_image(64, 48, seed=5)
-    stylized = engine.render(content, style_vector)
-    kept = keep_chrominance(stylized, content)
-
-    def yiq(image: Image.Image) -> torch.Tensor:
-        return rgb_to_yiq(torch.from_numpy(np.asarray(image, np.float32) / 255).permute(2, 0, 1)[None])[0]
-
-    # Where no channel had to be clamped into [0, 255], only rounding to 8 bits separates I and Q from the content's.
-    inside = torch.from_numpy(((pixels(kept) > 0) & (pixels(kept) < 255)).all(axis=2))
-    assert inside.float().mean() > 0.5
-    assert (yiq(kept)[1:] - yiq(content)[1:]).abs()[:, inside].max() < 1 / 255
-    assert (yiq(kept)[0] - yiq(stylized)[0]).abs()[inside].max() < 1 / 255
-    assert (yiq(stylized)[1:] - yiq(content)[1:]).abs().mean() > 5 / 255  # the style did change the colours
+def test_coral_matches_the_contents_contrast_whatever_the_sizes() -> None:
+    style, content = make_image(256, 256, seed=12), make_image(48, 40, seed=13)
+    recoloured = pixels(recolour_style(style, content)).reshape(-1, 3)
+    np.testing.assert_allclose(recoloured.std(axis=0), pixels(content).reshape(-1, 3).std(axis=0), rtol=0.15)
+    np.testing.assert_allclose(recoloured.mean(axis=0), pixels(content).reshape(-1, 3).mean(axis=0), atol=6)
