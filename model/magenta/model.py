@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.errors import Cancelled
+from model.errors import Cancelled, InvalidOptionError
 from model.family import (
     BatchItem,
     Capabilities,
@@ -96,6 +96,8 @@ class MagentaModel:
     def encode_style(self, image: Image.Image, *, style_size: int = 512, should_stop: StopCheck | None = None
                      ) -> StyleCode:
         """A style image's style vector, to store and reuse (``style_size``: its shorter side before prediction)."""
+        if style_size < 0:
+            raise InvalidOptionError("style_size", "must not be negative")
         _stop_if(should_stop)
         prepared = prepare_style(image, style_size)
         vector = torch.from_numpy(self._engine.style_vector(prepared).astype(np.float32))
@@ -104,7 +106,8 @@ class MagentaModel:
     def stylize(self, content: Image.Image, styles: Sequence[StyleSource], options: StylizeOptions | None = None,
                 *, should_stop: StopCheck | None = None) -> Image.Image:
         """Stylizes ``content``; the result has exactly the (resized) content's size. Easy to call for benchmarks:
-        ``MagentaModel.load().stylize(content, [StyleSource(style)])``."""
+        ``MagentaModel.load().stylize(content, [StyleSource(style)], StylizeOptions(style_size=256))`` (256: the
+        style size the network was trained at, the crispest results)."""
         item = BatchItem(content, tuple(styles), options or StylizeOptions())
         return self.stylize_batch([item], should_stop=should_stop)[0]
 
