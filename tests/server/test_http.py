@@ -175,7 +175,8 @@ def sse_events(body: bytes) -> list[tuple[str, Any]]:
 def test_gatys_job_progress_as_server_sent_events(http) -> None:
     base = http.http_url
     job = fetch("POST", f"{base}/v1/jobs:gatys",
-                json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 6}).json()
+                json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 6,
+                      "numScales": 1}).json()
     assert job["state"] == "JOB_STATE_QUEUED" and job["kind"] == "JOB_KIND_GATYS"
     watch = fetch("GET", f"{base}/v1/jobs/{job['id']}:watch", headers={"Accept": "text/event-stream"})
     assert watch.status == 200 and watch.headers["Content-Type"].startswith("text/event-stream")
@@ -198,8 +199,8 @@ def test_gatys_job_progress_as_server_sent_events(http) -> None:
 def test_previews_of_a_running_job_and_cancel_by_custom_verb(start_server) -> None:
     server = start_server(http_port=free_port(), gatys_checkpoint_every=2)
     base = server.http_url
-    job = fetch("POST", f"{base}/v1/jobs:gatys",
-                json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 2000}).json()
+    job = fetch("POST", f"{base}/v1/jobs:gatys", json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}],
+                                                       "iterations": 2000, "numScales": 1}).json()
     wait_for(lambda: int(fetch("GET", f"{base}/v1/jobs/{job['id']}").json()["progress"]["step"]) >= 4, timeout=120)
     assert fetch("GET", f"{base}/v1/jobs/{job['id']}/result").status == 400  # FAILED_PRECONDITION: not done
     preview = fetch("GET", f"{base}/v1/jobs/{job['id']}/result?preview=true").json()
