@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from bench import report  # noqa: E402
 from bench.compute import attainable_gflops, measure_compute, sample_seconds, test_image  # noqa: E402
+from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
 from model.adain.stylizer import AdaINModel  # noqa: E402
 from model.devices import select_device  # noqa: E402
@@ -152,6 +153,10 @@ SECTIONS: list[Section] = [
             lambda run: bench_serving(run.model, run.args.quick), report.serving_table),
     Section("memory", "server peak RSS for large content",
             lambda run: bench_memory((1024,) if run.args.quick else (2048, 4096)), report.memory_table),
+    Section("gatys_peer", "Gatys against python -m pastiche (300 steps) at 128 and 256 px, one evaluator",
+            lambda run: measure_gatys_peer((128,) if run.args.quick else (128, 256), run.args.out,
+                                           lambda rows: write_peer_results(rows, run.args.out)),
+            peer_table),
     Section("gatys", "Gatys seconds per iteration",
             lambda run: bench_gatys(run.device, (128,) if run.args.quick else (256, 512), 4 if run.args.quick else 6),
             report.gatys_table),

