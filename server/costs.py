@@ -42,8 +42,9 @@ __all__ = [
 # The AdaIN encoder downsamples 8x to relu4_1 and the decoder reflection-pads its feature maps, which needs at least
 # 2 feature pixels a side: a shorter side of 9 px (8 px gives 1-pixel features, which cannot be padded).
 MIN_SIDE = 9
-# Gatys reads relu5_1 (16x downsampled); its smallest scale is 16 px already (GatysOptions), so its images too.
-GATYS_MIN_SIDE = 16
+# Gatys reads relu5_1 (16x downsampled) through reflection-padded convolutions: measured, a 33 px side fails there and
+# 40 px works, at every scale.
+GATYS_MIN_SIDE = 40
 MAX_DISPLAY_NAME = 256  # characters of a style's display name (stored and listed: ListStyles pages stay small)
 _SHOWN = 64  # characters of a user-supplied string echoed in a message or log line
 

@@ -33,6 +33,7 @@ __all__ = [
     "DEADLINE_SLACK",
     "REQUEST_ID_HEADER",
     "AlreadyExists",
+    "DataLoss",
     "DeadlineExpired",
     "FailedPrecondition",
     "InvalidArgument",
@@ -69,6 +70,10 @@ class FailedPrecondition(Exception):
     """The request is valid but the resource is not in a state that allows it (e.g. a result not ready)."""
 
 
+class DataLoss(Exception):
+    """A stored object (a style, a model) is damaged; the message names the object, never a server path."""
+
+
 class PermissionDenied(Exception):
     """The caller may not do this (e.g. a dataset path that escapes the datasets root)."""
 
@@ -93,6 +98,7 @@ _MAP: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (DataLoss, grpc.StatusCode.DATA_LOSS),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExpired, grpc.StatusCode.DEADLINE_EXCEEDED),

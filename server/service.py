@@ -17,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from model.images import probe_image
 from server.costs import check_display_name, check_style
-from server.errors import InvalidArgument, unary
+from server.errors import DataLoss, InvalidArgument, unary
 from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
 from server.models import ModelEntry
@@ -95,7 +95,7 @@ class StyleRpcs(_Base):
         check_style("image", width, height, size, config)
         style_id = style_id_for(request.image, size)
         styles = self.runtime.styles
-        with contextlib.suppress(LookupError):  # already registered: idempotent
+        with contextlib.suppress(LookupError, DataLoss):  # already registered: idempotent (a damaged one is replaced)
             return (await _with_thumbnails(styles, [await asyncio.to_thread(styles.get, style_id)]))[0]
         model = self.runtime.models.default if self.runtime.models.default_name else None
         timed = await self._schedule(run_put_style(self.runtime, model, request.image, size), context)

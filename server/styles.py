@@ -20,9 +20,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from model.errors import InvalidImageError
 from model.family import StyleCode
 from model.images import decode_image, encode_image
-from server.errors import InvalidArgument, NotFound
+from server.errors import DataLoss, InvalidArgument, NotFound
 
 __all__ = ["StyleRecord", "StyleStore", "style_id_for"]
 
@@ -75,8 +76,11 @@ class StyleStore:
         """Stores a new style; returns (record, created). An existing id returns the stored record unchanged."""
         final = self._dir(record.style_id)
         with self._lock:
-            if (final / META_FILE).is_file():
-                return self.get(record.style_id), False
+            if final.is_dir():
+                try:
+                    return self.get(record.style_id), False
+                except DataLoss:  # a damaged style is replaced by the new registration
+                    self._trash(final)
             staging = Path(tempfile.mkdtemp(dir=self._root, prefix=".new-"))
             try:
                 (staging / IMAGE_FILE).write_bytes(image)
@@ -89,24 +93,44 @@ class StyleStore:
         return record, True
 
     def get(self, style_id: str) -> StyleRecord:
-        path = self._dir(style_id) / META_FILE
+        folder = self._dir(style_id)
         try:
-            return StyleRecord(**json.loads(path.read_text()))
+            record = StyleRecord(**json.loads((folder / META_FILE).read_text()))
         except FileNotFoundError:
-            raise NotFound(f"style {style_id!r} not found") from None
+            raise self._missing(style_id, folder) from None
+        except (ValueError, TypeError):  # unparsable JSON, or fields that are not a StyleRecord's
+            raise _damaged(style_id) from None
+        if not (folder / IMAGE_FILE).is_file():  # a record without its image cannot be used (or re-encoded)
+            raise _damaged(style_id)
+        return record
 
     def image(self, style_id: str) -> bytes:
+        folder = self._dir(style_id)
         try:
-            return (self._dir(style_id) / IMAGE_FILE).read_bytes()
+            return (folder / IMAGE_FILE).read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"style {style_id!r} not found") from None
+            raise self._missing(style_id, folder) from None
+
+    @staticmethod
+    def _missing(style_id: str, folder: Path) -> Exception:
+        """A file of a style is absent: the style does not exist, or (its folder is there) it is damaged."""
+        return _damaged(style_id) if folder.is_dir() else NotFound(f"style {style_id!r} not found")
+
+    def _trash(self, folder: Path) -> None:
+        """Moves a style folder aside atomically (it disappears at once), then removes the files."""
+        trash = self._root / f".deleted-{folder.name}-{time.monotonic_ns()}"
+        os.replace(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
     def thumbnail(self, style_id: str) -> bytes:
         """A small JPEG of the style, made on first use and kept beside the image (blocking: call in a thread)."""
         path = self._dir(style_id) / THUMBNAIL_FILE
         if path.is_file():
             return path.read_bytes()
-        image = decode_image(self.image(style_id), field="image", max_pixels=2**31)  # checked at registration
+        try:
+            image = decode_image(self.image(style_id), field="image", max_pixels=2**31)  # checked at registration
+        except (InvalidImageError, DataLoss, NotFound):
+            return b""  # a damaged (or just deleted) style has no thumbnail; listings must not fail for it
         image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         data, _ = encode_image(image, "jpeg", quality=80)
         if path.parent.is_dir():
@@ -130,11 +154,9 @@ class StyleStore:
     def delete(self, style_id: str) -> None:
         folder = self._dir(style_id)
         with self._lock:
-            if not (folder / META_FILE).is_file():
+            if not folder.is_dir():  # a damaged style (metadata lost) can be deleted too
                 raise NotFound(f"style {style_id!r} not found")
-            trash = self._root / f".deleted-{style_id}-{time.monotonic_ns()}"
-            os.replace(folder, trash)  # atomic: the style disappears at once, the files go after
-        shutil.rmtree(trash, ignore_errors=True)
+            self._trash(folder)
 
     def list(self, page_size: int, page_token: str) -> tuple[list[StyleRecord], str]:
         """Oldest first; the token is the (create_time, id) of the last style returned."""
@@ -143,8 +165,8 @@ class StyleStore:
             if not folder.name.startswith(".") and (folder / META_FILE).is_file():
                 try:
                     records.append(self.get(folder.name))
-                except (NotFound, ValueError, TypeError):
-                    continue
+                except (NotFound, DataLoss):
+                    continue  # damaged or just deleted: a listing never fails for one style
         records.sort(key=lambda r: (r.create_time, r.style_id))
         if page_token:
             after = _decode_token(page_token)
@@ -152,6 +174,11 @@ class StyleStore:
         page = records[:page_size]
         more = len(records) > page_size
         return page, _encode_token(page[-1]) if more else ""
+
+
+def _damaged(style_id: str) -> DataLoss:
+    return DataLoss(f"style {style_id} is damaged (its stored files are missing or unreadable); delete it or "
+                    "register its image again")
 
 
 def _encode_token(record: StyleRecord) -> str:

@@ -54,7 +54,7 @@ def test_every_gatys_scale_is_bounded() -> None:
     assert check_gatys_scale("scale 0", 64, 64, 256, CONFIG) == (256, 256)
     with pytest.raises(InvalidArgument, match="over the limit"):
         check_gatys_scale("scale 0", 64, 64, 6000, CONFIG)  # start_size 6000 with a 64 px final size
-    with pytest.raises(InvalidArgument, match="at least 16 px"):
+    with pytest.raises(InvalidArgument, match="at least 40 px"):
         check_gatys_scale("scale 0", 2000, 1, 64, CONFIG)
 
 

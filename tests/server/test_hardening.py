@@ -26,7 +26,7 @@ def stylize(**fields) -> pb.StylizeRequest:
 
 
 def gatys(**fields) -> pb.GatysRequest:
-    return pb.GatysRequest(**{"content": CONTENT, "styles": [pb.StyleInput(image=STYLE)], "iterations": 2,
+    return pb.GatysRequest(**{"content": png_bytes(96, 96, 1), "styles": [pb.StyleInput(image=STYLE)], "iterations": 2,
                               **fields})
 
 
@@ -65,7 +65,7 @@ def test_gatys_sizes_at_every_scale_and_style_counts_are_bounded(start_server) -
     assert code_of(lambda: stub.Stylize(stylize(styles=[pb.StyleInput(image=STYLE, weight=1)] * 4))) == INVALID
     sliver = gatys(content=png_bytes(2000, 4), size=64)  # 64 x 0 px at its only scale
     assert code_of(lambda: stub.SubmitGatys(sliver, timeout=30)) == INVALID
-    assert stub.SubmitGatys(gatys(size=64, start_size=32, num_scales=2), timeout=30).id
+    assert stub.SubmitGatys(gatys(size=96, start_size=64, num_scales=2), timeout=30).id
 
 
 def test_train_batch_pixels_are_bounded(start_server, tmp_path: Path) -> None:
@@ -371,3 +371,36 @@ def test_unreadable_statistics_are_re_derived_from_the_stored_image(server, tmp_
     request = stylize(styles=[pb.StyleInput(style_id=style.style_id)])
     assert stub.Stylize(request, timeout=60).width == 32
     assert stats.read_bytes() != b"corrupt"  # rewritten
+
+
+@pytest.mark.parametrize("damage", ["meta missing", "meta corrupt", "meta wrong fields", "image missing"])
+def test_a_damaged_style_is_reported_listed_around_deleted_and_re_created(server, tmp_path, damage) -> None:
+    stub = server.stub()
+    kept = stub.PutStyle(pb.PutStyleRequest(image=png_bytes(40, 40, 5), style_size=32), timeout=60)
+    style = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
+    folder = tmp_path / "data" / "styles" / style.style_id
+    {"meta missing": lambda: (folder / "meta.json").unlink(),
+     "meta corrupt": lambda: (folder / "meta.json").write_text("{not json"),
+     "meta wrong fields": lambda: (folder / "meta.json").write_text('{"x": 1}'),
+     "image missing": lambda: (folder / "image").unlink()}[damage]()
+    server.server.runtime.registered_codes.discard_where(lambda key: True)
+    for path in folder.glob("code-*"):
+        path.unlink()  # so a Stylize needs the stored files
+    by_id = stylize(styles=[pb.StyleInput(style_id=style.style_id)])
+    if damage != "image missing":
+        try:
+            stub.GetStyle(pb.GetStyleRequest(style_id=style.style_id), timeout=30)
+            raise AssertionError("DATA_LOSS expected")
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.DATA_LOSS and style.style_id in exc.details()
+            assert str(tmp_path) not in exc.details()
+    assert code_of(lambda: stub.Stylize(by_id, timeout=60)) == grpc.StatusCode.DATA_LOSS
+    listed = [s.style_id for s in stub.ListStyles(pb.ListStylesRequest(), timeout=30).styles]
+    assert kept.style_id in listed  # the listing works around it
+    if damage == "image missing":  # re-registering replaces it; deleting works too
+        assert stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60).style_id == style.style_id
+        assert stub.Stylize(by_id, timeout=60).width == 32
+    stub.DeleteStyle(pb.DeleteStyleRequest(style_id=style.style_id), timeout=30)
+    assert code_of(lambda: stub.GetStyle(pb.GetStyleRequest(style_id=style.style_id))) == grpc.StatusCode.NOT_FOUND
+    again = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
+    assert again.style_id == style.style_id and stub.Stylize(by_id, timeout=60).width == 32
