@@ -89,13 +89,15 @@ class JobRpcs:
 
     @unary
     async def SubmitGatys(self, request: pb.GatysRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        validate_gatys(request, self.runtime.config, self.runtime.styles)
+        # (reads registered styles from disk: off the event loop)
+        await asyncio.to_thread(validate_gatys, request, self.runtime.config, self.runtime.styles)
         record = await asyncio.to_thread(self._jobs.submit, "GATYS", request.SerializeToString())
         return job_message(record)
 
     @unary
     async def Train(self, request: pb.TrainRequest, context: grpc.aio.ServicerContext) -> pb.Job:
-        validate_train(request, self.runtime.config, self.runtime.models)
+        # (resolves dataset folders and model names on disk: off the event loop)
+        await asyncio.to_thread(validate_train, request, self.runtime.config, self.runtime.models)
         record = await asyncio.to_thread(self._jobs.submit, "TRAIN", request.SerializeToString(),
                                          model_name=request.model_name)
         return job_message(record)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -141,6 +142,9 @@ class TrainRunner:
         else:
             self._in_process(content, style, out, options, init, ctx, progress)
         history = ctx._progress.get("losses", {})
+        if not all(math.isfinite(float(v)) for v in (ctx._progress.get("loss", 0.0), *history.values())):
+            # a diverged decoder draws black or noise: it is not registered (and so never served)
+            raise RuntimeError(f"training diverged (final losses {history}); the model was not registered")
         metadata = {"content_dir": request.content_dir, "style_dir": request.style_dir,
                     "steps": str(options.iterations), "final_content_loss": f"{history.get('content', 0):.6g}",
                     "final_style_loss": f"{history.get('style', 0):.6g}", "job_id": ctx.job.id,

@@ -322,15 +322,16 @@ def _blocked(monkeypatch, target, name: str):
     return entered, release
 
 
-@pytest.mark.parametrize("rpc", ["ListStyles", "GetStyle", "DeleteStyle"])
+@pytest.mark.parametrize("rpc", ["ListStyles", "GetStyle", "DeleteStyle", "SubmitGatys"])
 def test_health_is_answered_while_a_slow_style_call_is_in_flight(server, monkeypatch, rpc) -> None:
     stub = server.stub()
     style = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
     styles = server.server.runtime.styles
-    method = {"ListStyles": "list", "GetStyle": "get", "DeleteStyle": "delete"}[rpc]
+    method = {"ListStyles": "list", "GetStyle": "get", "DeleteStyle": "delete", "SubmitGatys": "get"}[rpc]
     entered, release = _blocked(monkeypatch, styles, method)
     request = {"ListStyles": pb.ListStylesRequest(), "GetStyle": pb.GetStyleRequest(style_id=style.style_id),
-               "DeleteStyle": pb.DeleteStyleRequest(style_id=style.style_id)}[rpc]
+               "DeleteStyle": pb.DeleteStyleRequest(style_id=style.style_id),
+               "SubmitGatys": gatys(styles=[pb.StyleInput(style_id=style.style_id)])}[rpc]
     call = getattr(stub, rpc).future(request, timeout=120)
     try:
         assert entered.wait(60)  # the slow store call is running now
