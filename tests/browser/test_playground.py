@@ -100,6 +100,21 @@ def test_stylize_shows_the_result_and_the_alpha_slider_changes_the_request(page,
     assert page.text_content("#alpha-out") == "0.30"
     second = stylize(page)
     assert second["alpha"] == pytest.approx(0.3)
+    assert console.errors == []
+
+
+def test_a_trained_model_from_the_list_stylizes(page, console, trained_server, images) -> None:
+    """The model menu offers what ListModels lists; the trained one gives a real stylization: the README's
+    screenshot."""
+    open_page(page, trained_server)
+    options = page.eval_on_selector_all("#model option", "options => options.map(o => [o.value, o.text])")
+    assert options == [["default", "default (untrained)"], ["magenta", "magenta"]]
+    prepare(page, images, register=True)
+    page.select_option("#model", "magenta")
+    request = stylize(page)
+    assert request["model"] == "magenta"
+    assert result_image(page).size == (96, 64)
+    assert "untrained" not in page.text_content("#result-caption")
     if os.environ.get(SCREENSHOT_ENV):
         shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
         shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(os.environ[SCREENSHOT_ENV], optimize=True)
@@ -143,6 +158,7 @@ def test_a_gatys_job_shows_its_progress(page, console, http, images) -> None:
         new MutationObserver(() => window.seen.push(document.querySelector('#gatys-text').textContent))
             .observe(document.querySelector('#gatys-text'), {childList: true, characterData: true, subtree: true});
     }""")
+    assert page.locator("#gatys-download").is_hidden() and page.locator("#download").is_hidden()
     page.click("#gatys-submit")
     page.wait_for_function("document.querySelector('#gatys-text').textContent.startsWith('succeeded')",
                            timeout=240_000)
