@@ -65,6 +65,9 @@ class Config:
     device: str = _opt("auto", "compute device; auto picks CUDA when present", ("auto", "cpu", "cuda"))
     precision: str = _opt("auto", "compute precision; auto is fp32 on CPU and fp16 on CUDA; reduced precision is "
                                   "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
+    backend: str = _opt("torch", "what runs AdaIN's encoder and decoder (README, Performance: measured on CPU); "
+                                 "onnxruntime runs float32 graphs, on CUDA when its provider is present",
+                        ("torch", "onnxruntime"))
 
     # --- stylize limits and scheduling ---
     max_image_pixels: int = _opt(16_777_216, "largest decoded image (width x height; 16 MP = 4096x4096), checked "
@@ -157,6 +160,8 @@ class Config:
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must not be negative")
+        if self.backend == "onnxruntime" and self.precision in ("fp16", "bf16"):
+            raise ConfigError(f"--backend onnxruntime runs float32; --precision {self.precision} needs --backend torch")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_enabled:

@@ -33,19 +33,24 @@ class Family:
 
 
 def _adain(config: Config) -> Sequence[StyleModel]:
-    """The AdaIN model of --vgg/--decoder (the official weights by default), or seeded random weights when asked."""
+    """The AdaIN model of --vgg/--decoder (the official weights by default), or seeded random weights when asked,
+    run by --backend (trained decoders loaded beside it run on the same backend)."""
+    return [_adain_weights(config).with_backend(config.backend)]
+
+
+def _adain_weights(config: Config):  # -> model.adain.AdaINModel (imported lazily, as the other families are)
     from model.adain import AdaINModel
 
     if config.random_weights:
         log.warning("RANDOM WEIGHTS (--random-weights): outputs are NOT real stylizations; development use only")
-        return [AdaINModel.random(config.random_seed, device=config.device, precision=config.precision)]
+        return AdaINModel.random(config.random_seed, device=config.device, precision=config.precision)
     for path in (config.vgg, config.decoder):
         if path != "bundled" and not Path(path).is_file():
             known = next((f for f in OFFICIAL_FILES.values() if f.filename == Path(path).name), None)
             where = f" (from {known.url})" if known else ""
             raise Unavailable(f"weight file {path} is missing{where}: run `make weights` to fetch the official "
                               f"AdaIN weights, or pass --vgg/--decoder")
-    return [AdaINModel.from_files(config.vgg, config.decoder, device=config.device, precision=config.precision)]
+    return AdaINModel.from_files(config.vgg, config.decoder, device=config.device, precision=config.precision)
 
 
 def _magenta(config: Config) -> Sequence[StyleModel]:

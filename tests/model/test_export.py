@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from model import export
 from model.adain.onnx_backend import OrtEncoder, decoder_onnx, encoder_onnx
@@ -17,20 +16,15 @@ from model.family import StyleCode, StyleSource, StylizeOptions
 from model.images import image_to_tensor
 from model.network import RELU4_1
 from model.ort import make_session
+from tests.helpers import make_image
 
 CPU = torch.device("cpu")
 
 
-def _image(width: int, height: int, seed: int) -> Image.Image:
-    gen = torch.Generator().manual_seed(seed)
-    small = torch.rand(1, 3, 6, 6, generator=gen)
-    big = torch.nn.functional.interpolate(small, size=(height, width), mode="bicubic", align_corners=False)
-    return Image.fromarray((big[0].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy())
-
 
 @pytest.fixture(scope="module")
 def stats(random_model: AdaINModel) -> StyleCode:
-    return random_model.encode_style(_image(96, 80, 1), style_size=0)
+    return random_model.encode_style(make_image(96, 80, 1), style_size=0)
 
 
 def test_encoder_graph_has_symbolic_batch_and_size(random_model: AdaINModel) -> None:
@@ -56,7 +50,7 @@ def test_decoder_graph_has_symbolic_batch_and_size(random_model: AdaINModel) -> 
 @pytest.mark.parametrize("alpha", [1.0, 0.6])
 def test_baked_graph_matches_stylize_at_another_size(random_model: AdaINModel, stats: StyleCode,
                                                      alpha: float) -> None:
-    content = _image(100, 73, 2)  # not a multiple of 8: the graph crops the decoder's larger output
+    content = make_image(100, 73, 2)  # not a multiple of 8: the graph crops the decoder's larger output
     session = make_session(baked_onnx(random_model, stats, alpha), device="cpu")
     (got,) = session.run(None, {"content": image_to_tensor(content).numpy()})
     want = random_model.stylize(content, [StyleSource(code=stats)], StylizeOptions(alpha=alpha))
@@ -69,7 +63,7 @@ def test_check_refuses_a_graph_with_other_constants(random_model: AdaINModel, st
     halved = {"mean": stats.tensors["mean"] * 0.5, "std": stats.tensors["std"] * 2}
     other = StyleCode(stats.producer, halved, stats.width, stats.height)
     with pytest.raises(ExportCheckError, match="baked style"):
-        check_baked(baked_onnx(random_model, other), random_model, _image(64, 64, 2), stats, 1.0)
+        check_baked(baked_onnx(random_model, other), random_model, make_image(64, 64, 2), stats, 1.0)
 
 
 def test_level_difference_counts_8_bit_levels() -> None:
@@ -81,7 +75,7 @@ def test_level_difference_counts_8_bit_levels() -> None:
 
 def _write_style(tmp_path: Path) -> Path:
     path = tmp_path / "my style.png"
-    _image(64, 64, 1).save(path)
+    make_image(64, 64, 1).save(path)
     return path
 
 

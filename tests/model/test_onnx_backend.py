@@ -11,13 +11,7 @@ from model.adain.stylizer import AdaINModel
 from model.errors import Cancelled
 from model.export import MAX_LEVEL_DIFF
 from model.family import BatchItem, ColorMode, StyleSource, StylizeOptions
-
-
-def _image(width: int, height: int, seed: int) -> Image.Image:
-    gen = torch.Generator().manual_seed(seed)
-    small = torch.rand(1, 3, 5, 5, generator=gen)
-    big = torch.nn.functional.interpolate(small, size=(height, width), mode="bicubic", align_corners=False)
-    return Image.fromarray((big[0].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy())
+from tests.helpers import make_image
 
 
 def _half_mask(width: int, height: int) -> Image.Image:
@@ -37,32 +31,32 @@ def ort_model(random_model: AdaINModel) -> AdaINModel:
 
 
 CASES = {
-    "inline style": ([StyleSource(image=_image(80, 64, 1))], StylizeOptions()),
-    "blend, mask, alpha": ([StyleSource(image=_image(64, 64, 1), weight=2.0, mask=_half_mask(100, 76)),
-                            StyleSource(image=_image(72, 64, 3))], StylizeOptions(alpha=0.7)),
-    "luminance": ([StyleSource(image=_image(64, 64, 1))], StylizeOptions(color=ColorMode.LUMINANCE)),
-    "coral": ([StyleSource(image=_image(64, 64, 1))], StylizeOptions(color=ColorMode.CORAL)),
-    "tiled": ([StyleSource(image=_image(64, 64, 1))], StylizeOptions(tile_size=48)),
+    "inline style": ([StyleSource(image=make_image(80, 64, 1))], StylizeOptions()),
+    "blend, mask, alpha": ([StyleSource(image=make_image(64, 64, 1), weight=2.0, mask=_half_mask(100, 76)),
+                            StyleSource(image=make_image(72, 64, 3))], StylizeOptions(alpha=0.7)),
+    "luminance": ([StyleSource(image=make_image(64, 64, 1))], StylizeOptions(color=ColorMode.LUMINANCE)),
+    "coral": ([StyleSource(image=make_image(64, 64, 1))], StylizeOptions(color=ColorMode.CORAL)),
+    "tiled": ([StyleSource(image=make_image(64, 64, 1))], StylizeOptions(tile_size=48)),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_onnxruntime_matches_torch(random_model: AdaINModel, ort_model: AdaINModel, case: str) -> None:
     styles, options = CASES[case]
-    content = _image(100, 76, 2)
+    content = make_image(100, 76, 2)
     want = random_model.stylize(content, styles, options)
     got = ort_model.stylize(content, styles, options)
     assert _levels(got, want) <= MAX_LEVEL_DIFF
 
 
 def test_registered_style_and_batch_match_torch(random_model: AdaINModel, ort_model: AdaINModel) -> None:
-    style = _image(64, 64, 1)
+    style = make_image(64, 64, 1)
     stats = ort_model.encode_style(style, style_size=0)
     torch_stats = random_model.encode_style(style, style_size=0)
     assert stats.producer == torch_stats.producer  # the same encoder: stored styles serve both backends
     assert torch.allclose(stats.tensors["mean"], torch_stats.tensors["mean"], rtol=1e-4, atol=1e-3)
-    items = [BatchItem(_image(64, 48, 4), [StyleSource(code=stats)]),
-             BatchItem(_image(64, 48, 5), [StyleSource(code=stats)], StylizeOptions(alpha=0.5))]
+    items = [BatchItem(make_image(64, 48, 4), [StyleSource(code=stats)]),
+             BatchItem(make_image(64, 48, 5), [StyleSource(code=stats)], StylizeOptions(alpha=0.5))]
     for got, want in zip(ort_model.stylize_batch(items), random_model.stylize_batch(items), strict=True):
         assert _levels(got, want) <= MAX_LEVEL_DIFF
 
@@ -75,7 +69,7 @@ def test_stop_check_is_asked_between_networks(ort_model: AdaINModel) -> None:
         return len(calls) > 2
 
     with pytest.raises(Cancelled):
-        ort_model.stylize(_image(64, 64, 2), [StyleSource(image=_image(64, 64, 1))], should_stop=stop_after_two)
+        ort_model.stylize(make_image(64, 64, 2), [StyleSource(image=make_image(64, 64, 1))], should_stop=stop_after_two)
     assert len(calls) == 3
 
 
@@ -83,7 +77,7 @@ def test_trained_decoders_keep_the_backend(random_model: AdaINModel, ort_model: 
     other = AdaINModel.random(seed=1, device="cpu")
     trained = ort_model.with_decoder(other.decoder, other.info)
     assert trained.backend == "onnxruntime"
-    content, styles = _image(64, 64, 2), [StyleSource(image=_image(64, 64, 1))]
+    content, styles = make_image(64, 64, 2), [StyleSource(image=make_image(64, 64, 1))]
     want = random_model.with_decoder(other.decoder, other.info).stylize(content, styles)
     assert _levels(trained.stylize(content, styles), want) <= MAX_LEVEL_DIFF
 
