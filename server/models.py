@@ -176,7 +176,8 @@ class ModelRegistry:
     def check_new_name(self, name: str) -> None:
         if not MODEL_NAME.match(name):
             raise InvalidArgument("model_name must be 1-64 letters, digits, '.', '_' or '-', starting alphanumeric")
-        if name in self._builtin or (self._dir / name).exists():
+        taken = (self._find_builtin(name), self._find_builtin(f"{ADAIN}/{name}"))  # a name, or an address's version
+        if any(m is not None for m in taken) or (self._dir / name).exists():
             raise AlreadyExists(f"model {name!r} already exists (DeleteModel removes a trained one)")
 
     def register(self, name: str, checkpoint: Path, metadata: dict[str, str]) -> StyleModel:

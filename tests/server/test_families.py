@@ -33,6 +33,7 @@ from model.images import resize_shorter
 from model.network import StopCheck
 from model.weights import random_decoder_state, save_decoder_checkpoint
 from server.config import Config
+from server.errors import AlreadyExists
 from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import encode, make_image
@@ -194,6 +195,8 @@ def test_delete_model_removes_trained_models_only(two_families: RunningServer, t
     err = error_of(lambda: stub.DeleteModel(pb.DeleteModelRequest(name="mine"), timeout=30))
     assert err.code() == grpc.StatusCode.NOT_FOUND
     _trained(two_families, "mine", tmp_path)  # the name is free again
+    with pytest.raises(AlreadyExists):  # "adain/random" addresses the built-in random model
+        two_families.server.runtime.models.check_new_name("random")
 
 
 def test_a_corrupt_trained_model_is_its_own_problem(two_families: RunningServer, tmp_path: Path) -> None:
