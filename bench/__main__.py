@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from bench import report  # noqa: E402
 from bench.backends import backends_table, bench_backends  # noqa: E402
-from bench.compute import attainable_gflops, measure_compute, sample_seconds, test_image  # noqa: E402
+from bench.compute import attainable_gflops, measure_compute, measure_magenta, sample_seconds, test_image  # noqa: E402
 from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
 from model.adain.stylizer import AdaINModel  # noqa: E402
@@ -153,6 +153,9 @@ SECTIONS: list[Section] = [
     Section("backends", "torch vs onnxruntime at 256/512/1024 px, inline and registered style",
             lambda run: bench_backends(run.model, [256, 512] if run.args.quick else [256, 512, 1024], run.args.quick),
             backends_table),
+    Section("magenta", "the Magenta family's stylize at 256/512 px, inline and cached style",
+            lambda run: measure_magenta([256] if run.args.quick else [256, 512], run.args.device,
+                                        run.results.get("compute")), report.magenta_table),
     Section("serving", "serving through gRPC at 1, 4 and 16 clients",
             lambda run: bench_serving(run.model, run.args.quick), report.serving_table),
     Section("memory", "server peak RSS for large content",

@@ -15,7 +15,15 @@ from bench.flops import adain_flops
 from model.adain.stylizer import AdaINModel
 from model.family import StyleSource, StylizeOptions
 
-__all__ = ["ComputeResult", "attainable_gflops", "measure_compute", "median_seconds", "sample_seconds", "test_image"]
+__all__ = [
+    "ComputeResult",
+    "attainable_gflops",
+    "measure_compute",
+    "measure_magenta",
+    "median_seconds",
+    "sample_seconds",
+    "test_image",
+]
 
 
 @dataclass(frozen=True)
@@ -87,3 +95,25 @@ def measure_compute(
             gflop = adain_flops(size, size, style_shape) / 1e9
             results.append(ComputeResult(size, kind, seconds, gflop, gflop / seconds, gflop / seconds / attainable))
     return results
+
+
+def measure_magenta(sizes: list[int], device: str, adain: list[dict] | None = None, style_size: int = 512
+                    ) -> list[dict]:
+    """Times the Magenta family's stylize() as :func:`measure_compute` times AdaIN's (same images, style size and
+    repeats), with an inline style image and with its stored code; ``adain`` (the compute section's rows, when this
+    run measured them) is copied beside each row for comparison."""
+    from model.magenta import MagentaModel  # lazily: onnxruntime loads only for this section
+
+    model = MagentaModel.load(device=device)
+    style_image = test_image(style_size, seed=1)
+    code = model.encode_style(style_image, style_size=style_size)
+    adain_seconds = {(r["size"], r["style"]): r["seconds"] for r in adain or []}
+    rows = []
+    for size in sizes:
+        content = test_image(size, seed=2)
+        repeats = max(2, min(10, int(4 * (512 / size) ** 2)))
+        for kind, source in (("inline", StyleSource(image=style_image)), ("cached", StyleSource(code=code))):
+            run = functools.partial(model.stylize, content, [source], StylizeOptions(style_size=style_size))
+            rows.append({"size": size, "style": kind, "seconds": median_seconds(run, repeats),
+                         "adain_seconds": adain_seconds.get((size, kind)), "device": model.info.device})
+    return rows

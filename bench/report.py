@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["attainable_table", "can_chart", "compute_table", "gatys_table", "memory_table", "serving_table", "targets",
-           "write_chart", "write_markdown"]
+__all__ = ["attainable_table", "can_chart", "compute_table", "gatys_table", "magenta_table", "memory_table",
+           "serving_table", "targets", "write_chart", "write_markdown"]
 
 
 def _compute_row(results: dict, size: int, style: str) -> dict | None:
@@ -63,6 +63,14 @@ def compute_table(compute: list[dict]) -> list[str]:
     for r in compute:
         lines.append(f"| {r['size']} px | {r['style']} | {r['seconds']:.3f} | {r['gflop']:.1f} | {r['gflops']:.0f} "
                      f"| {r['efficiency']:.2f} |")
+    return lines
+
+
+def magenta_table(magenta: list[dict]) -> list[str]:
+    lines = ["| Magenta (ONNX Runtime) | style | s / image | AdaIN s / image, same run |", "|---|---|---|---|"]
+    for r in magenta:
+        adain = f"{r['adain_seconds']:.3f}" if r.get("adain_seconds") is not None else "not measured"
+        lines.append(f"| {r['size']} px | {r['style']} | {r['seconds']:.3f} | {adain} |")
     return lines
 
 

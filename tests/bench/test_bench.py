@@ -57,3 +57,11 @@ def test_a_subset_of_sections_runs_alone_and_renders_only_its_tables(tmp_path: P
 def test_targets_skip_sections_not_measured() -> None:
     assert report.targets({"memory": {"4096x4096": {"peak_rss_bytes": 5e9, "seconds": 1.0}}}) == [
         ("16 MP peak RSS <= 6 GB", "5.00 GB", True)]
+
+
+def test_the_magenta_table_puts_adain_beside_magenta_when_the_run_measured_it() -> None:
+    rows = [{"size": 256, "style": "cached", "seconds": 0.14, "adain_seconds": 0.137},
+            {"size": 512, "style": "inline", "seconds": 0.9, "adain_seconds": None}]
+    lines = report.magenta_table(rows)
+    assert lines[2] == "| 256 px | cached | 0.140 | 0.137 |"
+    assert lines[3] == "| 512 px | inline | 0.900 | not measured |"
