@@ -31,7 +31,7 @@ from torch import nn
 from model.adain.onnx_backend import OrtDecoder, OrtEncoder, cpu_copy, decoder_onnx, encoder_onnx, to_onnx
 from model.adain.ops import adain
 from model.adain.stylizer import AdaINModel
-from model.family import StyleCode, StyleSource, StylizeOptions
+from model.family import StyleCode, StyleSource, StylizeOptions, require_producer
 from model.images import decode_image, image_to_tensor, resize_shorter
 from model.network import Decoder, Encoder
 from model.ort import make_session
@@ -88,7 +88,9 @@ class BakedStyle(nn.Module):
 
 
 def baked_onnx(model: AdaINModel, stats: StyleCode, alpha: float = 1.0) -> bytes:
-    """One file that stylizes with ``stats`` at ``alpha``: ``content`` -> ``stylized``."""
+    """One file that stylizes with ``stats`` at ``alpha``: ``content`` -> ``stylized``. A code another encoder made
+    is refused, as ``stylize`` refuses it: its statistics would be silently meaningless inside the file."""
+    require_producer(stats, model.code_identity, model.info.name)
     baked = BakedStyle(cpu_copy(model.encoder), cpu_copy(model.decoder), stats, alpha).eval()
     return to_onnx(baked, torch.rand(1, 3, 64, 64), CONTENT, STYLIZED)
 

@@ -11,6 +11,7 @@ import torch
 from model import export
 from model.adain.onnx_backend import OrtEncoder, decoder_onnx, encoder_onnx
 from model.adain.stylizer import AdaINModel
+from model.errors import IncompatibleModelError
 from model.export import ExportCheckError, baked_onnx, check_baked, level_difference
 from model.family import StyleCode, StyleSource, StylizeOptions
 from model.images import image_to_tensor
@@ -64,6 +65,12 @@ def test_check_refuses_a_graph_with_other_constants(random_model: AdaINModel, st
     other = StyleCode(stats.producer, halved, stats.width, stats.height)
     with pytest.raises(ExportCheckError, match="baked style"):
         check_baked(baked_onnx(random_model, other), random_model, make_image(64, 64, 2), stats, 1.0)
+
+
+def test_a_code_from_another_encoder_is_not_baked(random_model: AdaINModel) -> None:
+    foreign = AdaINModel.random(seed=1, device="cpu").encode_style(make_image(64, 64, 1), style_size=0)
+    with pytest.raises(IncompatibleModelError, match="re-encode the style"):
+        baked_onnx(random_model, foreign)
 
 
 def test_level_difference_counts_8_bit_levels() -> None:
