@@ -36,6 +36,7 @@ __all__ = [
     "check_style",
     "check_style_count",
     "check_train_batch",
+    "gatys_scale",
     "shown",
 ]
 
@@ -87,8 +88,7 @@ def check_style_count(count: int, config: Config) -> None:
 
 def check_gatys_scale(field: str, width: int, height: int, long_side: int, config: Config) -> tuple[int, int]:
     """One Gatys scale: the content resized to ``long_side`` on its longer side (as ``model.gatys`` does)."""
-    scale = long_side / max(width, height)
-    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    new_width, new_height = gatys_scale(width, height, long_side)
     pixels = new_width * new_height
     if pixels > config.gatys_max_pixels:
         raise InvalidArgument(f"{field}: a {long_side} px scale is {new_width}x{new_height} = {pixels} pixels, over "
@@ -97,6 +97,12 @@ def check_gatys_scale(field: str, width: int, height: int, long_side: int, confi
         raise InvalidArgument(f"{field}: a {long_side} px scale of a {width}x{height} content is "
                               f"{new_width}x{new_height}; the shorter side must be at least {GATYS_MIN_SIDE} px")
     return new_width, new_height
+
+
+def gatys_scale(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The size of a ``width`` x ``height`` content at a Gatys scale of ``long_side`` (model.gatys's rounding)."""
+    scale = long_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def check_train_batch(batch_size: int, image_size: int, config: Config) -> None:

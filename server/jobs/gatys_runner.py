@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ from model.gatys import GatysCheckpoint, GatysOptions, scale_sizes, stylize_gaty
 from model.images import decode_image, encode_image, probe_image, tensor_to_image
 from model.network import RELU5_1, Encoder
 from server.config import Config
-from server.costs import check_finite, check_gatys_scale, check_style_count
+from server.costs import GATYS_MIN_SIDE, check_finite, check_gatys_scale, check_style_count, gatys_scale
 from server.errors import InvalidArgument
 from server.jobs.manager import JobContext
 from server.styles import StyleStore
@@ -56,6 +57,19 @@ def gatys_options(request: pb.GatysRequest, config: Config) -> GatysOptions:
         raise InvalidArgument(str(exc)) from None
 
 
+def fit_default_scales(options: GatysOptions, request: pb.GatysRequest, width: int, height: int) -> GatysOptions:
+    """The default coarse-to-fine schedule, with the scales too small for the network dropped (a 64 px content has
+    no room for a 32 px first scale). Scales the client chose (num_scales or start_size) are kept and checked."""
+    if request.num_scales or request.HasField("start_size"):
+        return options
+    while options.num_scales > 1:
+        first = gatys_scale(width, height, scale_sizes(options, max(width, height))[0])
+        if min(first) >= GATYS_MIN_SIDE:
+            break
+        options = replace(options, num_scales=options.num_scales - 1)
+    return options
+
+
 def validate_gatys(request: pb.GatysRequest, config: Config, styles: StyleStore) -> GatysOptions:
     """Every check that can be made before the job is accepted; returns the options."""
     if not request.content:
@@ -77,7 +91,7 @@ def validate_gatys(request: pb.GatysRequest, config: Config, styles: StyleStore)
             raise InvalidArgument(f"styles[{i}].weight must be a finite number >= 0")
     if len(request.styles) > 1 and sum(s.weight for s in request.styles) <= 0:
         raise InvalidArgument("styles.weight: at least one weight must be positive")
-    options = gatys_options(request, config)
+    options = fit_default_scales(gatys_options(request, config), request, width, height)
     for scale, long_side in enumerate(scale_sizes(options, max(width, height))):  # start_size included
         check_gatys_scale(f"scale {scale} (size/start_size/num_scales)", width, height, long_side, config)
     output_format(request.output_format, request.quality)
@@ -129,8 +143,8 @@ class GatysRunner:
 
     def __call__(self, ctx: JobContext) -> dict:
         request = pb.GatysRequest.FromString(ctx.job.request)
-        options = gatys_options(request, self.config)
         content = decode_image(request.content, field="content", max_pixels=self.config.max_image_pixels)
+        options = fit_default_scales(gatys_options(request, self.config), request, *content.size)
         saved = ctx.load_checkpoint()
         resume = GatysCheckpoint.from_bytes(saved) if saved else None
         with torch.random.fork_rng(devices=[]):

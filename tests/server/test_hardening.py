@@ -405,3 +405,14 @@ def test_a_damaged_style_is_reported_listed_around_deleted_and_re_created(server
     assert code_of(lambda: stub.GetStyle(pb.GetStyleRequest(style_id=style.style_id))) == grpc.StatusCode.NOT_FOUND
     again = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
     assert again.style_id == style.style_id and stub.Stylize(by_id, timeout=60).width == 32
+
+
+def test_default_gatys_scales_fit_small_contents(server) -> None:
+    stub = server.stub()
+    small = png_bytes(64, 48, 3)  # the default two scales would start at 32 x 24: too small for relu5_1
+    job = stub.SubmitGatys(pb.GatysRequest(content=small, styles=[pb.StyleInput(image=STYLE)], iterations=2),
+                           timeout=30)
+    final = list(stub.WatchJob(pb.WatchJobRequest(id=job.id), timeout=300))[-1]
+    assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
+    asked = pb.GatysRequest(content=small, styles=[pb.StyleInput(image=STYLE)], iterations=2, num_scales=2)
+    assert code_of(lambda: stub.SubmitGatys(asked, timeout=30)) == INVALID  # scales the client chose are checked
