@@ -270,14 +270,15 @@ def test_shutdown_ends_open_event_streams(start_server) -> None:
     """A watcher's stream does not hold the server up: draining ends it with an error event, then the port closes."""
     server = start_server(http_port=free_port(), grace_period=1.0)
     base = server.http_url
-    job = fetch("POST", f"{base}/v1/jobs:gatys",
-                json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}], "iterations": 2000}).json()
+    job = fetch("POST", f"{base}/v1/jobs:gatys", json={"content": b64(CONTENT), "styles": [{"image": b64(STYLE)}],
+                                                       "iterations": 2000, "numScales": 1}).json()
+    watch_url = f"{base}/v1/jobs/{job['id']}:watch"
     events: list[bytes] = []
     opened = threading.Event()
 
     async def read() -> None:
         async with aiohttp.ClientSession() as session, session.get(
-                f"{base}/v1/jobs/{job['id']}:watch", headers={"Accept": "text/event-stream"}) as response:
+                watch_url, headers={"Accept": "text/event-stream"}) as response:
             async for chunk in response.content.iter_any():
                 events.append(chunk)
                 opened.set()
