@@ -111,7 +111,8 @@ def test_cli_gatys_writes_the_result_and_jobs_commands(server, tmp_path: Path,
     style.write_bytes(png_bytes(48, 48, 2))
     target = ["--target", server.target]
     out = tmp_path / "g.webp"
-    assert cli([*target, "gatys", str(content), str(style), "-o", str(out), "--iterations", "6"]) == 0
+    assert cli([*target, "gatys", str(content), str(style), "-o", str(out), "--iterations", "6",
+                "--num-scales", "1"]) == 0
     assert Image.open(out).format == "WEBP" and Image.open(out).size == (48, 40)
     captured = capsys.readouterr()
     job_id = next(line.split()[1] for line in captured.err.splitlines() if line.startswith("job "))
@@ -127,7 +128,7 @@ def test_cli_gatys_writes_the_result_and_jobs_commands(server, tmp_path: Path,
 
 
 def test_client_job_methods(client: StyleClient) -> None:
-    job = client.submit_gatys(png_bytes(40, 40, 1), png_bytes(40, 40, 2), iterations=3)
+    job = client.submit_gatys(png_bytes(40, 40, 1), png_bytes(40, 40, 2), iterations=3, num_scales=1)
     final = list(client.watch_job(job.id, timeout=120))[-1]
     assert final.progress.step == 3 and final.state is JobState.SUCCEEDED
     assert client.job_result(job.id).width == 40

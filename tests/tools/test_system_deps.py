@@ -29,7 +29,7 @@ def _bin(tmp_path: Path, tools: dict[str, str]) -> Path:
 
 
 def _system_deps(tmp_path: Path, tools: dict[str, str], postgres: bool = False) -> tuple[int, list[str], str]:
-    bin_dir = _bin(tmp_path, {"apt-get": RECORDING_APT} | tools)
+    bin_dir = _bin(tmp_path, {"apt-get": RECORDING_APT} | OTHERS | tools)
     log = tmp_path / "apt.log"
     env = {"PATH": str(bin_dir), "APT_LOG": str(log), "HOME": str(tmp_path),
            "POSTGRES_BIN_GLOB": str(bin_dir if postgres else tmp_path / "none") + "/*"}
@@ -43,6 +43,8 @@ def _system_deps(tmp_path: Path, tools: dict[str, str], postgres: bool = False) 
 
 
 PRESENT = "#!/bin/sh\nexit 0\n"
+# Tools these tests are not about, present so that only the ones under test decide what is installed.
+OTHERS = {name: PRESENT for name in ("chromium", "curl", "jq")}
 FOREIGN_NODE = {"node": PRESENT, "dpkg": "#!/bin/sh\nexit 1\n"}  # dpkg -S: no Debian package owns this node
 
 
