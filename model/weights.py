@@ -244,12 +244,16 @@ def save_decoder_checkpoint(
     *,
     encoder_sha256: str,
     metadata: Mapping[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> str:
-    """Writes a decoder as safetensors (atomically) with the encoder it was trained against; returns its sha256."""
+    """Writes a decoder as safetensors (atomically) with the encoder it was trained against; returns its sha256.
+
+    ``dtype`` float16 halves the file for shipping; loading converts back to the model's dtype.
+    """
     path = Path(path)
     check_layout(state, decoder_layout(), what=f"decoder {path}")
     meta = {**(metadata or {}), "encoder_sha256": encoder_sha256, "format": "styletransfer.decoder.v1"}
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
     _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()}))
     return sha256_file(path)
 

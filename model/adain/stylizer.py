@@ -125,18 +125,19 @@ class AdaINModel:
     @classmethod
     def from_files(
         cls, vgg_path: str, decoder_path: str, *, name: str = "default", version: str = "official",
-        device: str = "auto", precision: str = "auto",
+        device: str = "auto", precision: str = "auto", decoder_source: str | None = None,
     ) -> AdaINModel:
         """Loads an encoder (a file, or any spec of :func:`model.encoders.load_encoder`, e.g. ``"bundled"``) and a
-        decoder file (the official one or our checkpoints); never downloads."""
+        decoder file (the official one or our checkpoints); never downloads. ``decoder_source`` describes the decoder
+        on every surface (default: its path)."""
         encoder, weights = load_encoder(vgg_path, RELU4_1)
         dec_state, trained_against, metadata = load_decoder_checkpoint(decoder_path)
         decoder = Decoder()
         decoder.load_official(dec_state)
         dev = select_device(device)
         info = adain_info(name, version, (weights.sha256, weights.source),
-                          (sha256_file(decoder_path), str(decoder_path)), untrained=weights.untrained,
-                          metadata=metadata)
+                          (sha256_file(decoder_path), decoder_source or str(decoder_path)),
+                          untrained=weights.untrained, metadata=metadata)
         return cls(encoder, decoder, info, device=dev, dtype=select_dtype(dev, precision),
                    decoder_encoder_sha256=trained_against)
 

@@ -1,0 +1,149 @@
+"""Scores a trained AdaIN decoder against an untrained one, and ships it (fp16 safetensors, pinned by hash).
+
+``python -m bench.decoder_eval --run /work/train-run`` stylizes photo x style pairs with the run's decoder and with
+a decoder at PyTorch's default initialisation (where training starts), both behind the bundled VGG19, and measures
+with that encoder:
+
+- style distance: over relu1_1..relu4_1, ``(|mean_r - mean_s| + |std_r - std_s|) / (|mean_s| + |std_s|)``, averaged
+  over the layers (r the result, s the style); the content photo's own distance to the style is the baseline;
+- content distance: ``|f(r) - f(c)| / |f(c)|`` at relu4_1.
+
+The styles are generated with a seed the training set did not use (held out); the photos are the training photos
+(the machine has no others). ``--ship NAME`` writes ``model/trained/NAME.safetensors`` (fp16) with the encoder's hash,
+steps, data, final losses and a compact loss curve in its metadata, and prints the pin for ``weights_pins.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.train_data import STYLE_GENERATORS, content_photos
+from model.adain.ops import adain, calc_mean_std
+from model.encoders import BUNDLED, EncoderWeights, load_encoder
+from model.images import image_to_tensor, tensor_to_image
+from model.network import RELU4_1, STYLE_LAYERS, Decoder, Encoder
+from model.weights import load_decoder_checkpoint, save_decoder_checkpoint
+
+__all__ = ["content_distance", "evaluate", "style_distance"]
+
+_PHOTOS = ("astronaut", "chelsea", "coffee", "china")
+_HELD_OUT_SEED = 991
+
+
+def style_distance(encoder: Encoder, result: torch.Tensor, style: torch.Tensor) -> float:
+    """Mean over relu1_1..relu4_1 of the normalised L2 distance of channel means and stds (0 = the style's own)."""
+    with torch.no_grad():
+        r, s = encoder.features(result, STYLE_LAYERS), encoder.features(style, STYLE_LAYERS)
+    total = 0.0
+    for name in STYLE_LAYERS:
+        (rm, rs), (sm, ss) = calc_mean_std(r[name]), calc_mean_std(s[name])
+        total += float(((rm - sm).norm() + (rs - ss).norm()) / (sm.norm() + ss.norm()))
+    return total / len(STYLE_LAYERS)
+
+
+def content_distance(encoder: Encoder, result: torch.Tensor, content: torch.Tensor) -> float:
+    with torch.no_grad():
+        r, c = encoder(result), encoder(content)
+    return float((r - c).norm() / c.norm())
+
+
+def _stylize(encoder: Encoder, decoder: Decoder, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        mean, std = calc_mean_std(encoder(style))
+        out = decoder(adain(encoder(content), mean, std))
+    return out[:, :, : content.shape[2], : content.shape[3]].clamp(0, 1)
+
+
+def _pairs(side: int) -> list[tuple[str, torch.Tensor, str, torch.Tensor]]:
+    photos = {p.stem: p for _, p in content_photos()}
+    square = (side, side)
+    contents = [(n, image_to_tensor(Image.open(photos[n]).convert("RGB").resize(square, Image.Resampling.LANCZOS)))
+                for n in _PHOTOS if n in photos]
+    styles = []
+    for kind in ("brush", "mosaic", "cubist", "dots"):
+        image = STYLE_GENERATORS[kind](np.random.default_rng([_HELD_OUT_SEED, len(kind)]), side)
+        styles.append((kind, image_to_tensor(image)))
+    return [(cn, c, sn, s) for cn, c in contents for sn, s in styles]
+
+
+def evaluate(decoder: Decoder, encoder: Encoder, side: int, sheet: Path | None = None) -> dict:
+    """Scores ``decoder`` and an untrained decoder on every pair; optionally writes a contact sheet PNG (rows:
+    content, style, untrained, trained)."""
+    torch.manual_seed(0)
+    untrained = Decoder().eval()
+    rows, tiles = [], []
+    pairs = _pairs(side)
+    shown = len(pairs) // len(_PHOTOS) + 1  # the sheet shows the diagonal: photo i with style i
+    for index, (cn, c, sn, s) in enumerate(pairs):
+        trained_out, untrained_out = _stylize(encoder, decoder, c, s), _stylize(encoder, untrained, c, s)
+        rows.append({"content": cn, "style": sn,
+                     "style_distance": {"content_itself": style_distance(encoder, c, s),
+                                        "untrained": style_distance(encoder, untrained_out, s),
+                                        "trained": style_distance(encoder, trained_out, s)},
+                     "content_distance": {"style_itself": content_distance(encoder, s, c),
+                                          "untrained": content_distance(encoder, untrained_out, c),
+                                          "trained": content_distance(encoder, trained_out, c)}})
+        if index % shown == 0:
+            tiles.append(torch.cat([c, s, untrained_out, trained_out], dim=3))
+    if sheet is not None:
+        tensor_to_image(torch.cat(tiles, dim=2)).save(sheet)
+    summary = {kind: {who: float(np.mean([r[kind][who] for r in rows])) for who in rows[0][kind]}
+               for kind in ("style_distance", "content_distance")}
+    return {"side": side, "pairs": len(rows), "mean": summary, "rows": rows}
+
+
+def _curve(history: list[dict[str, float]], points: int = 40) -> list[list[float]]:
+    """The loss history as ``points`` [step, mean loss, mean content, mean style] rows (window means)."""
+    edges = np.linspace(0, len(history), min(points, len(history)) + 1).astype(int)
+    return [[int(hi), *(round(float(np.mean([h[k] for h in history[lo:hi]])), 4) for k in ("loss", "content", "style"))]
+            for lo, hi in itertools.pairwise(edges) if hi > lo]
+
+
+def ship(run: Path, data_dir: Path, name: str, weights: EncoderWeights, scores: dict) -> dict:
+    """Writes ``model/trained/<name>.safetensors`` (fp16, metadata) and returns its pin entry."""
+    state, encoder_sha, _ = load_decoder_checkpoint(run / "decoder.safetensors")
+    assert encoder_sha == weights.sha256, "the run was not trained against this encoder"
+    saved = torch.load(run / "train_state.pt", map_location="cpu", weights_only=True)
+    history, options = saved["history"], saved["options"]
+    tail = history[-50:]
+    data = json.loads((data_dir / "sources.json").read_text())
+    meta = {
+        "name": name, "family": "adain", "encoder_source": weights.source, "steps": str(saved["step"]),
+        "train_options": json.dumps(options, sort_keys=True), "data": json.dumps(data),
+        "final_losses": json.dumps({k: round(float(np.mean([h[k] for h in tail])), 4) for k in tail[0]}),
+        "loss_curve": json.dumps(_curve(history)),
+        "evaluation": json.dumps({"side": scores["side"], "pairs": scores["pairs"], **scores["mean"]}),
+        "trained_by": "python -m model.adain.train on a shared 2-core CPU (see model/README.md)",
+    }
+    out = Path(__file__).resolve().parent.parent / "model" / "trained" / f"{name}.safetensors"
+    digest = save_decoder_checkpoint(out, state, encoder_sha256=weights.sha256, metadata=meta, dtype=torch.float16)
+    return {"path": f"trained/{out.name}", "sha256": digest, "encoder": weights.spec}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.decoder_eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="a model.adain.train output folder")
+    parser.add_argument("--data", type=Path, default=Path("/work/train-data"), help="bench.train_data's output")
+    parser.add_argument("--side", type=int, default=128)
+    parser.add_argument("--sheet", type=Path, help="write a contact sheet (content, style, untrained, trained)")
+    parser.add_argument("--ship", metavar="NAME", help="write model/trained/NAME.safetensors and print its pin")
+    args = parser.parse_args(argv)
+    encoder, weights = load_encoder(BUNDLED, RELU4_1)
+    decoder = Decoder()
+    decoder.load_official(load_decoder_checkpoint(args.run / "decoder.safetensors")[0])
+    scores = evaluate(decoder.eval(), encoder, args.side, args.sheet)
+    print(json.dumps({k: v for k, v in scores.items() if k != "rows"}, indent=2))
+    if args.ship:
+        print(json.dumps({args.ship: ship(args.run, args.data, args.ship, weights, scores)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
