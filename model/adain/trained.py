@@ -58,5 +58,5 @@ def load_trained_model(name: str, *, device: str = "auto", precision: str = "aut
     entry = TRAINED_DECODERS.get(name)
     path = trained_decoder_path(name)
     assert entry is not None  # trained_decoder_path refused unknown names
-    return AdaINModel.from_files(entry.encoder, str(path), name=name, device=device, precision=precision,
+    return AdaINModel.from_files(entry.encoder, str(path), name=name, version=name, device=device, precision=precision,
                                  decoder_source=entry.description)

@@ -28,8 +28,8 @@ def test_fp16_checkpoint_loads_with_its_encoder_and_names_both(shipped: TrainedD
     state, encoder_sha, _ = load_decoder_checkpoint(shipped.path)
     assert encoder_sha == BUNDLED_VGG19.sha256 and all(t.dtype == torch.float16 for t in state.values())
     model = load_trained_model("tiny", device="cpu", precision="fp32")
-    assert model.info.decoder_source == "trained here: a test decoder"
-    assert model.info.encoder_source.startswith("bundled: ImageNet VGG19") and not model.info.untrained
+    assert model.info.provenance["decoder"] == "trained here: a test decoder" and model.info.version == "tiny"
+    assert model.info.provenance["encoder"].startswith("bundled: ImageNet VGG19") and not model.info.untrained
 
 
 def test_a_file_that_differs_from_its_pin_is_refused(shipped: TrainedDecoder) -> None:
