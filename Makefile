@@ -15,7 +15,7 @@ ARGS ?=
 # The HTTP/JSON gateway and browser playground of `make run` (0 turns them off).
 HTTP_PORT ?= 8080
 
-.PHONY: install system-deps run test lint proto proto-check weights bench clean
+.PHONY: quality install system-deps run test lint proto proto-check weights bench clean
 
 install: $(STAMP)
 
@@ -72,6 +72,10 @@ test: $(STAMP) system-deps proto-check lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The quality benchmark alone: bench/results/quality.{md,json} and contact_sheet.png (a section of `make bench` too).
+quality: $(STAMP)
+	$(BIN)/python -m bench.quality
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .proto-check .buf-image.binpb

@@ -32,6 +32,7 @@ from bench import report  # noqa: E402
 from bench.backends import backends_table, bench_backends  # noqa: E402
 from bench.compute import attainable_gflops, measure_compute, measure_magenta, sample_seconds, test_image  # noqa: E402
 from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results  # noqa: E402
+from bench.quality import measure_quality, quality_table  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
 from model.adain.stylizer import AdaINModel  # noqa: E402
 from model.devices import select_device  # noqa: E402
@@ -164,6 +165,8 @@ SECTIONS: list[Section] = [
             lambda run: measure_gatys_peer((128,) if run.args.quick else (128, 256), run.args.out,
                                            lambda rows: write_peer_results(rows, run.args.out)),
             peer_table),
+    Section("quality", "every servable model, Gatys and an untrained baseline on photo x style pairs, one evaluator",
+            lambda run: measure_quality(out=run.args.out), quality_table),
     Section("gatys", "Gatys seconds per iteration",
             lambda run: bench_gatys(run.device, (128,) if run.args.quick else (256, 512), 4 if run.args.quick else 6),
             report.gatys_table),

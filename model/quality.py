@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from model.adain import calc_mean_std
+from model.adain.ops import calc_mean_std
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, RELU4_1, STYLE_LAYERS, Encoder
 
 __all__ = ["GatysScore", "QualityScore", "gatys_score", "gram", "quality_score"]
