@@ -35,7 +35,7 @@ _INITS = {"content": pb.GATYS_INIT_CONTENT, "noise": pb.GATYS_INIT_NOISE, "style
 # What the server uses when a flag is not given: the model's option defaults (model/gatys/optimise.py GatysOptions,
 # model/adain/train.py TrainOptions; this client never imports the model) and the server's for iterations.
 # tests/clients/test_cli.py checks each against the dataclass, so they cannot drift apart.
-GATYS_DEFAULTS = {"num_scales": 2, "content_weight": 1.0, "style_weight": 10.0, "tv_weight": 1.0, "init": "content",
+GATYS_DEFAULTS = {"num_scales": 2, "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 1.0, "init": "content",
                   "optimizer": "lbfgs", "style_loss": "gram", "seed": 0}
 TRAIN_DEFAULTS = {"batch_size": 8, "image_size": 256, "lr": 1e-4, "lr_decay": 5e-5, "style_weight": 10.0,
                   "content_weight": 1.0, "checkpoint_every": 1000, "seed": 0}

@@ -88,7 +88,7 @@ def _help(command: str, capsys) -> str:
 def test_gatys_and_train_help_describe_every_option_with_its_default(capsys) -> None:
     gatys = _help("gatys", capsys)
     for text in ("--content-weight CONTENT_WEIGHT weight of the content loss (default 1.0)",
-                 "--style-weight STYLE_WEIGHT weight of the style loss (default 10.0)", "(default content)",
+                 "--style-weight STYLE_WEIGHT weight of the style loss (default 1.0)", "(default content)",
                  "--tv-weight", "--start-size", "--learning-rate", "--init {content,noise,style}"):
         assert text in gatys
     train = _help("train", capsys)
