@@ -18,7 +18,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in the main thread while it is open, and tests
+# after these (asyncio.run in the gateway's tests) must not find it there.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if shutil.which(CHROMIUM) is None:
         pytest.skip("Debian's chromium is not installed (`make system-deps` installs it)")
