@@ -23,7 +23,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if shutil.which(CHROMIUM) is None:
-        pytest.skip("Debian's chromium is not installed (`make system-deps` installs it)")
+        pytest.fail("Debian's chromium is not installed (`make system-deps` installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -81,7 +81,7 @@ def magenta_model():
     try:
         return MagentaModel.load(device="cpu")
     except (WeightsError, ValueError) as exc:
-        pytest.skip(f"Magenta's weights are not installed: {exc}")
+        pytest.fail(f"Magenta's weights are not installed (a pinned dependency): {exc}")
 
 
 @pytest.fixture

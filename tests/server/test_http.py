@@ -231,8 +231,8 @@ def test_readme_mapping_table_lists_every_route() -> None:
             assert row in section, f"add a row starting {row} to the README's HTTP mapping table"
 
 
-@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
 def test_readme_curl_examples_work_as_printed(http, tmp_path: Path) -> None:
+    assert shutil.which("curl") and shutil.which("jq"), "needs curl and jq (`make system-deps` installs them)"
     blocks = re.findall(r"^```sh\n(.*?)^```$", readme_http_section(), flags=re.MULTILINE | re.DOTALL)
     assert blocks
     for seed, name in enumerate(sorted({n for b in blocks for n in re.findall(r"[\w-]+\.(?:jpg|png)", b)})):

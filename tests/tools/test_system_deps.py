@@ -51,7 +51,7 @@ FOREIGN_NODE = {"node": PRESENT, "dpkg": "#!/bin/sh\nexit 1\n"}  # dpkg -S: no D
 @pytest.fixture(autouse=True)
 def _needs_make() -> None:
     if not shutil.which("make") or os.name != "posix":
-        pytest.skip("needs make and a POSIX shell")
+        pytest.fail("needs make and a POSIX shell")
 
 
 def test_only_the_missing_tools_are_installed_each_on_its_own(tmp_path: Path) -> None:
