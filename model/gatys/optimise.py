@@ -354,11 +354,13 @@ def _optimise_scale(encoder, content, styles, options, sizes, scale, run, device
         optimizer.load_state_dict(optimizer_state)
     done_here = run.step - scale * options.iterations
     report = _Reporter(run, scale, len(sizes), on_progress)
+    best = _Best()
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         loss, parts = objective(image, should_stop)
         loss.backward()
+        best.offer(float(loss.detach()), parts, image)
         report.evaluated(loss, parts)  # the image this evaluation saw is the one the last step left
         return loss
 
@@ -377,8 +379,30 @@ def _optimise_scale(encoder, content, styles, options, sizes, scale, run, device
             on_checkpoint(GatysCheckpoint(scale, run.step, run.image.cpu().clone(), snapshot))
     if report.waiting:  # the last step's image has not been evaluated: one forward pass, no gradient
         with torch.no_grad():
-            report.evaluated(*objective(image, should_stop))
+            loss, parts = objective(image, should_stop)
+        if best.image is not None and best.loss < float(loss):  # the scale ends on the best image it visited
+            image, loss, parts = best.image, torch.tensor(best.loss), best.terms
+        report.evaluated(loss, parts)
     run.image = image.detach()
+
+
+@dataclass
+class _Best:
+    """The lowest-loss image a scale has evaluated.
+
+    Without a line search an L-BFGS step now and then overshoots (the projection onto [0, 1] bends the curvature
+    pairs): the loss jumps by 10-15% and recovers within a few steps. A scale that happened to end on such a step
+    handed over a visibly worse image (measured on the bundled VGG19 at 128 px: loss 0.725 at step 200 against 0.654
+    two steps earlier), so each scale ends on the best image it saw. That is the last one whenever the loss fell.
+    """
+
+    loss: float = math.inf
+    terms: dict[str, float] = field(default_factory=dict)
+    image: torch.Tensor | None = None
+
+    def offer(self, loss: float, terms: dict[str, float], image: torch.Tensor) -> None:
+        if loss < self.loss:
+            self.loss, self.terms, self.image = loss, terms, image.detach().clone()
 
 
 class _Reporter:
