@@ -40,7 +40,8 @@ from model.images import image_to_tensor, to_rgb
 from model.network import RELU4_1, STYLE_LAYERS, Decoder, Encoder, StopCheck
 from model.weights import save_decoder_checkpoint
 
-__all__ = ["ImageFolder", "TrainOptions", "TrainProgress", "TrainResult", "adain_losses", "train_decoder"]
+__all__ = ["ImageFolder", "TrainOptions", "TrainProgress", "TrainResult", "adain_losses", "inversion_losses",
+           "train_decoder"]
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -59,6 +60,11 @@ class TrainOptions:
     lr_decay: float = 5e-5  # lr / (1 + lr_decay * step)
     style_weight: float = 10.0
     content_weight: float = 1.0
+    # Warm-up (not in the paper): for the first warmup_steps the decoder learns to invert the encoder, with the
+    # content as its own style and a pixel loss beside the feature loss. A decoder at its random initialisation
+    # spends thousands of AdaIN steps learning to draw anything recognisable; with a pixel target that starts at once.
+    warmup_steps: int = 0
+    pixel_weight: float = 1.0  # weight of the warm-up's pixel loss (mean squared error of [0, 1] pixels)
     checkpoint_every: int = 1000
     seed: int = 0
     num_workers: int = 2  # data-loading processes
@@ -69,6 +75,7 @@ class TrainOptions:
                   ("image_size", 16 <= self.image_size <= self.resize), ("lr", self.lr > 0),
                   ("lr_decay", self.lr_decay >= 0), ("style_weight", self.style_weight >= 0),
                   ("content_weight", self.content_weight >= 0), ("checkpoint_every", self.checkpoint_every >= 1),
+                  ("warmup_steps", self.warmup_steps >= 0), ("pixel_weight", self.pixel_weight >= 0),
                   ("num_workers", self.num_workers >= 0)]
         for name, ok in checks:
             if not ok:
@@ -81,7 +88,7 @@ class TrainProgress:
     step: int
     total_steps: int
     loss: float
-    losses: dict[str, float]  # "content", "style" (weighted)
+    losses: dict[str, float]  # "content", "style" (weighted); "content", "pixel" during the warm-up
     steps_per_second: float
     skipped_images: int
 
@@ -183,6 +190,20 @@ def adain_losses(encoder: Encoder, decoder: nn.Module, content: torch.Tensor, st
         s_mean, s_std = calc_mean_std(style_feats[name])
         style_loss = style_loss + F.mse_loss(g_mean, s_mean) + F.mse_loss(g_std, s_std)
     return content_loss, style_loss
+
+
+def inversion_losses(encoder: Encoder, decoder: nn.Module, content: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(feature loss, pixel loss) of decoding the content's own relu4_1: the warm-up's objective.
+
+    The feature loss is the AdaIN content loss with the content as its own style (AdaIN is then the identity);
+    the pixel loss compares the decoded image with the content itself.
+    """
+    with torch.no_grad():
+        target = encoder.features(content, (RELU4_1,))[RELU4_1]
+    generated = decoder(target)
+    feature_loss = F.mse_loss(encoder.features(generated, (RELU4_1,))[RELU4_1], target)
+    return feature_loss, F.mse_loss(generated, content)
 
 
 # --- checkpoints and previews -------------------------------------------------------------------------------------
@@ -311,12 +332,16 @@ def train_decoder(
         rate = (state.step - first_step) / max(1e-9, time.monotonic() - started)
         if on_progress is not None and rank == 0:
             on_progress(TrainProgress(state.step, options.iterations, losses["loss"],
-                                      {"content": losses["content"], "style": losses["style"]}, rate, s.skipped))
+                                      _reported(losses, state.step <= options.warmup_steps), rate, s.skipped))
         if rank == 0 and (state.step % options.checkpoint_every == 0 or state.step == options.iterations):
             _checkpoint(out_dir, s, state, options, fixed, encoder_sha256, metadata or {})
     final = state.history[-1] if state.history else {"loss": math.nan, "content": math.nan, "style": math.nan}
     return TrainResult(out_dir / DECODER_FILE, out_dir / PREVIEW_FILE, state.step, final, s.skipped,
                        time.monotonic() - started)
+
+
+def _reported(losses: dict[str, float], warming_up: bool) -> dict[str, float]:
+    return {name: losses[name] for name in (("content", "pixel") if warming_up else ("content", "style"))}
 
 
 def _resume(out_dir: Path, s: _Setup) -> _State:
@@ -336,13 +361,20 @@ def _step(s: _Setup, options: TrainOptions, step: int) -> dict[str, float]:
     for group in s.optimizer.param_groups:  # the reference's adjust_learning_rate
         group["lr"] = options.lr / (1.0 + options.lr_decay * step)
     content, style = next(s.contents).to(s.device), next(s.styles).to(s.device)
-    content_loss, style_loss = adain_losses(s.encoder, s.decoder, content, style)
-    c, st = options.content_weight * content_loss, options.style_weight * style_loss
-    loss = c + st
+    zero = content.new_zeros(())
+    if step < options.warmup_steps:
+        content_loss, pixel_loss = inversion_losses(s.encoder, s.decoder, content)
+        terms = {"content": options.content_weight * content_loss, "style": zero,
+                 "pixel": options.pixel_weight * pixel_loss}
+    else:
+        content_loss, style_loss = adain_losses(s.encoder, s.decoder, content, style)
+        terms = {"content": options.content_weight * content_loss, "style": options.style_weight * style_loss,
+                 "pixel": zero}
+    loss = sum(terms.values())
     s.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     s.optimizer.step()
-    return {"loss": float(loss.detach()), "content": float(c.detach()), "style": float(st.detach())}
+    return {"loss": float(loss.detach()), **{name: float(term.detach()) for name, term in terms.items()}}
 
 
 def _checkpoint(out_dir: Path, s: _Setup, state: _State, options: TrainOptions, fixed, encoder_sha256: str,

@@ -65,6 +65,19 @@ def test_loss_falls_and_checkpoints_are_written(dataset: Path, tmp_path: Path) -
     assert encoder_sha == ENCODER_SHA and meta["steps"] == "24"
 
 
+def test_warm_up_inverts_the_encoder_then_hands_over_to_the_adain_objective(dataset: Path, tmp_path: Path) -> None:
+    options = TrainOptions(**{**OPTIONS.__dict__, "iterations": 16, "warmup_steps": 10, "pixel_weight": 5.0})
+    _, progress = train(dataset, tmp_path, options)
+    warm, adain = progress[:10], progress[10:]
+    assert all(set(p.losses) == {"content", "pixel"} and p.losses["pixel"] > 0 for p in warm)
+    assert all(set(p.losses) == {"content", "style"} and p.losses["style"] > 0 for p in adain)
+    assert all(p.loss == pytest.approx(sum(p.losses.values()), rel=1e-5) for p in progress)
+    # the pixel term is the decoded content's squared error, weighted: it falls as the decoder learns to invert
+    assert statistics.mean(p.losses["pixel"] for p in warm[-3:]) < statistics.mean(p.losses["pixel"] for p in warm[:3])
+    with pytest.raises(InvalidOptionError, match="warmup_steps"):
+        TrainOptions(warmup_steps=-1).validate()
+
+
 def test_resume_continues_step_count_and_history(dataset: Path, tmp_path: Path) -> None:
     calls = []
 
