@@ -38,7 +38,7 @@ _INITS = {"content": pb.GATYS_INIT_CONTENT, "noise": pb.GATYS_INIT_NOISE, "style
 GATYS_DEFAULTS = {"num_scales": 2, "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 1.0, "init": "content",
                   "optimizer": "lbfgs", "style_loss": "gram", "seed": 0}
 TRAIN_DEFAULTS = {"batch_size": 8, "image_size": 256, "lr": 1e-4, "lr_decay": 5e-5, "style_weight": 10.0,
-                  "content_weight": 1.0, "checkpoint_every": 1000, "seed": 0}
+                  "content_weight": 1.0, "warmup_steps": 0, "pixel_weight": 1.0, "checkpoint_every": 1000, "seed": 0}
 
 
 def _global_flags(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +140,12 @@ def _train_flags(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr-decay", type=float, help=f"lr / (1 + lr_decay * step) (default {d['lr_decay']})")
     t.add_argument("--content-weight", type=float, help=f"weight of the content loss (default {d['content_weight']})")
     t.add_argument("--style-weight", type=float, help=f"weight of the style loss (default {d['style_weight']})")
+    t.add_argument("--warmup-steps", type=int,
+                   help="first steps in which the decoder learns to reproduce the content (a pixel loss beside the "
+                   "content loss) before the style objective takes over; a decoder from scratch on a CPU then draws "
+                   f"the content in hundreds of steps instead of thousands (default {d['warmup_steps']})")
+    t.add_argument("--pixel-weight", type=float,
+                   help=f"weight of the warm-up's pixel loss (default {d['pixel_weight']})")
     t.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d['checkpoint_every']})")
     t.add_argument("--init-from", help="fine-tune this served model's decoder instead of starting fresh")
     t.add_argument("--seed", type=int, help=f"seed of crops and initial weights (default {d['seed']})")
@@ -350,7 +356,7 @@ def _cmd_gatys(client: StyleClient, args: argparse.Namespace) -> None:
 
 def _cmd_train(client: StyleClient, args: argparse.Namespace) -> None:
     fields = _given(args, ("iterations", "batch_size", "image_size", "lr", "lr_decay", "content_weight",
-                           "style_weight", "checkpoint_every", "init_from", "seed"))
+                           "style_weight", "warmup_steps", "pixel_weight", "checkpoint_every", "init_from", "seed"))
     job = client.train(content_dir=args.content_dir, style_dir=args.style_dir, model_name=args.name, **fields)
     print(f"job {job.id}", file=sys.stderr)
     _finish(client, _watch(client, job.id), None)

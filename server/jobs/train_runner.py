@@ -85,9 +85,11 @@ def train_options(request: pb.TrainRequest, config: Config) -> TrainOptions:
         raise InvalidArgument(f"iterations must be at most {config.train_max_iterations}")
 
     # Unset fields take TrainOptions' own defaults (stated once, in model/), except the two the server bounds.
-    given: dict[str, float] = {name: getattr(request, name) for name in ("batch_size", "image_size")
+    # Warm-up steps are counted in iterations, so the iterations cap bounds them too.
+    given: dict[str, float] = {name: getattr(request, name) for name in ("batch_size", "image_size", "warmup_steps")
                                if getattr(request, name)}
-    given |= {name: getattr(request, name) for name in ("lr", "lr_decay", "style_weight", "content_weight")
+    given |= {name: getattr(request, name)
+              for name in ("lr", "lr_decay", "style_weight", "content_weight", "pixel_weight")
               if request.HasField(name)}
     try:
         return TrainOptions(

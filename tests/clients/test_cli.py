@@ -92,7 +92,9 @@ def test_gatys_and_train_help_describe_every_option_with_its_default(capsys) -> 
                  "--tv-weight", "--start-size", "--learning-rate", "--init {content,noise,style}"):
         assert text in gatys
     train = _help("train", capsys)
-    for text in ("--lr LR Adam learning rate (default 0.0001)", "images per step (default 8)", "--lr-decay"):
+    for text in ("--lr LR Adam learning rate (default 0.0001)", "images per step (default 8)", "--lr-decay",
+                 "instead of thousands (default 0)", "--pixel-weight PIXEL_WEIGHT weight of the warm-up's pixel loss "
+                 "(default 1.0)"):
         assert text in train
 
 
@@ -152,10 +154,10 @@ def test_every_gatys_and_train_knob_reaches_the_request_and_unset_ones_are_left_
                                         "optimizer": pb.OPTIMIZER_ADAM, "output_format": pb.IMAGE_FORMAT_WEBP,
                                         "preserve_color": False}
     assert Image.open(tmp_path / "g.webp").format == "WEBP"
-    _run(["train", "--content-dir", "a", "--style-dir", "b", "--name", "m", "--lr", "0.001", "--style-weight", "5"],
-         client)
+    _run(["train", "--content-dir", "a", "--style-dir", "b", "--name", "m", "--lr", "0.001", "--style-weight", "5",
+          "--warmup-steps", "300", "--pixel-weight", "2"], client)
     assert client.requests["train"] == {"content_dir": "a", "style_dir": "b", "model_name": "m", "lr": 0.001,
-                                        "style_weight": 5.0}
+                                        "style_weight": 5.0, "warmup_steps": 300, "pixel_weight": 2.0}
 
 
 def test_models_shows_what_a_trained_model_was_trained_on(capsys) -> None:

@@ -74,7 +74,7 @@ def test_non_finite_numbers_are_refused_in_nested_fields_too() -> None:
     check_finite(pb.GatysRequest(style_weight=1e30, styles=[pb.StyleInput(weight=2.0)]))
     for request in (pb.GatysRequest(style_weight=float("inf")), pb.GatysRequest(tv_weight=float("nan")),
                     pb.GatysRequest(learning_rate=float("-inf")), pb.TrainRequest(lr=float("inf")),
-                    pb.TrainRequest(style_weight=float("nan")),
+                    pb.TrainRequest(style_weight=float("nan")), pb.TrainRequest(pixel_weight=float("inf")),
                     pb.StylizeRequest(styles=[pb.StyleInput(), pb.StyleInput(weight=float("inf"))])):
         with pytest.raises(InvalidArgument, match="finite"):
             check_finite(request)

@@ -10,6 +10,8 @@ import grpc
 import pytest
 from PIL import Image
 
+from server.config import Config
+from server.jobs.train_runner import train_options
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import code_of, make_image, png_bytes, wait_for
 
@@ -59,6 +61,22 @@ def test_train_registers_a_model_that_stylize_uses_at_once(trainer) -> None:
                                                     iterations=3)).id)[-1]
     assert tuned.state == pb.JOB_STATE_SUCCEEDED
     assert "avatars-v2" in {m.name for m in stub.ListModels(pb.ListModelsRequest()).models}
+
+
+def test_warm_up_fields_reach_the_training_options(trainer) -> None:
+    options = train_options(train_request(warmup_steps=2, pixel_weight=5.0), Config())
+    assert (options.warmup_steps, options.pixel_weight) == (2, 5.0)
+    unset = train_options(train_request(), Config())
+    assert (unset.warmup_steps, unset.pixel_weight) == (0, 1.0)  # TrainOptions' own defaults
+    # a job that is all warm-up reports the warm-up's losses
+    stub = trainer.stub()
+    job = stub.Train(train_request(model_name="warm", iterations=2, warmup_steps=2, checkpoint_every=2), timeout=30)
+    final = finished(stub, job.id)[-1]
+    assert final.state == pb.JOB_STATE_SUCCEEDED, final.error
+    assert set(final.progress.losses) == {"content", "pixel"} and final.progress.losses["pixel"] > 0
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Train(train_request(model_name="cold", pixel_weight=-1.0), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "pixel_weight" in refused.value.details()
 
 
 def test_path_escapes_and_bad_requests_are_refused(trainer, tmp_path: Path) -> None:

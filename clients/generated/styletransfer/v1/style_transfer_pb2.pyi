@@ -376,7 +376,7 @@ class GatysRequest(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., styles: _Optional[_Iterable[_Union[StyleInput, _Mapping]]] = ..., iterations: _Optional[int] = ..., size: _Optional[int] = ..., start_size: _Optional[int] = ..., num_scales: _Optional[int] = ..., optimizer: _Optional[_Union[Optimizer, str]] = ..., learning_rate: _Optional[float] = ..., content_weight: _Optional[float] = ..., style_weight: _Optional[float] = ..., tv_weight: _Optional[float] = ..., init: _Optional[_Union[GatysInit, str]] = ..., preserve_color: _Optional[bool] = ..., seed: _Optional[int] = ..., style_loss: _Optional[str] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class TrainRequest(_message.Message):
-    __slots__ = ("content_dir", "style_dir", "iterations", "batch_size", "image_size", "lr", "lr_decay", "style_weight", "content_weight", "checkpoint_every", "model_name", "init_from", "seed", "num_processes")
+    __slots__ = ("content_dir", "style_dir", "iterations", "batch_size", "image_size", "lr", "lr_decay", "style_weight", "content_weight", "checkpoint_every", "model_name", "init_from", "seed", "num_processes", "warmup_steps", "pixel_weight")
     CONTENT_DIR_FIELD_NUMBER: _ClassVar[int]
     STYLE_DIR_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -391,6 +391,8 @@ class TrainRequest(_message.Message):
     INIT_FROM_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     NUM_PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_STEPS_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     content_dir: str
     style_dir: str
     iterations: int
@@ -405,7 +407,9 @@ class TrainRequest(_message.Message):
     init_from: str
     seed: int
     num_processes: int
-    def __init__(self, content_dir: _Optional[str] = ..., style_dir: _Optional[str] = ..., iterations: _Optional[int] = ..., batch_size: _Optional[int] = ..., image_size: _Optional[int] = ..., lr: _Optional[float] = ..., lr_decay: _Optional[float] = ..., style_weight: _Optional[float] = ..., content_weight: _Optional[float] = ..., checkpoint_every: _Optional[int] = ..., model_name: _Optional[str] = ..., init_from: _Optional[str] = ..., seed: _Optional[int] = ..., num_processes: _Optional[int] = ...) -> None: ...
+    warmup_steps: int
+    pixel_weight: float
+    def __init__(self, content_dir: _Optional[str] = ..., style_dir: _Optional[str] = ..., iterations: _Optional[int] = ..., batch_size: _Optional[int] = ..., image_size: _Optional[int] = ..., lr: _Optional[float] = ..., lr_decay: _Optional[float] = ..., style_weight: _Optional[float] = ..., content_weight: _Optional[float] = ..., checkpoint_every: _Optional[int] = ..., model_name: _Optional[str] = ..., init_from: _Optional[str] = ..., seed: _Optional[int] = ..., num_processes: _Optional[int] = ..., warmup_steps: _Optional[int] = ..., pixel_weight: _Optional[float] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)
