@@ -2,11 +2,9 @@
 
 ``python -m bench.decoder_eval --run /work/train-run`` stylizes photo x style pairs with the run's decoder and with
 a decoder at PyTorch's default initialisation (where training starts), both behind the bundled VGG19, and measures
-with that encoder:
-
-- style distance: over relu1_1..relu4_1, ``(|mean_r - mean_s| + |std_r - std_s|) / (|mean_s| + |std_s|)``, averaged
-  over the layers (r the result, s the style); the content photo's own distance to the style is the baseline;
-- content distance: ``|f(r) - f(c)| / |f(c)|`` at relu4_1.
+with that encoder the quality benchmark's distances (:func:`model.quality.quality_score`): the style distance
+(per-channel means and stds over relu1_1..relu4_1; the content photo's own distance to the style is the baseline)
+and the content distance (relu4_1; the style image's own distance to the content is the baseline).
 
 The styles are generated with a seed the training set did not use (held out); the photos are the training photos
 (the machine has no others). ``--ship NAME`` writes ``model/trained/NAME.safetensors`` (fp16) with the encoder's hash,
@@ -28,30 +26,14 @@ from bench.train_data import STYLE_GENERATORS, content_photos
 from model.adain.ops import adain, calc_mean_std
 from model.encoders import BUNDLED, EncoderWeights, load_encoder
 from model.images import image_to_tensor, tensor_to_image
-from model.network import RELU4_1, STYLE_LAYERS, Decoder, Encoder
+from model.network import RELU4_1, Decoder, Encoder
+from model.quality import quality_score
 from model.weights import load_decoder_checkpoint, save_decoder_checkpoint
 
-__all__ = ["content_distance", "evaluate", "style_distance"]
+__all__ = ["evaluate"]
 
 _PHOTOS = ("astronaut", "chelsea", "coffee", "china")
 _HELD_OUT_SEED = 991
-
-
-def style_distance(encoder: Encoder, result: torch.Tensor, style: torch.Tensor) -> float:
-    """Mean over relu1_1..relu4_1 of the normalised L2 distance of channel means and stds (0 = the style's own)."""
-    with torch.no_grad():
-        r, s = encoder.features(result, STYLE_LAYERS), encoder.features(style, STYLE_LAYERS)
-    total = 0.0
-    for name in STYLE_LAYERS:
-        (rm, rs), (sm, ss) = calc_mean_std(r[name]), calc_mean_std(s[name])
-        total += float(((rm - sm).norm() + (rs - ss).norm()) / (sm.norm() + ss.norm()))
-    return total / len(STYLE_LAYERS)
-
-
-def content_distance(encoder: Encoder, result: torch.Tensor, content: torch.Tensor) -> float:
-    with torch.no_grad():
-        r, c = encoder(result), encoder(content)
-    return float((r - c).norm() / c.norm())
 
 
 def _stylize(encoder: Encoder, decoder: Decoder, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -83,13 +65,11 @@ def evaluate(decoder: Decoder, encoder: Encoder, side: int, sheet: Path | None =
     shown = len(pairs) // len(_PHOTOS) + 1  # the sheet shows the diagonal: photo i with style i
     for index, (cn, c, sn, s) in enumerate(pairs):
         trained_out, untrained_out = _stylize(encoder, decoder, c, s), _stylize(encoder, untrained, c, s)
+        scores = {who: quality_score(encoder, image, c, s) for who, image in
+                  (("content_itself", c), ("style_itself", s), ("untrained", untrained_out), ("trained", trained_out))}
         rows.append({"content": cn, "style": sn,
-                     "style_distance": {"content_itself": style_distance(encoder, c, s),
-                                        "untrained": style_distance(encoder, untrained_out, s),
-                                        "trained": style_distance(encoder, trained_out, s)},
-                     "content_distance": {"style_itself": content_distance(encoder, s, c),
-                                          "untrained": content_distance(encoder, untrained_out, c),
-                                          "trained": content_distance(encoder, trained_out, c)}})
+                     "style_distance": {w: scores[w].style for w in ("content_itself", "untrained", "trained")},
+                     "content_distance": {w: scores[w].content for w in ("style_itself", "untrained", "trained")}})
         if index % shown == 0:
             tiles.append(torch.cat([c, s, untrained_out, trained_out], dim=3))
     if sheet is not None:
@@ -100,9 +80,11 @@ def evaluate(decoder: Decoder, encoder: Encoder, side: int, sheet: Path | None =
 
 
 def _curve(history: list[dict[str, float]], points: int = 40) -> list[list[float]]:
-    """The loss history as ``points`` [step, mean loss, mean content, mean style] rows (window means)."""
+    """The loss history as ``points`` [step, mean loss, content, style, pixel] rows (window means; the pixel term is
+    the warm-up's, 0 after it and in runs without one)."""
     edges = np.linspace(0, len(history), min(points, len(history)) + 1).astype(int)
-    return [[int(hi), *(round(float(np.mean([h[k] for h in history[lo:hi]])), 4) for k in ("loss", "content", "style"))]
+    keys = ("loss", "content", "style", "pixel")
+    return [[int(hi), *(round(float(np.mean([h.get(k, 0.0) for h in history[lo:hi]])), 4) for k in keys)]
             for lo, hi in itertools.pairwise(edges) if hi > lo]
 
 
