@@ -237,8 +237,11 @@ def _preview(path: Path, history: Sequence[dict[str, float]], samples: Image.Ima
     fig = plt.figure(figsize=(10, 6 if samples is not None else 3.5))
     ax = fig.add_subplot(2 if samples is not None else 1, 1, 1)
     steps = range(1, len(history) + 1)
-    for key in ("loss", "content", "style"):
-        ax.plot(steps, [h[key] for h in history], label=key, linewidth=1)
+    # terms that are zero (style during the warm-up, pixel after it) stay off the log axis
+    for key in ("loss", "content", "style", "pixel"):
+        values = [h.get(key, 0.0) for h in history]
+        if any(v > 0 for v in values):
+            ax.plot(steps, [v if v > 0 else float("nan") for v in values], label=key, linewidth=1)
     ax.set(xlabel="step", ylabel="loss", yscale="log", title=f"AdaIN decoder training, step {len(history)}")
     ax.legend()
     if samples is not None:
