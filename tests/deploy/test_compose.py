@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import yaml
 
-from server.config import ENV_PREFIX, Config
+from server.config import ENV_PREFIX, Config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -42,3 +43,18 @@ def test_grafana_is_provisioned_with_the_dashboard_and_prometheus() -> None:
     provider = yaml.safe_load((provisioning / "dashboards" / "styletransfer.yml").read_text())["providers"][0]
     mounts = dict(v.split(":")[:2] for v in COMPOSE["services"]["grafana"]["volumes"])
     assert mounts["./deploy/grafana/styletransfer.json"].startswith(provider["options"]["path"])
+
+
+def test_server_ports_are_published_and_exposed() -> None:
+    """The gRPC and HTTP ports the server listens on (the image's environment, then compose's) are the ones compose
+    publishes and the Dockerfile exposes; the HTTP gateway is off unless STYLETRANSFER_HTTP_PORT is set."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    environ = dict(re.findall(r"\b(STYLETRANSFER_\w+)=(\S+)", dockerfile))
+    literal = {k: v for k, v in COMPOSE["services"]["styletransfer"]["environment"].items() if "${" not in str(v)}
+    config = load_config([], {**environ, **literal})
+    assert config.http_port != 0, "the HTTP gateway is not enabled"
+    published = {int(mapping.split(":")[-1]) for mapping in COMPOSE["services"]["styletransfer"]["ports"]}
+    (exposed,) = re.findall(r"^EXPOSE (.+)$", dockerfile, re.MULTILINE)
+    for port in (config.port, config.http_port):
+        assert port in published
+        assert str(port) in exposed.split()

@@ -202,6 +202,18 @@ def test_services_select_deployment_pods() -> None:
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names, service["metadata"]["name"]
 
 
+def test_http_service_reaches_the_gateway() -> None:
+    """The Service's ``http`` port must land on the port the HTTP/JSON gateway listens on; the gateway is off unless
+    the container's env or args set --http-port (a misspelt variable is ignored, leaving it off and the port closed)."""
+    ports = {p["name"]: p for p in by_name("Service", "styletransfer")["spec"]["ports"]}
+    container = by_name("Deployment", "styletransfer")["spec"]["template"]["spec"]["containers"][0]
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    environ = {var["name"]: var["value"] for var in container.get("env", []) if "value" in var}
+    http_port = load_config(container.get("args", []), environ).http_port
+    assert http_port != 0, "the HTTP gateway is not enabled"
+    assert container_ports[ports["http"]["targetPort"]] == http_port
+
+
 def test_headless_service_resolves_the_api_pods() -> None:
     """Client-side round_robin needs DNS to return pod IPs (clusterIP None) of the same pods as the Deployment."""
     headless = by_name("Service", "styletransfer-headless")
