@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ __all__ = ["ENV_PREFIX", "Config", "ConfigError", "build_parser", "load_config"]
 
 ENV_PREFIX = "STYLETRANSFER_"
 MIB = 1024 * 1024
+# What a browser sends in ``Origin``: lower-case scheme and host, an optional port, no path or trailing slash.
+_ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
 
 
 class ConfigError(ValueError):
@@ -38,6 +41,9 @@ class Config:
     metrics_host: str = _opt("", "address of the metrics endpoint; empty means the same as --host")
     http_port: int = _opt(0, "HTTP/JSON gateway and browser playground port (on --host, TLS and auth as for gRPC); "
                              "0 disables them")
+    http_cors_origins: str = _opt("", "browser origins allowed to call the HTTP API from other sites (CORS): "
+                                      "comma-separated scheme://host[:port], matched exactly, or '*' for any origin "
+                                      "(then without credentials); empty sends no CORS headers")
     max_message_bytes: int = _opt(32 * MIB, "largest request or response message in bytes")
     max_connection_age: float = _opt(0.0, "seconds after which a client connection is closed so clients rebalance "
                                           "across replicas; 0 keeps connections forever")
@@ -138,6 +144,11 @@ class Config:
         return self.vgg if self.vgg == BUNDLED or Path(self.vgg).is_file() else BUNDLED
 
     @property
+    def cors_origins(self) -> tuple[str, ...]:
+        """--http-cors-origins as a tuple: exact origins, ``("*",)`` for any, or empty (no CORS)."""
+        return tuple(origin.strip() for origin in self.http_cors_origins.split(",") if origin.strip())
+
+    @property
     def tls_enabled(self) -> bool:
         return bool(self.tls_cert or self.tls_key)
 
@@ -168,7 +179,18 @@ class Config:
             raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
         if self.job_store and not self.job_store.startswith(("postgresql://", "postgres://")):
             raise ConfigError("--job-store must be empty (SQLite) or a postgresql:// URL")
+        self._validate_cors_origins()
         return self
+
+    def _validate_cors_origins(self) -> None:
+        """An origin that can never equal a browser's ``Origin`` header would silently allow nothing."""
+        origins = self.cors_origins
+        if "*" in origins and len(origins) > 1:
+            raise ConfigError("--http-cors-origins: '*' allows every origin, so it stands alone")
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ConfigError(f"--http-cors-origins: {origin!r} is not an origin; expected lower-case "
+                                  "scheme://host[:port] without a path or trailing slash, e.g. https://app.example.com")
 
 
 def _flag(name: str) -> str:

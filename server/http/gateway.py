@@ -10,7 +10,8 @@ HTTP specifics: ``Authorization`` and ``X-Request-Id`` are forwarded as gRPC met
 format, e.g. ``30S`` or ``500m``) becomes the call's deadline, proto3 JSON both ways (``json_format``), status codes
 mapped as Google's HTTP guidelines do, errors as ``{"code", "status", "message", "requestId"}``. Server-streaming
 RPCs answer with server-sent events (``Accept: text/event-stream``) or newline-delimited ``{"result": ...}`` objects
-as grpc-gateway does.
+as grpc-gateway does. Cross-origin callers are answered only for the origins ``--http-cors-origins`` lists
+(``server.http.cors``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from server.config import Config
+from server.http.cors import CorsPolicy
 from server.http.rules import FormFile, RequestError, Route, form_message, routes_for
 from server.logs import new_request_id
 from server.metrics import Metrics
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 REQUEST_ID_HEADER = "x-request-id"
 TRANSPORT = "http"
+API_ROUTE = "api"  # the catch-all route of the RPCs, as opposed to the page and its static files
 
 #: gRPC status -> HTTP status, as google.rpc.Code documents and grpc-gateway and Envoy's transcoder apply it.
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -93,6 +96,7 @@ class Gateway:
         self._config = config
         self._metrics = metrics
         self._routes = routes_for(service)
+        self._cors = CorsPolicy(config.cors_origins)
         self._socket_dir = tempfile.mkdtemp(prefix="styletransfer-gw-")  # mode 0700: only this user connects
         self.grpc_address = f"unix:{os.path.join(self._socket_dir, 'grpc.sock')}"
         self._channel: grpc.aio.Channel | None = None
@@ -105,8 +109,10 @@ class Gateway:
         app = web.Application(client_max_size=self._max_body)
         app.router.add_get("/", self._index)
         app.router.add_static("/static/", STATIC_DIR, append_version=True)
-        app.router.add_route("*", "/{path:.*}", self._dispatch)
+        app.router.add_route("*", "/{path:.*}", self._dispatch, name=API_ROUTE)
         app.on_response_prepare.append(_security_headers)
+        if self._cors.enabled:  # off: not even Vary, responses stay exactly as before
+            app.on_response_prepare.append(self._cors_headers)
         return app
 
     async def start(self) -> None:
@@ -140,11 +146,17 @@ class Gateway:
                 return route, params
         return None
 
+    def _methods_at(self, raw_path: str) -> set[str]:
+        """The HTTP methods some RPC is mapped to at this path."""
+        return {r.http_method for r in self._routes if r.pattern.fullmatch(raw_path)}
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
+        if self._cors.enabled and _is_preflight(request):
+            return self._preflight(request, request_id)
         found = self._route(request)
         if found is None:
-            allowed = any(r.pattern.fullmatch(request.rel_url.raw_path) for r in self._routes)
+            allowed = bool(self._methods_at(request.rel_url.raw_path))
             code = grpc.StatusCode.UNIMPLEMENTED if allowed else grpc.StatusCode.NOT_FOUND
             message = (f"{request.method} is not allowed on {request.path}" if allowed
                        else f"no RPC is mapped to {request.method} {request.path}")
@@ -161,6 +173,28 @@ class Gateway:
         if route.streaming:
             return await self._stream(request, route, message, metadata, timeout, request_id)
         return await self._unary(route, message, metadata, timeout, request_id)
+
+    def _preflight(self, request: web.Request, request_id: str) -> web.Response:
+        """204 with the CORS grant for an allowed origin; 403 for any other (module docstring of server.http.cors)."""
+        methods = self._methods_at(request.rel_url.raw_path)
+        if not methods:
+            return _error_response(grpc.StatusCode.NOT_FOUND, f"no RPC is mapped to {request.path}", request_id)
+        origin = request.headers.get("Origin", "")
+        headers = self._cors.preflight_headers(origin, methods)
+        if headers is None:
+            return _error_response(grpc.StatusCode.PERMISSION_DENIED,
+                                   f"origin {origin!r} is not allowed to call this API (--http-cors-origins)",
+                                   request_id)
+        return web.Response(status=204, headers=headers)
+
+    async def _cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """CORS headers on every API response, errors and event streams included; preflights carry their own."""
+        if request.match_info.route.name != API_ROUTE or _is_preflight(request):
+            return
+        for name, value in self._cors.response_headers(request.headers.get("Origin", "")).items():
+            if name == "Vary" and (present := response.headers.get("Vary")):
+                value = f"{present}, {value}"
+            response.headers[name] = value
 
     async def _request_message(self, request: web.Request, route: Route, params: dict[str, str]
                                ) -> tuple[Message, float | None]:
@@ -219,6 +253,11 @@ class Gateway:
             raise
         await response.write_eof()
         return response
+
+
+def _is_preflight(request: web.Request) -> bool:
+    """A CORS preflight: the browser asking whether it may send the request named in the headers."""
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
 
 async def _next(stream: grpc.aio.UnaryStreamCall) -> Message | None:

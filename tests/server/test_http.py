@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from server.config import ConfigError, load_config
 from server.http.rules import FormFile, form_message, routes_for
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import encode, free_port, make_image, png_bytes, wait_for
@@ -290,3 +291,76 @@ def test_shutdown_ends_open_event_streams(start_server) -> None:
     reader.join(30)
     assert not reader.is_alive()
     assert b"event: error" in b"".join(events)
+
+
+APP = "https://app.example.com"
+
+
+def cors_headers(reply: Reply) -> dict[str, str]:
+    return {k.lower(): v for k, v in reply.headers.items() if k.lower().startswith("access-control-")}
+
+
+def preflight(url: str, origin: str, method: str = "POST") -> Reply:
+    return fetch("OPTIONS", url, headers={"Origin": origin, "Access-Control-Request-Method": method,
+                                          "Access-Control-Request-Headers": "authorization, content-type"})
+
+
+@pytest.fixture
+def cors(start_server):
+    return start_server(http_port=free_port(), http_cors_origins=f"{APP}, http://localhost:5173")
+
+
+def test_cors_preflight_grants_an_allowed_origin_the_routes_methods(cors) -> None:
+    reply = preflight(f"{cors.http_url}/v1/stylize", APP)
+    assert reply.status == 204, reply.body
+    granted = cors_headers(reply)
+    assert granted["access-control-allow-origin"] == APP and granted["access-control-allow-credentials"] == "true"
+    assert granted["access-control-allow-methods"] == "POST"
+    headers = {h.strip() for h in granted["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "grpc-timeout", "x-request-id"} <= headers
+    assert int(granted["access-control-max-age"]) > 0 and "Origin" in reply.headers["Vary"]
+    style = preflight(f"{cors.http_url}/v1/styles/abc", "http://localhost:5173", "DELETE")
+    assert style.status == 204 and set(cors_headers(style)["access-control-allow-methods"].split(", ")) == {
+        "GET", "DELETE"}
+    assert preflight(f"{cors.http_url}/v1/nowhere", APP).status == 404
+
+
+def test_cors_headers_on_responses_and_errors_for_allowed_origins_only(cors) -> None:
+    ok = fetch("GET", f"{cors.http_url}/v1/models", headers={"Origin": APP})
+    assert ok.status == 200 and cors_headers(ok) == {"access-control-allow-origin": APP,
+                                                     "access-control-allow-credentials": "true",
+                                                     "access-control-expose-headers": "x-request-id"}
+    assert "Origin" in ok.headers["Vary"]
+    missing = fetch("GET", f"{cors.http_url}/v1/styles/nope", headers={"Origin": APP})
+    assert missing.status == 404 and cors_headers(missing)["access-control-allow-origin"] == APP
+    evil = fetch("GET", f"{cors.http_url}/v1/models", headers={"Origin": "https://evil.example.com"})
+    assert evil.status == 200 and cors_headers(evil) == {}  # the browser withholds the reply from the page
+    refused = preflight(f"{cors.http_url}/v1/stylize", "https://evil.example.com")
+    assert refused.status == 403 and cors_headers(refused) == {}
+    assert refused.json()["status"] == "PERMISSION_DENIED"
+    page = fetch("GET", f"{cors.http_url}/", headers={"Origin": APP})
+    assert cors_headers(page) == {} and "default-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_cors_wildcard_allows_any_origin_without_credentials(start_server) -> None:
+    server = start_server(http_port=free_port(), http_cors_origins="*")
+    reply = preflight(f"{server.http_url}/v1/models", "https://anywhere.example.org", "GET")
+    assert reply.status == 204 and cors_headers(reply)["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in cors_headers(reply)
+    listed = fetch("GET", f"{server.http_url}/v1/models", headers={"Origin": "https://anywhere.example.org"})
+    assert cors_headers(listed) == {"access-control-allow-origin": "*", "access-control-expose-headers": "x-request-id"}
+
+
+def test_default_config_sends_no_cors_headers(http) -> None:
+    listed = fetch("GET", f"{http.http_url}/v1/models", headers={"Origin": APP})
+    assert listed.status == 200 and cors_headers(listed) == {} and "Vary" not in listed.headers
+    assert preflight(f"{http.http_url}/v1/stylize", APP).status == 405  # no OPTIONS route: as without CORS
+
+
+@pytest.mark.parametrize("origins", ["https://app.example.com/", "*, https://app.example.com", "app.example.com",
+                                     "https://App.example.com", "null"])
+def test_cors_origins_that_never_match_are_refused(origins: str) -> None:
+    with pytest.raises(ConfigError, match="--http-cors-origins"):
+        load_config(["--http-cors-origins", origins], {})
+    assert load_config([], {"STYLETRANSFER_HTTP_CORS_ORIGINS": "https://a.example:8443,http://[::1]:3000"}
+                       ).cors_origins == ("https://a.example:8443", "http://[::1]:3000")
