@@ -19,6 +19,7 @@ import grpc
 from clients.client import (
     Job,
     JobState,
+    ModelInfo,
     StyleClient,
     StyleRef,
     StyleTransferError,
@@ -158,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     _stylize_flags(sub)
     _style_flags(sub)
     sub.add_parser("models", help="list the server's models")
+    sub.add_parser("delete-model", help="remove a model made by a Train job",
+                   description="Removes a model made by a Train job. Built-in models (the server's weights) cannot "
+                   "be deleted: the server answers FAILED_PRECONDITION, and NOT_FOUND for a name it does not "
+                   "serve.").add_argument("name", help="the model's name or family/version")
     _job_flags(sub)
     return parser
 
@@ -232,15 +237,32 @@ _TRAINING_FACTS = (("content_dir", "content"), ("style_dir", "styles"), ("steps"
                    ("final_content_loss", "final content loss"), ("final_style_loss", "final style loss"))
 
 
+def _describe_model(m: ModelInfo) -> list[str]:
+    """A model as `models` prints it: a line with its address, flags, device and weights' hashes by role, then
+    indented lines for where the weights came from, what a trained model was trained on, and any problem."""
+    flags = "".join(text for on, text in ((m.is_default, " (default)"), (m.untrained, " UNTRAINED"),
+                                          (m.trained, " trained")) if on)
+    address = f" ({m.family}/{m.version})" if m.family else ""  # an older server says no family
+    hashes = "".join(f"  {role} {digest[:12]}" for role, digest in sorted(m.weights_sha256.items()))
+    lines = [f"{m.name}{address}{flags}  {m.device}/{m.dtype}{hashes}"]
+    if m.provenance:
+        lines.append("    " + ", ".join(f"{role}: {source}" for role, source in sorted(m.provenance.items())))
+    facts = [f"{label} {m.metadata[key]}" for key, label in _TRAINING_FACTS if m.metadata.get(key)]
+    if facts:
+        lines.append("    trained on " + ", ".join(facts))
+    if m.problem:
+        lines.append(f"    problem: {m.problem}")
+    return lines
+
+
 def _cmd_models(client: StyleClient, args: argparse.Namespace) -> None:
-    for m in client.models():
-        flags = " (default)" if m.is_default else ""
-        flags += " UNTRAINED" if m.untrained else ""
-        print(f"{m.name}{flags}  {m.device}/{m.dtype}  encoder {m.encoder_sha256[:12]}  "
-              f"decoder {m.decoder_sha256[:12]}")
-        facts = [f"{label} {m.metadata[key]}" for key, label in _TRAINING_FACTS if m.metadata.get(key)]
-        if facts:
-            print("    trained on " + ", ".join(facts))
+    for model in client.models():
+        print("\n".join(_describe_model(model)))
+
+
+def _cmd_delete_model(client: StyleClient, args: argparse.Namespace) -> None:
+    client.delete_model(args.name)
+    print(f"deleted {args.name}")
 
 
 def _describe(job: Job) -> str:
@@ -363,7 +385,8 @@ def _cmd_train(client: StyleClient, args: argparse.Namespace) -> None:
     print(f"model {args.name} is ready")
 
 
-_COMMANDS = {"stylize": _cmd_stylize, "styles": _cmd_styles, "models": _cmd_models, "jobs": _cmd_jobs,
+_COMMANDS = {"stylize": _cmd_stylize, "styles": _cmd_styles, "models": _cmd_models,
+             "delete-model": _cmd_delete_model, "jobs": _cmd_jobs,
              "gatys": _cmd_gatys, "train": _cmd_train}
 
 

@@ -150,6 +150,12 @@ class ModelInfo:
     untrained: bool
     is_default: bool
     metadata: dict[str, str]
+    family: str = ""  # e.g. "adain", "magenta"
+    version: str = ""  # within the family; requests may name the model "family/version"
+    weights_sha256: dict[str, str] = field(default_factory=dict)  # role ("encoder", "decoder", ...) -> hex
+    provenance: dict[str, str] = field(default_factory=dict)  # role -> file path, package or "random(seed=N)"
+    trained: bool = False  # made by a Train job: delete_model may remove it
+    problem: str = ""  # why the model cannot be used; empty when it can
 
 
 @dataclass(frozen=True)
@@ -371,7 +377,13 @@ class StyleClient:
     def models(self) -> list[ModelInfo]:
         reply = self._call("ListModels", pb.ListModelsRequest())
         return [ModelInfo(m.name, m.encoder_source, m.decoder_source, m.encoder_sha256, m.decoder_sha256, m.device,
-                          m.dtype, m.untrained, m.is_default, dict(m.metadata)) for m in reply.models]
+                          m.dtype, m.untrained, m.is_default, dict(m.metadata), m.family, m.version,
+                          dict(m.weights_sha256), dict(m.provenance), m.trained, m.problem) for m in reply.models]
+
+    def delete_model(self, name: str) -> None:
+        """Removes a model a Train job made (by name or "family/version"); the server refuses a built-in one
+        (FAILED_PRECONDITION) and an unknown one (NOT_FOUND)."""
+        self._call("DeleteModel", pb.DeleteModelRequest(name=name))
 
     # --- jobs -----------------------------------------------------------------------------------------------------
 

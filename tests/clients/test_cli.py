@@ -136,7 +136,10 @@ class FakeClient:
     def models(self) -> list[ModelInfo]:
         meta = {"content_dir": "faces", "style_dir": "house-style", "steps": "12", "final_content_loss": "1.5",
                 "final_style_loss": "0.25"}
-        return [ModelInfo("avatars", "", "", "e" * 64, "d" * 64, "cpu", "float32", False, False, meta)]
+        return [ModelInfo("avatars", "", "", "e" * 64, "d" * 64, "cpu", "float32", False, False, meta),
+                ModelInfo("magenta", "", "", "", "", "cpu", "float32", False, True, {}, "magenta", "v1",
+                          {"transfer": "a" * 64, "predictor": "b" * 64}, {"transfer": "pkg:transfer.tflite"},
+                          problem="OSError: unreadable")]
 
 
 def _run(command: list[str], client: FakeClient) -> None:
@@ -165,6 +168,13 @@ def test_models_shows_what_a_trained_model_was_trained_on(capsys) -> None:
     out = capsys.readouterr().out
     assert ("trained on content faces, styles house-style, steps 12, final content loss 1.5, final style loss 0.25"
             in out)
+
+
+def test_models_shows_each_familys_roles_where_they_came_from_and_problems(capsys) -> None:
+    _run(["models"], FakeClient([]))
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("magenta (magenta/v1) (default)  cpu/float32  predictor bbbbbbbbbbbb  transfer aaaaaaaaaaaa")
+    assert lines[at + 1:at + 3] == ["    transfer: pkg:transfer.tflite", "    problem: OSError: unreadable"]
 
 
 def test_the_progress_bar_of_a_resumed_job_is_sane(monkeypatch, capsys) -> None:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from clients.cli import main as cli
 from clients.client import JobState, StyleClient, StyleRef, StyleTransferError
+from model.weights import random_decoder_state, save_decoder_checkpoint
 from tests.helpers import make_image, png_bytes
 
 
@@ -65,7 +66,32 @@ def test_errors_become_one_exception_with_the_code(client: StyleClient) -> None:
 
 def test_models(client: StyleClient) -> None:
     (model,) = client.models()
-    assert model.is_default and model.untrained
+    assert model.is_default and model.untrained and not model.trained and not model.problem
+    assert (model.family, model.version) == ("adain", "random")
+    assert set(model.weights_sha256) == {"encoder", "decoder"} == set(model.provenance)
+    assert model.weights_sha256["decoder"] == model.decoder_sha256 and len(model.decoder_sha256) == 64
+    assert model.provenance["decoder"] == "random(seed=0)"
+
+
+def _register_trained(server, name: str, tmp_path: Path) -> None:
+    """A trained model without a Train job: a random decoder checkpoint registered as a Train job would."""
+    registry = server.server.runtime.models
+    checkpoint = tmp_path / f"{name}.safetensors"
+    save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.adain.encoder_sha256)
+    registry.register(name, checkpoint, {"steps": "3"})
+
+
+def test_delete_model_removes_a_trained_model_and_refuses_a_built_in_one(server, client: StyleClient,
+                                                                          tmp_path: Path) -> None:
+    _register_trained(server, "mine", tmp_path)
+    mine = {m.name: m for m in client.models()}["mine"]
+    assert mine.trained and mine.family == "adain" and mine.metadata["steps"] == "3"
+    client.delete_model("mine")
+    assert [m.name for m in client.models()] == ["default"]
+    for name, code in (("default", grpc.StatusCode.FAILED_PRECONDITION), ("mine", grpc.StatusCode.NOT_FOUND)):
+        with pytest.raises(StyleTransferError) as info:
+            client.delete_model(name)
+        assert info.value.code == code and name in info.value.details
 
 
 def test_cli_stylize_styles_and_models(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,7 +108,10 @@ def test_cli_stylize_styles_and_models(server, tmp_path: Path, capsys: pytest.Ca
     assert cli([*target, "styles", "list"]) == 0 and "cli-style" in capsys.readouterr().out
     assert cli([*target, "stylize", str(content), f"id:{style_id}", str(style), "--weights", "1,1", "-o",
                 str(tmp_path / "two.png")]) == 0
-    assert cli([*target, "models"]) == 0 and "default (default) UNTRAINED" in capsys.readouterr().out
+    assert cli([*target, "models"]) == 0
+    out = capsys.readouterr().out
+    assert "default (adain/random) (default) UNTRAINED  cpu/float32  decoder " in out
+    assert "    decoder: random(seed=0), encoder: random" in out  # where each role's weights came from
     assert cli([*target, "styles", "delete", style_id]) == 0
 
 
@@ -95,6 +124,19 @@ def test_cli_errors_are_one_line_without_traceback(server, tmp_path: Path,
     assert "is the server running at 127.0.0.1:1?" in capsys.readouterr().err
     assert cli(["--target", server.target, "stylize", str(tmp_path / "missing.png"), "x.png", "-o", "o.png"]) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_cli_delete_model(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = ["--target", server.target]
+    assert cli([*target, "delete-model", "default"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: FAILED_PRECONDITION: ") and "built in" in err
+    _register_trained(server, "mine", tmp_path)
+    assert cli([*target, "models"]) == 0
+    out = capsys.readouterr().out  # the encoder is the server's random one, so the trained model is UNTRAINED too
+    assert "mine (adain/mine) UNTRAINED trained  cpu/float32" in out and "/models/mine/decoder.safetensors" in out
+    assert cli([*target, "delete-model", "mine"]) == 0 and capsys.readouterr().out == "deleted mine\n"
+    assert cli([*target, "delete-model", "mine"]) == 1 and "error: NOT_FOUND: " in capsys.readouterr().err
 
 
 def test_console_script_runs(server, tmp_path: Path) -> None:
