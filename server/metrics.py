@@ -26,10 +26,16 @@ def transport_of(peer: str) -> str:
     return "http" if peer.startswith("unix:") else "grpc"
 
 
+#: model_info's labels, each an attribute of :class:`ServedModel` but ``model`` (its ``name``).
+MODEL_INFO_LABELS = ("model", "family", "version", "device", "dtype", "untrained")
+
+
 class ServedModel(Protocol):
-    """What model_info labels a served model by (``model.adain.stylizer.ModelInfo`` has these)."""
+    """What model_info labels a served model by (``model.family.ModelInfo`` has these)."""
 
     name: str
+    family: str
+    version: str
     device: str
     dtype: str
     untrained: bool
@@ -61,8 +67,7 @@ class Metrics:
                                         registry=r)
         self.style_cache_misses = Counter(p + "style_cache_misses", "style statistics that had to be computed",
                                           ["cache"], registry=r)
-        self.model_info = Gauge(p + "model_info", "loaded models (value 1)", ["model", "device", "dtype", "untrained"],
-                                registry=r)
+        self.model_info = Gauge(p + "model_info", "served models (value 1)", MODEL_INFO_LABELS, registry=r)
         self.batch_size = Histogram(p + "batch_size", "requests per model batch", buckets=(1, 2, 4, 8, 16, 32),
                                     registry=r)
         self.jobs_transitions = Counter(p + "jobs", "job state transitions", ["kind", "state"], registry=r)
@@ -85,8 +90,8 @@ class Metrics:
 
     def set_models(self, models: Iterable[ServedModel]) -> None:
         """Makes model_info list exactly ``models``: a series per served model, none left for a removed one."""
-        wanted = {(m.name, m.device, m.dtype, str(m.untrained).lower()) for m in models}
-        current = {tuple(s.labels[k] for k in ("model", "device", "dtype", "untrained"))
+        wanted = {(m.name, m.family, m.version, m.device, m.dtype, str(m.untrained).lower()) for m in models}
+        current = {tuple(s.labels[k] for k in MODEL_INFO_LABELS)
                    for metric in self.model_info.collect() for s in metric.samples}
         for labels in current - wanted:
             with contextlib.suppress(KeyError):

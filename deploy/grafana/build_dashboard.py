@@ -43,6 +43,7 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
     ("Process memory", "bytes", [("process_resident_memory_bytes", "{{instance}}")], "timeseries"),
     ("Untrained weights served", "short", [('max(styletransfer_model_info{untrained="true"}) or vector(0)',
                                             "untrained")], "stat"),
+    ("Models served by family", "short", [("count by (family) (styletransfer_model_info)", "{{family}}")], "stat"),
 ]
 
 

@@ -21,6 +21,8 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "styletransfer.json"
 # Series that are not the server's own: Prometheus built-ins and PromQL functions that look like names.
 NOT_EXPORTED = {"up"}
+# Labels a query may use that the server does not put on its series: Prometheus' target labels, histogram buckets.
+NOT_FROM_SERVER = {"instance", "job", "le"}
 # The series each ``# TYPE`` family puts on the wire, by suffix (prometheus_client names counter families with
 # their ``_total`` already, and declares ``_created`` as gauges of their own).
 SUFFIXES = {"counter": ("",), "histogram": ("_bucket", "_sum", "_count", "_created"),
@@ -53,6 +55,26 @@ def queried_series(expr: str) -> set[str]:
     return names - NOT_EXPORTED
 
 
+def carried_labels(metrics_text: str) -> dict[str, set[str]]:
+    """The label names of each series that has samples in the scrape (labelled series with none yet are absent)."""
+    labels: dict[str, set[str]] = {}
+    for line in metrics_text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, rest = line.partition("{")
+            labels.setdefault(name.split()[0], set()).update(re.findall(r'(\w+)="(?:[^"\\]|\\.)*"', rest))
+    return labels
+
+
+def queried_labels(expr: str, legend: str = "") -> set[str]:
+    """Label names an expression matches or groups on, and those its legend prints (``{{family}}``)."""
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    matched = {name for block in re.findall(r"\{([^}]*)\}", without_strings)
+               for name in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", block)}
+    grouped = {name.strip() for block in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", without_strings)
+               for name in block.split(",") if name.strip()}
+    return matched | grouped | set(re.findall(r"\{\{\s*(\w+)\s*\}\}", legend))
+
+
 def rule_expressions() -> list[str]:
     groups = yaml.safe_load((PROMETHEUS / "rules.yml").read_text())["groups"]
     return [rule["expr"] for group in groups for rule in group["rules"]]
@@ -63,9 +85,14 @@ def recorded_names() -> set[str]:
     return {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
 
 
-def dashboard_expressions() -> list[str]:
+def dashboard_targets() -> list[tuple[str, str]]:
+    """(expression, legend) of every panel target."""
     panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [target["expr"] for panel in panels for target in panel["targets"]]
+    return [(target["expr"], target["legendFormat"]) for panel in panels for target in panel["targets"]]
+
+
+def dashboard_expressions() -> list[str]:
+    return [expr for expr, _ in dashboard_targets()]
 
 
 def test_promtool_accepts_the_scrape_config_and_rules() -> None:
@@ -102,6 +129,22 @@ def test_rules_and_dashboard_query_only_series_the_server_exports(server) -> Non
         missing = queried_series(expr) - exported
         assert not missing, f"{expr} queries {missing}"
     assert all(name.startswith("styletransfer:") for name in recorded)  # recording rules never shadow raw series
+
+
+def test_rules_and_dashboard_use_only_labels_the_server_exports(server) -> None:
+    """A grouping or legend label the series lacks gives one unlabelled line (or none) instead of an error."""
+    carried = carried_labels(server.metrics())
+    assert {"model", "family", "version"} <= carried["styletransfer_model_info"]
+    checked = 0
+    for expr, legend in dashboard_targets() + [(expr, "") for expr in rule_expressions()]:
+        sampled = [carried[name] for name in queried_series(expr) if name in carried]
+        if sampled:  # series with no sample yet (jobs, training) are checked by name above
+            missing = queried_labels(expr, legend) - NOT_FROM_SERVER - set().union(*sampled)
+            assert not missing, f"{expr} ({legend}) uses labels {missing} the series do not carry"
+            checked += 1
+    assert checked >= 5
+    assert queried_labels("count by (famly) (styletransfer_model_info)") - carried["styletransfer_model_info"] == {
+        "famly"}
 
 
 def test_latency_objectives_read_successful_calls_only() -> None:

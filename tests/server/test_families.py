@@ -258,3 +258,12 @@ def test_a_server_with_no_model_refuses_stylize_with_not_found(start_server) -> 
     assert err.code() == grpc.StatusCode.NOT_FOUND and "no models" in err.details()
     style = server.stub().PutStyle(pb.PutStyleRequest(image=STYLE, style_size=16), timeout=30)
     assert (style.width, style.height) == (16, 16)  # kept; codes are made when a model first uses it
+
+
+def test_model_info_labels_each_served_model_with_its_family_and_version(two_families: RunningServer) -> None:
+    """Dashboards and alerts group served models by family (count by (family), the untrained-weights alert)."""
+    common = {"device": "cpu", "dtype": "float32"}
+    assert two_families.metric("styletransfer_model_info", model="flat", family="flat", version="v1",
+                               untrained="false", **common) == 1
+    assert two_families.metric("styletransfer_model_info", model="default", family="adain", version="random",
+                               untrained="true", **common) == 1

@@ -40,12 +40,12 @@ def test_model_info_lists_every_served_model_and_again_after_a_restart(start_ser
     checkpoint = tmp_path / "decoder.safetensors"
     save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.default.encoder_sha256)
     registry.register("avatars", checkpoint, {"steps": "12"})
-    labels = {"device": "cpu", "dtype": "float32", "untrained": "true"}
-    assert server.metric("styletransfer_model_info", model="default", **labels) == 1
-    assert server.metric("styletransfer_model_info", model="avatars", **labels) == 1
+    labels = {"family": "adain", "device": "cpu", "dtype": "float32", "untrained": "true"}
+    assert server.metric("styletransfer_model_info", model="default", version="random", **labels) == 1
+    assert server.metric("styletransfer_model_info", model="avatars", version="avatars", **labels) == 1
     server.stop()
     restarted = start_server()  # the same data directory: the trained model is served without being used first
-    assert restarted.metric("styletransfer_model_info", model="avatars", **labels) == 1
+    assert restarted.metric("styletransfer_model_info", model="avatars", version="avatars", **labels) == 1
 
 
 def _niceness() -> int:

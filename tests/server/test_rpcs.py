@@ -179,8 +179,8 @@ def test_metrics_count_calls_by_code(server: RunningServer) -> None:
                  "styletransfer_queue_wait_seconds_count", "styletransfer_inflight_requests",
                  "styletransfer_queued_requests", "styletransfer_image_pixels_bucket", "process_resident_memory_bytes"):
         assert name in text, name
-    assert server.metric("styletransfer_model_info", model="default", device="cpu", dtype="float32",
-                         untrained="true") == 1
+    assert server.metric("styletransfer_model_info", model="default", family="adain", version="random",
+                         device="cpu", dtype="float32", untrained="true") == 1
 
 
 def test_big_message_is_refused(start_server) -> None:
