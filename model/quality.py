@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from model.adain.ops import calc_mean_std
+from model.gatys import gram
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, RELU4_1, STYLE_LAYERS, Encoder
 
-__all__ = ["GatysScore", "QualityScore", "gatys_score", "gram", "quality_score"]
+__all__ = ["GatysScore", "QualityScore", "gatys_score", "quality_score"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,6 @@ def _same_size(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def _relative(a: torch.Tensor, target: torch.Tensor) -> float:
     return float((a - target).norm() / target.norm().clamp_min(1e-12))
-
-
-def gram(feat: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C) Gram matrices, divided by the number of positions (independent of image size)."""
-    b, c, h, w = feat.shape
-    flat = feat.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (h * w)
 
 
 @torch.inference_mode()

@@ -8,6 +8,7 @@ from model.gatys.optimise import (
     GramStyleLoss,
     MeanStdStyleLoss,
     TVLoss,
+    gram,
     scale_sizes,
     stylize_gatys,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "GramStyleLoss",
     "MeanStdStyleLoss",
     "TVLoss",
+    "gram",
     "scale_sizes",
     "stylize_gatys",
 ]

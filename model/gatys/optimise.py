@@ -44,6 +44,7 @@ __all__ = [
     "GramStyleLoss",
     "MeanStdStyleLoss",
     "TVLoss",
+    "gram",
     "scale_sizes",
     "stylize_gatys",
 ]
@@ -136,7 +137,8 @@ class GatysCheckpoint:
 
 # --- losses -------------------------------------------------------------------------------------------------------
 
-def _gram(feat: torch.Tensor) -> torch.Tensor:
+def gram(feat: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) Gram matrices, divided by the number of positions (independent of image size)."""
     b, c, h, w = feat.shape
     f = feat.reshape(b, c, h * w)
     return f @ f.transpose(1, 2) / (h * w)
@@ -164,10 +166,10 @@ class GramStyleLoss(nn.Module):
 
     @staticmethod
     def statistics(feat: torch.Tensor) -> torch.Tensor:
-        return _gram(feat)
+        return gram(feat)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return _normalised_mse(_gram(feat), self.target)
+        return _normalised_mse(gram(feat), self.target)
 
 
 class MeanStdStyleLoss(nn.Module):

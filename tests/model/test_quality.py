@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from model.gatys import gram
 from model.images import image_to_tensor
 from model.network import RELU5_1, Encoder
-from model.quality import gatys_score, gram, quality_score
+from model.quality import gatys_score, quality_score
 from model.weights import random_vgg_state
 from tests.helpers import make_image
 
