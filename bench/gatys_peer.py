@@ -47,12 +47,13 @@ RESULTS = Path(__file__).parent / "results"
 _STEP_LINE = re.compile(r"^(\d+)\s+([\d.]+)\s+\S+$")
 
 
-def photo(name: str, long_side: int) -> Image.Image:
-    """A photo shipped inside scikit-image's wheel (``skimage.data.<name>``), RGB, resized to ``long_side``."""
-    from skimage import data  # local: only the benchmark and the README example need scikit-image
+def photo(name: str, side: int, *, shorter: bool = False) -> Image.Image:
+    """A photo shipped inside scikit-image's wheel (``skimage.data.<name>``), RGB, resized so that its longer side
+    (its shorter side with ``shorter``) is ``side``."""
+    from skimage import data  # local: only the benchmarks and the README example need scikit-image
 
     image = Image.fromarray(getattr(data, name)()).convert("RGB")
-    scale = long_side / max(image.size)
+    scale = side / (min(image.size) if shorter else max(image.size))
     return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.gatys_peer import photo
 from model.encoders import BUNDLED, load_encoder
 from model.family import StyleSource, StylizeOptions
 from model.images import image_to_tensor
@@ -47,15 +48,6 @@ class Contender:
     name: str
     label: str  # "trained", "optimisation" or "untrained (random weights)"
     run: Callable[[Image.Image, Image.Image], Image.Image]
-
-
-def bundled_photo(name: str, side: int = SIDE) -> Image.Image:
-    """``skimage.data.<name>()`` as RGB with its shorter side resized to ``side``."""
-    from skimage import data  # local: scikit-image is a test and benchmark dependency only
-
-    image = Image.fromarray(getattr(data, name)()).convert("RGB")
-    scale = side / min(image.size)
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
 
 
 def luminance_ssim(result: Image.Image, content: Image.Image) -> float:
@@ -123,7 +115,7 @@ def measure_quality(contenders: Sequence[Contender] | None = None, pairs: Sequen
     encoder, weights = load_encoder(BUNDLED, RELU4_1)
     rows, references, sheet_rows = [], [], []
     for content_name, style_name in pairs:
-        content, style = bundled_photo(content_name, side), bundled_photo(style_name, side)
+        content, style = photo(content_name, side, shorter=True), photo(style_name, side, shorter=True)
         c, s = image_to_tensor(content), image_to_tensor(style)
         own = {"content_image_style_distance": quality_score(encoder, c, c, s).style,
                "style_image_content_distance": quality_score(encoder, s, c, s).content}
