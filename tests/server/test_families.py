@@ -240,7 +240,7 @@ def test_decoders_trained_here_are_served_by_their_pin_and_never_with_random_wei
                                      metadata={"steps": "1"}, dtype=torch.float16)
     monkeypatch.setattr(trained, "TRAINED_DECODERS", {"here": TrainedDecoder("here", path, digest, "bundled",
                                                                               "trained here: a test decoder")})
-    family = [f for f in FAMILIES if f.build.__name__ == "_adain_trained_here"]
+    family = [f for f in FAMILIES if f.name == "adain (trained here)"]
     (model,) = build_models(Config(device="cpu"), family)
     assert (model.info.family, model.info.name, model.info.version) == ("adain", "here", "here")
     assert model.info.provenance["decoder"] == "trained here: a test decoder" and not model.info.untrained
