@@ -80,7 +80,7 @@ class StyleStore:
                 try:
                     return self.get(record.style_id), False
                 except DataLoss:  # a damaged style is replaced by the new registration
-                    self._trash(final)
+                    shutil.rmtree(self._move_aside(final), ignore_errors=True)
             staging = Path(tempfile.mkdtemp(dir=self._root, prefix=".new-"))
             try:
                 (staging / IMAGE_FILE).write_bytes(image)
@@ -116,11 +116,11 @@ class StyleStore:
         """A file of a style is absent: the style does not exist, or (its folder is there) it is damaged."""
         return _damaged(style_id) if folder.is_dir() else NotFound(f"style {style_id!r} not found")
 
-    def _trash(self, folder: Path) -> None:
-        """Moves a style folder aside atomically (it disappears at once), then removes the files."""
+    def _move_aside(self, folder: Path) -> Path:
+        """Moves a style folder aside atomically (it disappears at once); returns where, for the caller to remove."""
         trash = self._root / f".deleted-{folder.name}-{time.monotonic_ns()}"
         os.replace(folder, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        return trash
 
     def thumbnail(self, style_id: str) -> bytes:
         """A small JPEG of the style, made on first use and kept beside the image (blocking: call in a thread)."""
@@ -156,7 +156,8 @@ class StyleStore:
         with self._lock:
             if not folder.is_dir():  # a damaged style (metadata lost) can be deleted too
                 raise NotFound(f"style {style_id!r} not found")
-            self._trash(folder)
+            trash = self._move_aside(folder)
+        shutil.rmtree(trash, ignore_errors=True)  # outside the lock: the style is already gone for everyone
 
     def list(self, page_size: int, page_token: str) -> tuple[list[StyleRecord], str]:
         """Oldest first; the token is the (create_time, id) of the last style returned."""
