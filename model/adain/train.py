@@ -363,14 +363,14 @@ def _resume(out_dir: Path, s: _Setup) -> _State:
 def _step(s: _Setup, options: TrainOptions, step: int) -> dict[str, float]:
     for group in s.optimizer.param_groups:  # the reference's adjust_learning_rate
         group["lr"] = options.lr / (1.0 + options.lr_decay * step)
-    content, style = next(s.contents).to(s.device), next(s.styles).to(s.device)
+    content = next(s.contents).to(s.device)
     zero = content.new_zeros(())
-    if step < options.warmup_steps:
+    if step < options.warmup_steps:  # no style batch: the content is its own style
         content_loss, pixel_loss = inversion_losses(s.encoder, s.decoder, content)
         terms = {"content": options.content_weight * content_loss, "style": zero,
                  "pixel": options.pixel_weight * pixel_loss}
     else:
-        content_loss, style_loss = adain_losses(s.encoder, s.decoder, content, style)
+        content_loss, style_loss = adain_losses(s.encoder, s.decoder, content, next(s.styles).to(s.device))
         terms = {"content": options.content_weight * content_loss, "style": options.style_weight * style_loss,
                  "pixel": zero}
     loss = sum(terms.values())
