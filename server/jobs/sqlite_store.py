@@ -14,6 +14,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,8 @@ _COLUMNS = ("id", "kind", "state", "request", "create_time", "progress", "start_
             "model_name", "attempts", "cancel_requested", "lease_owner", "lease_expires", "result")
 
 
+BUSY_TIMEOUT_SECONDS = 30.0  # how long any statement waits for another connection's lock before giving up
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -83,6 +86,29 @@ def _record(row: tuple) -> JobRecord:
     return JobRecord(**values)
 
 
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Puts the file in WAL mode, waiting for other connections as long as any other statement would.
+
+    The mode is a property of the file, so usually there is nothing to change. Converting takes an exclusive lock,
+    and SQLite does not call the busy handler for it when another connection holds the write lock: the conversion
+    fails at once with "database is locked" (or leaves the mode as it was). So it is retried within the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    pause = 0.005
+    while (mode := db.execute("PRAGMA journal_mode").fetchone()[0]) != "wal":
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+        if mode == "wal":
+            return
+        if time.monotonic() + pause > deadline:
+            raise sqlite3.OperationalError(f"database is locked: journal mode stays {mode!r}, WAL needed")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
 class SQLiteJobStore:
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -101,10 +127,9 @@ class SQLiteJobStore:
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
             self._local.db = db
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db)
             db.execute("PRAGMA synchronous=FULL")  # a job accepted is a job on disk
         return db
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
 
@@ -68,6 +70,27 @@ def test_queue_limit_holds_under_concurrent_submitters(open_store: StoreFactory)
         t.join()
     assert len(accepted) == 12 and len(refused) == 28
     assert open_store().counts() == {("GATYS", QUEUED): 12}
+
+
+def test_a_sqlite_store_opened_beside_a_writer_waits_for_it(tmp_path) -> None:
+    """Turning a new file to WAL needs an exclusive lock, which SQLite does not wait for on its own: a store opened
+    while another process writes (two servers starting on one data directory) must wait, not fail."""
+    path = tmp_path / "jobs.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    with ThreadPoolExecutor(1) as pool:
+        opening = pool.submit(SQLiteJobStore, path)
+        wait([opening], timeout=0.5)
+        assert not opening.done(), opening.exception()  # it cannot open while the write lock is held
+        writer.execute("COMMIT")
+        store = opening.result()
+    store.create("GATYS", b"r", model_name="", max_queued=10, now=1.0)
+    assert store.counts() == {("GATYS", QUEUED): 1}
+    assert writer.execute("SELECT x FROM other").fetchall() == [(1,)]
+    store.close()
+    writer.close()
 
 
 def test_expired_leases_are_requeued_and_ownership_is_respected(open_store: StoreFactory) -> None:
