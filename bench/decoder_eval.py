@@ -102,7 +102,7 @@ def ship(run: Path, data_dir: Path, name: str, weights: EncoderWeights, scores: 
         "final_losses": json.dumps({k: round(float(np.mean([h[k] for h in tail])), 4) for k in tail[0]}),
         "loss_curve": json.dumps(_curve(history)),
         "evaluation": json.dumps({"side": scores["side"], "pairs": scores["pairs"], **scores["mean"]}),
-        "trained_by": "python -m model.adain.train on a shared 2-core CPU (see model/README.md)",
+        "trained_by": "python -m model.adain.train (see bench/results/decoder_runs.md)",
     }
     out = Path(__file__).resolve().parent.parent / "model" / "trained" / f"{name}.safetensors"
     digest = save_decoder_checkpoint(out, state, encoder_sha256=weights.sha256, metadata=meta, dtype=torch.float16)

