@@ -6,7 +6,7 @@ each normalised by its target (``|x - t| / |t|``, :func:`model.quality.gatys_sco
 pastiche runs as a subprocess (its CLI, 300 L-BFGS steps, its own defaults otherwise); its time is the optimisation
 it reports (the elapsed time of its last step minus that of step 0, which excludes its imports and weight loading).
 Ours is this project's defaults (2 scales x 100 steps), timed from the ``stylize_gatys`` call (targets included).
-The target, as issue 13 puts it: reach pastiche's final score in at most half of pastiche's time; so ours is also
+The target: reach pastiche's final score in at most half of pastiche's time; so ours is also
 scored every 10 steps of its last scale (in an untimed replay) to find when it first got there.
 
 ``python -m bench.gatys_peer`` runs this section alone; ``python -m bench`` runs it as the ``gatys_peer`` section.
@@ -40,7 +40,7 @@ from model.quality import GatysScore, gatys_score
 __all__ = ["PAIRS", "PEER_STEPS", "measure_gatys_peer", "peer_table", "photo", "run_ours", "score",
            "side_by_side", "write_sheet"]
 
-#: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field (issue 13's pair).
+#: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field.
 PAIRS: tuple[tuple[str, str], ...] = (("astronaut", "hubble_deep_field"),)
 PEER_STEPS = 300
 RESULTS = Path(__file__).parent / "results"
@@ -50,7 +50,7 @@ _STEP_LINE = re.compile(r"^(\d+)\s+([\d.]+)\s+\S+$")
 def photo(name: str, side: int, *, shorter: bool = False) -> Image.Image:
     """A photo shipped inside scikit-image's wheel (``skimage.data.<name>``), RGB, resized so that its longer side
     (its shorter side with ``shorter``) is ``side``."""
-    from skimage import data  # local: only the benchmarks and the README example need scikit-image
+    from skimage import data  # local: only the benchmarks and the docs' examples need scikit-image
 
     image = Image.fromarray(getattr(data, name)()).convert("RGB")
     scale = side / (min(image.size) if shorter else max(image.size))

@@ -1,4 +1,4 @@
-"""Turns a results dict into the Markdown table (with the issue's targets checked) and a PNG chart."""
+"""Turns a results dict into the Markdown table (with the performance targets checked) and a PNG chart."""
 
 from __future__ import annotations
 

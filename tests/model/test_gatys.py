@@ -65,7 +65,8 @@ def test_loss_falls(encoder: Encoder, optimizer: str, style_loss: str) -> None:
 
 
 def test_never_stalls_on_a_ramp_with_striped_style(encoder: Encoder) -> None:
-    """Issue 13's case: with the old line search the loss fell 12% and then stayed exactly constant."""
+    """A ramp with a striped style: with a one-evaluation strong-Wolfe line search the loss fell 12% and then
+    stayed exactly constant."""
     progress: list[GatysProgress] = []
     options = GatysOptions(iterations=40, num_scales=1, style_weight=10.0)
     stylize_gatys(encoder, gradient(64), [(stripes(64), 1.0)], options, on_progress=progress.append)

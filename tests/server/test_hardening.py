@@ -1,4 +1,4 @@
-"""Regression tests of issue 16 (hardening), each case against a real server: refused before any work, or served."""
+"""Hardening regression tests, each case against a real server: refused before any work, or served."""
 
 from __future__ import annotations
 

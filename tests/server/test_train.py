@@ -113,7 +113,7 @@ def test_train_resumes_from_its_checkpoint_after_a_restart(start_server, tmp_pat
     stub = second.stub()
     steps = []
     for update in stub.WatchJob(pb.WatchJobRequest(id=job.id), timeout=300):
-        # a graceful hand-back is not a failed attempt: the job runs again as attempt 1 (issue 16)
+        # a graceful hand-back is not a failed attempt: the job runs again as attempt 1
         if update.attempts == 1 and update.state == pb.JOB_STATE_RUNNING and update.progress.step not in steps:
             steps.append(update.progress.step)
         if len(steps) >= 3:
