@@ -1,4 +1,4 @@
-"""Scores a trained AdaIN decoder against an untrained one, and ships it (fp16 safetensors, pinned by hash).
+"""Scores a trained AdaIN decoder against an untrained one.
 
 ``python -m bench.decoder_eval --run /work/train-run`` stylizes photo x style pairs with the run's decoder and with
 a decoder at PyTorch's default initialisation (where training starts), both behind the bundled VGG19, and measures
@@ -7,14 +7,12 @@ with that encoder the quality benchmark's distances (:func:`model.quality.qualit
 and the content distance (relu4_1; the style image's own distance to the content is the baseline).
 
 The styles are generated with a seed the training set did not use (held out); the photos are the training photos
-(the machine has no others). ``--ship NAME`` writes ``model/trained/NAME.safetensors`` (fp16) with the encoder's hash,
-steps, data, final losses and a compact loss curve in its metadata, and prints the pin for ``weights_pins.json``.
+(the machine has no others).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 from pathlib import Path
 
@@ -24,11 +22,11 @@ from PIL import Image
 
 from bench.train_data import STYLE_GENERATORS, content_photos
 from model.adain.ops import adain, calc_mean_std
-from model.encoders import BUNDLED, EncoderWeights, load_encoder
+from model.encoders import BUNDLED, load_encoder
 from model.images import image_to_tensor, tensor_to_image
 from model.network import RELU4_1, Decoder, Encoder
 from model.quality import quality_score
-from model.weights import load_decoder_checkpoint, save_decoder_checkpoint
+from model.weights import load_decoder_checkpoint
 
 __all__ = ["evaluate"]
 
@@ -79,51 +77,17 @@ def evaluate(decoder: Decoder, encoder: Encoder, side: int, sheet: Path | None =
     return {"side": side, "pairs": len(rows), "mean": summary, "rows": rows}
 
 
-def _curve(history: list[dict[str, float]], points: int = 40) -> list[list[float]]:
-    """The loss history as ``points`` [step, mean loss, content, style, pixel] rows (window means; the pixel term is
-    the warm-up's, 0 after it and in runs without one)."""
-    edges = np.linspace(0, len(history), min(points, len(history)) + 1).astype(int)
-    keys = ("loss", "content", "style", "pixel")
-    return [[int(hi), *(round(float(np.mean([h.get(k, 0.0) for h in history[lo:hi]])), 4) for k in keys)]
-            for lo, hi in itertools.pairwise(edges) if hi > lo]
-
-
-def ship(run: Path, data_dir: Path, name: str, weights: EncoderWeights, scores: dict) -> dict:
-    """Writes ``model/trained/<name>.safetensors`` (fp16, metadata) and returns its pin entry."""
-    state, encoder_sha, _ = load_decoder_checkpoint(run / "decoder.safetensors")
-    assert encoder_sha == weights.sha256, "the run was not trained against this encoder"
-    saved = torch.load(run / "train_state.pt", map_location="cpu", weights_only=True)
-    history, options = saved["history"], saved["options"]
-    tail = history[-50:]
-    data = json.loads((data_dir / "sources.json").read_text())
-    meta = {
-        "name": name, "family": "adain", "encoder_source": weights.source, "steps": str(saved["step"]),
-        "train_options": json.dumps(options, sort_keys=True), "data": json.dumps(data),
-        "final_losses": json.dumps({k: round(float(np.mean([h[k] for h in tail])), 4) for k in tail[0]}),
-        "loss_curve": json.dumps(_curve(history)),
-        "evaluation": json.dumps({"side": scores["side"], "pairs": scores["pairs"], **scores["mean"]}),
-        "trained_by": "python -m model.adain.train (see bench/results/decoder_runs.md)",
-    }
-    out = Path(__file__).resolve().parent.parent / "model" / "trained" / f"{name}.safetensors"
-    digest = save_decoder_checkpoint(out, state, encoder_sha256=weights.sha256, metadata=meta, dtype=torch.float16)
-    return {"path": f"trained/{out.name}", "sha256": digest, "encoder": weights.spec}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.decoder_eval", description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="a model.adain.train output folder")
-    parser.add_argument("--data", type=Path, default=Path("/work/train-data"), help="bench.train_data's output")
     parser.add_argument("--side", type=int, default=128)
     parser.add_argument("--sheet", type=Path, help="write a contact sheet (content, style, untrained, trained)")
-    parser.add_argument("--ship", metavar="NAME", help="write model/trained/NAME.safetensors and print its pin")
     args = parser.parse_args(argv)
-    encoder, weights = load_encoder(BUNDLED, RELU4_1)
+    encoder, _ = load_encoder(BUNDLED, RELU4_1)
     decoder = Decoder()
     decoder.load_official(load_decoder_checkpoint(args.run / "decoder.safetensors")[0])
     scores = evaluate(decoder.eval(), encoder, args.side, args.sheet)
     print(json.dumps({k: v for k, v in scores.items() if k != "rows"}, indent=2))
-    if args.ship:
-        print(json.dumps({args.ship: ship(args.run, args.data, args.ship, weights, scores)}, indent=2))
     return 0
 
 

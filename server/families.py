@@ -46,7 +46,7 @@ def _adain_weights(config: Config):  # -> model.adain.AdaINModel (imported lazil
         return AdaINModel.random(config.random_seed, device=config.device, precision=config.precision)
     for path in (config.vgg, config.decoder):
         if path != "bundled" and not Path(path).is_file():
-            known = next((f for f in OFFICIAL_FILES.values() if f.filename == Path(path).name), None)
+            known = next((f.weights for f in OFFICIAL_FILES.values() if f.weights.filename == Path(path).name), None)
             where = f" (from {known.url})" if known else ""
             raise Unavailable(f"weight file {path} is missing{where}: run `make weights` to fetch the official "
                               f"AdaIN weights, or pass --vgg/--decoder")
@@ -64,26 +64,10 @@ def _magenta(config: Config) -> Sequence[StyleModel]:
         raise Unavailable(str(exc)) from None
 
 
-def _adain_trained_here(config: Config) -> Sequence[StyleModel]:
-    """The AdaIN decoders trained in this repository and shipped with it (``model/trained/``, pinned by hash), each
-    behind the encoder it was trained against. Not with --random-weights: that mode serves mechanics only."""
-    from model.adain.trained import TRAINED_DECODERS, load_trained_model
-    from model.errors import WeightsError
-
-    if config.random_weights:
-        return []
-    try:
-        return [load_trained_model(name, device=config.device, precision=config.precision).with_backend(
-            config.backend) for name in TRAINED_DECODERS]
-    except WeightsError as exc:  # a shipped file missing or altered in this checkout
-        raise Unavailable(str(exc)) from None
-
-
 #: Every family the server knows, in the order ListModels shows them (the first model served is the default).
 FAMILIES: list[Family] = [
     Family("adain", _adain),
     Family("magenta", _magenta),
-    Family("adain (trained here)", _adain_trained_here),
 ]
 
 

