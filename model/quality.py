@@ -11,6 +11,8 @@ and encoders can be compared:
 A real stylization moves the style distance toward the style (well below the content image's own) while its
 content distance stays below the style image's own. Images are (1, 3, H, W) RGB tensors in [0, 1]; the result and
 the content are compared at the same size, the style at its own size (means, stds and Grams do not depend on it).
+
+For video, :func:`warping_error` measures how stable a sequence of outputs is along the inputs' motion.
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from model.adain.ops import calc_mean_std
 from model.gatys import gram
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, RELU4_1, STYLE_LAYERS, Encoder
+from model.temporal import Motion, warp
 
-__all__ = ["GatysScore", "QualityScore", "gatys_score", "quality_score"]
+__all__ = ["GatysScore", "QualityScore", "WarpingError", "gatys_score", "quality_score", "warping_error"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,34 @@ def gatys_score(encoder: Encoder, result: torch.Tensor, content: torch.Tensor, s
     style_terms = [_relative(gram(out[name].float()), gram(sty[name].float())) for name in style_layers]
     return GatysScore(content=_relative(out[content_layer].float(), cont[content_layer].float()),
                       style=sum(style_terms) / len(style_terms))
+
+
+@dataclass(frozen=True)
+class WarpingError:
+    """Lai et al.'s warping error of a frame sequence (RGB in [0, 1]), averaged over consecutive pairs.
+
+    ``mean_abs`` is the mean absolute difference per channel over the pixels visible in both frames; ``lai`` is the
+    paper's measure, the mean over those pixels of the squared RGB distance (Lai et al., ECCV 2018, eq. 9)."""
+
+    mean_abs: float
+    lai: float
+    pairs: int
+
+
+def warping_error(frames: Sequence[np.ndarray | Image.Image], motions: Sequence[Motion]) -> WarpingError:
+    """How far each frame is from the previous one moved along ``motions[t-1]`` (frame t-1 to t), where visible.
+
+    The motion is the inputs' (known for synthetic clips, estimated otherwise), so a stable output scores 0."""
+    if len(motions) != len(frames) - 1 or not motions:
+        raise ValueError(f"need one motion per consecutive pair: {len(frames)} frames, {len(motions)} motions")
+    arrays = [np.asarray(f.convert("RGB") if isinstance(f, Image.Image) else f, dtype=np.float32) / 255.0
+              for f in frames]
+    abs_terms, lai_terms = [], []
+    for previous, current, motion in zip(arrays, arrays[1:], motions, strict=False):
+        diff = current - warp(previous, motion.flow)
+        visible = motion.visible
+        if not visible.any():
+            raise ValueError("a pair of frames has no pixel visible in both")
+        abs_terms.append(float(np.abs(diff[visible]).mean()))
+        lai_terms.append(float((diff[visible] ** 2).sum(-1).mean()))
+    return WarpingError(float(np.mean(abs_terms)), float(np.mean(lai_terms)), len(motions))

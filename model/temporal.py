@@ -1,0 +1,189 @@
+"""Temporal stability for video: a per-stream stabiliser that works on any family's per-frame output.
+
+Frames stylized one by one flicker: a feed-forward network places its strokes differently on every frame, even
+where nothing moved, and it does not turn or scale its textures with the scene. The stabiliser follows the
+motion of the *input* frames (OpenCV's DIS optical flow, backward and forward) and carries the previous *output*
+along it, blending it into the new per-frame output where the motion is trustworthy:
+
+    O_t = P_t + strength * M_t * (warp(O_t-1) - P_t)
+
+``P_t`` is the family's per-frame stylization, ``warp`` moves the previous output to where its pixels are now
+(bicubic), and the mask ``M_t`` in [0, 1] is 1 where a pixel was visible in the previous frame and 0 where it was
+not. Like Lai et al. (ECCV 2018) this is blind to the family: it needs the input frames and the outputs, nothing
+from inside the network. A pixel counts as visible when its backward and forward flows agree (the consistency test
+of Sundaram et al. 2010, used for style transfer by Ruder et al. 2016), when it maps inside the previous frame, and
+when the warped previous input matches the current input there; everything else (a moving object's trail, newly
+uncovered background, the frame's edges) takes the per-frame output, so moving objects leave no ghosts. When too
+little of the frame is visible (a scene cut), the stabiliser starts again from the per-frame output.
+
+Motions are backward maps: for each pixel of frame t, the displacement (dx, dy) to where it was in frame t-1
+(HxWx2 float32). :func:`warp` is the one warp of the package; :func:`model.quality.warping_error` measures with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from model.errors import InvalidOptionError
+
+__all__ = [
+    "DEFAULT_STRENGTH",
+    "Motion",
+    "TemporalStabilizer",
+    "check_strength",
+    "estimate_motion",
+    "warp",
+]
+
+#: Share of the motion-compensated previous output kept where the motion is reliable (0 is per-frame output).
+DEFAULT_STRENGTH = 0.8
+#: Below this share of visible pixels, the frame is taken as a scene cut and the stabiliser starts again.
+SCENE_CUT_VISIBLE = 0.4
+# Forward-backward consistency (Sundaram et al. 2010): |b + f(x + b)|^2 <= 0.01 (|b|^2 + |f|^2) + 0.5 px^2.
+_FB_RELATIVE = 0.01
+_FB_ABSOLUTE = 0.5
+# Largest colour difference (RGB in [0, 1], mean over channels) between the current and the warped previous input
+# for a pixel to count as the same surface; above it the flow went wrong there (or the light changed).
+_PHOTOMETRIC = 0.08
+
+
+def check_strength(strength: float) -> float:
+    """The strength as a float, or InvalidOptionError naming ``temporal_strength``: it must be in [0, 1]."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise InvalidOptionError("temporal_strength", f"must be a number in [0, 1], got {strength!r}")
+    return float(strength)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """How frame t relates to frame t-1: each pixel's backward displacement and whether it was visible in both."""
+
+    flow: np.ndarray  # (H, W, 2) float32: frame t pixel (x, y) was at (x + dx, y + dy) in frame t-1
+    visible: np.ndarray  # (H, W) bool: the pixel shows the same surface point in both frames
+
+    @property
+    def visible_share(self) -> float:
+        return float(self.visible.mean())
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Frame t-1's ``image`` (H, W[, C]) moved to frame t along the backward ``flow`` (bicubic; edges replicated)."""
+    import cv2
+
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_CUBIC,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def _inside(flow: np.ndarray) -> np.ndarray:
+    """Where the backward flow lands inside the previous frame."""
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    x, y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+
+
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+class _Flow:
+    """DIS optical flow (Kroeger et al. 2016) on 8-bit grayscale, backward and forward. One per stream: not shared."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def between(self, current: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(backward, forward) flows of two grayscale frames: current -> previous and previous -> current."""
+        backward = self._dis.calc(current, previous, None)
+        forward = self._dis.calc(previous, current, None)
+        return backward, forward
+
+
+def estimate_motion(current: np.ndarray, previous: np.ndarray, flow: _Flow | None = None) -> Motion:
+    """The motion from ``previous`` to ``current`` (RGB uint8 arrays of one size), with its visibility mask."""
+    flow = flow or _Flow()
+    backward, forward = flow.between(_gray(current), _gray(previous))
+    forward_there = warp(forward, backward)  # the forward flow at each pixel's previous position
+    loop = backward + forward_there
+    consistent = (loop**2).sum(-1) <= _FB_RELATIVE * ((backward**2).sum(-1) + (forward_there**2).sum(-1)) + _FB_ABSOLUTE
+    cur = current.astype(np.float32) / 255.0
+    same = np.abs(cur - warp(previous, backward).astype(np.float32) / 255.0).mean(-1) <= _PHOTOMETRIC
+    return Motion(backward, consistent & same & _inside(backward))
+
+
+def _soft_mask(visible: np.ndarray) -> np.ndarray:
+    """The visibility mask shrunk by a pixel and feathered, so flow errors at motion boundaries stay out of it."""
+    import cv2
+
+    shrunk = cv2.erode(visible.astype(np.uint8), np.ones((3, 3), np.uint8))
+    return cv2.GaussianBlur(shrunk.astype(np.float32), (5, 5), 1.0) * shrunk
+
+
+class TemporalStabilizer:
+    """Stabilises one stream of stylized frames; call :meth:`stabilize` once per frame, in order.
+
+    Holds the previous input and output at the output's size, and a flow estimator; not thread-safe (one per
+    stream). :meth:`reset` after a scene cut the caller knows of, or a change of style or settings, so the old
+    look is not carried into the new one. A change of frame size resets by itself, and so does a detected cut.
+    """
+
+    def __init__(self, strength: float = DEFAULT_STRENGTH) -> None:
+        self._strength = check_strength(strength)
+        self._flow: _Flow | None = None
+        self._previous_input: np.ndarray | None = None  # (H, W, 3) uint8 at the output's size
+        self._previous_output: np.ndarray | None = None  # (H, W, 3) float32 in [0, 255]
+        self.scene_cuts = 0  # cuts detected since construction (not counting explicit resets)
+        self.last_visible_share = 0.0  # of the last stabilised frame; 0 when it started afresh
+
+    @property
+    def strength(self) -> float:
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        self._strength = check_strength(value)
+
+    def reset(self) -> None:
+        """Forgets the previous frame: the next output is the per-frame stylization."""
+        self._previous_input = self._previous_output = None
+
+    def stabilize(self, frame: Image.Image, stylized: Image.Image) -> Image.Image:
+        """The stabilised output for ``frame`` (the input) and ``stylized`` (its per-frame stylization).
+
+        The result has ``stylized``'s size; ``frame`` may be larger (it is resized to match, as the family
+        resized it). With strength 0, and where there is nothing to carry over, the result is ``stylized`` itself."""
+        if self._strength == 0.0:
+            self.reset()
+            return stylized
+        current = np.asarray(frame.convert("RGB").resize(stylized.size, Image.Resampling.BILINEAR)
+                             if frame.size != stylized.size else frame.convert("RGB"))
+        fresh = np.asarray(stylized.convert("RGB"), dtype=np.float32)
+        output = self._blend(current, fresh)
+        self._previous_input, self._previous_output = current, fresh if output is None else output
+        if output is None:
+            return stylized
+        return Image.fromarray(np.clip(output + 0.5, 0, 255).astype(np.uint8))
+
+    def _blend(self, current: np.ndarray, fresh: np.ndarray) -> np.ndarray | None:
+        """The blended output, or None where the stabiliser starts afresh (first frame, new size, scene cut)."""
+        previous = self._previous_output
+        self.last_visible_share = 0.0
+        if previous is None or self._previous_input is None or previous.shape != fresh.shape:
+            return None
+        self._flow = self._flow or _Flow()
+        motion = estimate_motion(current, self._previous_input, self._flow)
+        if motion.visible_share < SCENE_CUT_VISIBLE:
+            self.scene_cuts += 1
+            return None
+        self.last_visible_share = motion.visible_share
+        weight = (self._strength * _soft_mask(motion.visible))[..., None]
+        return fresh + weight * (warp(previous, motion.flow) - fresh)

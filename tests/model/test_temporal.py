@@ -1,0 +1,150 @@
+"""Temporal stability: the stabiliser's contract (strength 0, resets, scene cuts), the warping error on clips with
+known motion, and the stabiliser lowering it for a real family on such a clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.clips import make_clip, write_frames, write_y4m
+from model.errors import InvalidOptionError
+from model.family import StyleSource
+from model.magenta.model import MagentaModel
+from model.quality import warping_error
+from model.temporal import Motion, TemporalStabilizer, check_strength, warp
+from tests.helpers import make_image
+
+SIDE = 96  # frame height; the width is 1.25x
+
+
+@pytest.fixture(scope="module")
+def pan():
+    return make_clip("pan", frames=6, side=SIDE)
+
+
+@pytest.fixture(scope="module")
+def magenta() -> MagentaModel:
+    return MagentaModel.load(device="cpu", threads=1)
+
+
+def _flicker(frame: Image.Image, seed: int) -> Image.Image:
+    """A stand-in per-frame stylization: the frame with noise that lands differently on every frame."""
+    noise = np.random.default_rng(seed).normal(0, 25, (frame.height, frame.width, 1))
+    return Image.fromarray(np.clip(np.asarray(frame, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
+
+
+def test_strength_zero_returns_the_per_frame_output(pan) -> None:
+    stabilizer = TemporalStabilizer(0.0)
+    for t, frame in enumerate(pan.frames):
+        stylized = _flicker(frame, t)
+        assert stabilizer.stabilize(frame, stylized) is stylized
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "0.5", True, None])
+def test_strength_outside_unit_interval_is_refused_by_name(bad) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        check_strength(bad)
+    assert info.value.option == "temporal_strength"
+    with pytest.raises(InvalidOptionError):
+        TemporalStabilizer(bad)
+    with pytest.raises(InvalidOptionError):
+        TemporalStabilizer().strength = bad
+
+
+def test_metric_is_zero_for_a_perfectly_warped_sequence(pan) -> None:
+    first = np.asarray(pan.frames[0], dtype=np.float32)
+    frames = [first]
+    for motion in pan.motions:
+        frames.append(warp(frames[-1], motion.flow))
+    assert warping_error(frames, pan.motions).mean_abs == pytest.approx(0.0, abs=1e-6)
+    disturbed = [*frames[:3], frames[3] + 8.0, *frames[4:]]
+    error = warping_error(disturbed, pan.motions)
+    # one frame 8 levels brighter: its pair with the frame before and after, of the 5 pairs
+    assert error.mean_abs == pytest.approx(2 * 8 / 255 / 5, rel=1e-4)
+    assert error.lai == pytest.approx(2 * 3 * (8 / 255) ** 2 / 5, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["pan", "zoom", "rotate"])
+def test_clip_motion_is_the_true_motion(name: str) -> None:
+    """The clip's own frames, warped by its motions, match within resampling; the wrong motion is far off."""
+    clip = make_clip(name, frames=4, side=SIDE)
+    assert all(0.8 < m.visible_share < 1.0 for m in clip.motions)  # the object's trail and the edges are hidden
+    true = warping_error(clip.frames, clip.motions).mean_abs
+    still = [Motion(np.zeros_like(m.flow), m.visible) for m in clip.motions]
+    assert true < 0.01
+    assert warping_error(clip.frames, still).mean_abs > 4 * true
+
+
+def test_metric_needs_one_motion_per_pair(pan) -> None:
+    with pytest.raises(ValueError, match="one motion per consecutive pair"):
+        warping_error(pan.frames, pan.motions[:-1])
+
+
+def test_stabiliser_lowers_the_warping_error_of_a_flickering_output(pan) -> None:
+    per_frame = [_flicker(frame, t) for t, frame in enumerate(pan.frames)]
+    stabilizer = TemporalStabilizer(0.8)
+    stable = [stabilizer.stabilize(frame, out) for frame, out in zip(pan.frames, per_frame, strict=True)]
+    assert stable[0] is per_frame[0]  # nothing to carry yet
+    assert warping_error(stable, pan.motions).mean_abs < 0.5 * warping_error(per_frame, pan.motions).mean_abs
+    assert stabilizer.scene_cuts == 0
+
+
+@pytest.mark.slow
+def test_stabiliser_halves_magentas_warping_error_on_a_rotating_clip(magenta: MagentaModel) -> None:
+    clip = make_clip("rotate", frames=5, side=SIDE)
+    code = magenta.encode_style(make_image(128, 128, seed=3), style_size=128)
+    per_frame = [magenta.stylize(frame, [StyleSource(code=code)]) for frame in clip.frames]
+    stabilizer = TemporalStabilizer()
+    stable = [stabilizer.stabilize(frame, out) for frame, out in zip(clip.frames, per_frame, strict=True)]
+    assert warping_error(stable, clip.motions).mean_abs < 0.5 * warping_error(per_frame, clip.motions).mean_abs
+
+
+def test_scene_cut_starts_again_from_the_per_frame_output(pan) -> None:
+    other = make_clip("zoom", frames=2, side=SIDE).frames[1]
+    stabilizer = TemporalStabilizer(1.0)
+    for t, frame in enumerate(pan.frames[:3]):
+        stabilizer.stabilize(frame, _flicker(frame, t))
+    assert stabilizer.last_visible_share > 0.8
+    stylized = _flicker(other, 99)
+    out = stabilizer.stabilize(other, stylized)
+    assert np.array_equal(np.asarray(out), np.asarray(stylized))
+    assert stabilizer.scene_cuts == 1
+    # and it goes on from the new scene
+    stylized = _flicker(other, 100)
+    assert not np.array_equal(np.asarray(stabilizer.stabilize(other, stylized)), np.asarray(stylized))
+
+
+def test_reset_and_a_new_size_start_again(pan) -> None:
+    stabilizer = TemporalStabilizer(1.0)
+    stabilizer.stabilize(pan.frames[0], _flicker(pan.frames[0], 0))
+    stabilizer.reset()
+    stylized = _flicker(pan.frames[1], 1)
+    assert np.array_equal(np.asarray(stabilizer.stabilize(pan.frames[1], stylized)), np.asarray(stylized))
+    smaller = _flicker(pan.frames[2].resize((60, 48)), 2)
+    assert np.array_equal(np.asarray(stabilizer.stabilize(pan.frames[2], smaller)), np.asarray(smaller))
+    assert stabilizer.scene_cuts == 0
+
+
+def test_input_frame_larger_than_the_output_is_resized_to_it(pan) -> None:
+    """A family that resized the content (content_size) returns a smaller output; the result keeps its size."""
+    stabilizer = TemporalStabilizer(1.0)
+    outputs = [stabilizer.stabilize(frame, _flicker(frame.resize((100, 80)), t)) for t, frame in enumerate(pan.frames)]
+    assert {o.size for o in outputs} == {(100, 80)}
+    assert stabilizer.scene_cuts == 0 and stabilizer.last_visible_share > 0.8
+
+
+def test_clip_files_for_players_and_fake_cameras(pan, tmp_path) -> None:
+    paths = write_frames(pan.frames, tmp_path / "frames")
+    assert [p.name for p in paths[:2]] == ["frame_0001.png", "frame_0002.png"]
+    assert Image.open(paths[-1]).size == pan.frames[-1].size
+    width, height = pan.frames[0].size
+    data = write_y4m(pan.frames, tmp_path / "clip.y4m", fps=25).read_bytes()
+    header = f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\n".encode()
+    frame_bytes = width * height * 3 // 2
+    assert data.startswith(header)
+    assert len(data) == len(header) + len(pan.frames) * (len(b"FRAME\n") + frame_bytes)
+    # the first frame's luma plane is the frame's video-range luma
+    luma = np.frombuffer(data[len(header) + 6 : len(header) + 6 + width * height], np.uint8).reshape(height, width)
+    expected = 16 + 219 / 255 * np.asarray(pan.frames[0].convert("L"), dtype=np.float32)
+    assert np.abs(luma - expected).mean() < 2.0
