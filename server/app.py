@@ -1,7 +1,8 @@
 """Builds, starts and stops the server: model, runtime, gRPC (service, health, reflection), metrics endpoint.
 
 Shutdown (SIGTERM/SIGINT or ``stop``): health turns NOT_SERVING, new calls are refused with UNAVAILABLE, calls in
-flight get ``grace_period`` seconds to finish, then the process exits 0.
+flight get ``grace_period`` seconds to finish (a stream ends with UNAVAILABLE after the frame it is stylizing), then
+the process exits 0.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from server.jobs.postgres_store import PostgresJobStore
 from server.jobs.sqlite_store import SQLiteJobStore
 from server.jobs.store import JobStore, StoreUnavailable
 from server.jobs.train_runner import TrainRunner
-from server.limits import Scheduler, plan_threads
+from server.limits import Scheduler, StreamAdmission, plan_threads
 from server.metrics import Metrics
 from server.models import ModelRegistry
 from server.runtime import Runtime
@@ -78,6 +79,7 @@ def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics
     runtime = Runtime(
         config=config, metrics=metrics, models=registry, styles=StyleStore(data / "styles"),
         scheduler=Scheduler(workers, threads, config.max_queue, metrics),
+        streams=StreamAdmission(config.stream_max_concurrent, metrics),
         registered_codes=LRUCache(1024, on_hit=metrics.style_cache_hits.labels("registered").inc,
                                   on_miss=metrics.style_cache_misses.labels("registered").inc),
         inline_codes=LRUCache(config.style_cache_entries, on_hit=metrics.style_cache_hits.labels("inline").inc,
@@ -220,6 +222,7 @@ class Server:
         log.info("shutting down: finishing calls in flight (grace %.0f s)", grace)
         await self.health.enter_graceful_shutdown()
         self.runtime.scheduler.close()
+        self.runtime.streams.close()  # streams end after the frame being stylized (server/stream.py)
         if self.runtime.jobs is not None:
             await self.runtime.jobs.stop(grace)
         await self._grpc.stop(grace)  # HTTP calls are gRPC calls over the gateway's socket: they drain here too

@@ -76,4 +76,6 @@ def _denying(handler: grpc.RpcMethodHandler,
     kwargs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(deny_stream, **kwargs)
+    if handler.stream_stream:  # the request is the iterator of the client's messages, left unread
+        return grpc.stream_stream_rpc_method_handler(deny_stream, **kwargs)
     return grpc.unary_unary_rpc_method_handler(deny_unary, **kwargs)

@@ -97,6 +97,20 @@ class Config:
     max_batch_size: int = _opt(8, "largest dynamic batch")
     max_batch_delay_ms: float = _opt(5.0, "longest a request waits for others to join its batch")
 
+    # --- streams (StylizeStream) ---
+    stream_max_concurrent: int = _opt(16, "StylizeStream calls open at once; one more gets RESOURCE_EXHAUSTED")
+    stream_max_frame_pixels: int = _opt(4_194_304, "largest frame of a stream (width x height), as sent (checked "
+                                                   "from its header) and as stylized; a larger frame gets an error "
+                                                   "of its own and the stream goes on")
+    stream_max_frames: int = _opt(100_000, "frames one stream may send; the next one ends the stream with "
+                                           "RESOURCE_EXHAUSTED once the earlier frames are answered")
+    stream_idle_timeout: float = _opt(60.0, "seconds a stream may go without a message from its client while none "
+                                            "of its frames is waiting or being stylized; then it ends with "
+                                            "DEADLINE_EXCEEDED. 0 waits forever")
+    stream_max_buffered_frames: int = _opt(4, "frames a stream holds (waiting, being stylized, or stylized and not "
+                                              "yet sent), at least 2; then the server stops reading and gRPC flow "
+                                              "control slows the sender")
+
     # --- jobs (Gatys and Train) ---
     job_store: str = _opt("", "job store: empty for SQLite in the data directory, or a postgresql:// URL shared "
                               "by several replicas")
@@ -161,16 +175,19 @@ class Config:
                     "max_batch_size", "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
                     "gatys_checkpoint_every", "job_max_attempts", "train_max_iterations", "train_default_iterations",
                     "train_checkpoint_every", "train_max_batch_pixels", "train_processes", "train_max_processes",
-                    "trained_models_cached")
+                    "trained_models_cached", "stream_max_frame_pixels", "stream_max_frames")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{_flag(name)} must be positive")
         non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "tile_size",
                         "max_queued_jobs", "job_workers", "default_style_size", "grace_period", "max_connection_age",
-                        "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds", "retain_memory_mb")
+                        "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds", "retain_memory_mb",
+                        "stream_max_concurrent", "stream_idle_timeout")
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must not be negative")
+        if self.stream_max_buffered_frames < 2:  # one being stylized and one waiting, or LIVE could never drop
+            raise ConfigError("--stream-max-buffered-frames must be at least 2")
         if self.backend == "onnxruntime" and self.precision in ("fp16", "bf16"):
             raise ConfigError(f"--backend onnxruntime runs float32; --precision {self.precision} needs --backend torch")
         if bool(self.tls_cert) != bool(self.tls_key):

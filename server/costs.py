@@ -5,9 +5,11 @@ headers before any work is queued (a decoded pixel or a queued job costs memory;
 
 - images: decoded size (``max_image_pixels``, checked from the header by ``model.images``) and the size *after*
   resizing, which is what the networks see: Stylize content (``max_output_pixels``, tiled above ``tile_size``),
-  style images (``max_style_pixels``: styles are encoded whole, ~0.5 GB per megapixel), every Gatys scale
-  (``gatys_max_pixels``); and at least :data:`MIN_SIDE` pixels on the shorter side, which the networks need;
-- counts: styles per request (``max_styles``, Stylize and Gatys alike), steps (``gatys_max_iterations`` per scale,
+  stream frames (``stream_max_frame_pixels``, as sent and as stylized), style images (``max_style_pixels``: styles
+  are encoded whole, ~0.5 GB per megapixel), every Gatys scale (``gatys_max_pixels``); and at least
+  :data:`MIN_SIDE` pixels on the shorter side, which the networks need;
+- counts: styles per request (``max_styles``, Stylize, streams and Gatys alike), frames per stream
+  (``stream_max_frames``, enforced by ``server.stream``), steps (``gatys_max_iterations`` per scale,
   ``train_max_iterations``), Train pixels per step (``train_max_batch_pixels`` = batch_size x image_size^2);
 - strings and stored bytes: display names (:data:`MAX_DISPLAY_NAME`), ids and names (fixed formats), request
   messages (``max_message_bytes``), jobs waiting (``max_queued_jobs``).
@@ -32,6 +34,7 @@ __all__ = [
     "check_content",
     "check_display_name",
     "check_finite",
+    "check_frame",
     "check_gatys_scale",
     "check_style",
     "check_style_count",
@@ -72,6 +75,13 @@ def _check_resized(field: str, width: int, height: int, size: int, max_pixels: i
 def check_content(field: str, width: int, height: int, content_size: int, config: Config) -> tuple[int, int]:
     """The size of a Stylize output (content after ``content_size``); refused over ``max_output_pixels``."""
     return _check_resized(field, width, height, content_size, config.max_output_pixels, MIN_SIDE, "content_size")
+
+
+def check_frame(field: str, width: int, height: int, content_size: int, config: Config) -> tuple[int, int]:
+    """The size of a stream's stylized frame: as :func:`check_content`, and within ``stream_max_frame_pixels``, which
+    bounds what one frame may cost (the frame as sent is bounded from its header by the caller)."""
+    max_pixels = min(config.stream_max_frame_pixels, config.max_output_pixels)
+    return _check_resized(field, width, height, content_size, max_pixels, MIN_SIDE, "content_size")
 
 
 def check_style(field: str, width: int, height: int, style_size: int, config: Config) -> tuple[int, int]:

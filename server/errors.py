@@ -37,6 +37,7 @@ __all__ = [
     "DeadlineExpired",
     "FailedPrecondition",
     "InvalidArgument",
+    "LimitReached",
     "NotFound",
     "Overloaded",
     "PermissionDenied",
@@ -82,6 +83,10 @@ class Overloaded(Exception):
     """All workers are busy and the wait queue is full."""
 
 
+class LimitReached(Exception):
+    """A caller used up a per-call allowance (streams open at once, frames per stream); the message names the flag."""
+
+
 class DeadlineExpired(Exception):
     """The call's deadline passed before or during the work."""
 
@@ -101,6 +106,7 @@ _MAP: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (DataLoss, grpc.StatusCode.DATA_LOSS),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (LimitReached, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExpired, grpc.StatusCode.DEADLINE_EXCEEDED),
     (ShuttingDown, grpc.StatusCode.UNAVAILABLE),
     (batcher.DeadlineExpired, grpc.StatusCode.DEADLINE_EXCEEDED),  # dropped before its batch ran
@@ -207,7 +213,8 @@ def unary(fn: Handler[T]) -> Handler[T]:
 
 
 def server_stream(fn: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIterator[T]]:
-    """The same for async-generator (server-streaming) methods."""
+    """The same for async-generator methods: server-streaming ones, and bidirectional ones, whose ``request`` is the
+    iterator of the client's messages."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[T]:

@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -26,10 +27,10 @@ import torch
 
 from model.errors import Cancelled
 from model.network import StopCheck
-from server.errors import DEADLINE_SLACK, DeadlineExpired, Overloaded, ShuttingDown
+from server.errors import DEADLINE_SLACK, DeadlineExpired, LimitReached, Overloaded, ShuttingDown
 from server.metrics import Metrics
 
-__all__ = ["Scheduler", "Timed", "deadline_passed", "plan_threads"]
+__all__ = ["Scheduler", "StreamAdmission", "Timed", "deadline_passed", "plan_threads"]
 
 T = TypeVar("T")
 
@@ -78,9 +79,13 @@ class Scheduler:
         return self._running + self._waiting
 
     async def run(
-        self, fn: Callable[[StopCheck], T], *, deadline: float | None, cancelled: threading.Event
+        self, fn: Callable[[StopCheck], T], *, deadline: float | None, cancelled: threading.Event,
+        bounded: bool = True,
     ) -> Timed[T]:
-        """Runs ``fn(should_stop)`` on a worker; ``deadline`` is a ``time.monotonic()`` instant or None."""
+        """Runs ``fn(should_stop)`` on a worker; ``deadline`` is a ``time.monotonic()`` instant or None.
+
+        ``bounded=False`` waits whatever the queue's length: for callers bounded otherwise (a stream has one frame
+        here at a time, and --stream-max-concurrent streams), whose work must not be refused midway."""
         if self._closed:
             raise ShuttingDown("server is shutting down")
         timeout = None if deadline is None else deadline - time.monotonic()
@@ -90,7 +95,7 @@ class Scheduler:
         def should_stop() -> bool:
             return cancelled.is_set() or (deadline is not None and time.monotonic() > deadline)
 
-        self._admit()
+        self._admit(bounded)
         queued_at = time.monotonic()
         started: list[float] = []
 
@@ -127,9 +132,9 @@ class Scheduler:
             raise
         return Timed(value, started[0] - queued_at, time.monotonic() - started[0])
 
-    def _admit(self) -> None:
+    def _admit(self, bounded: bool) -> None:
         with self._lock:
-            if self._running + self._waiting >= self.workers + self.max_queue:
+            if bounded and self._running + self._waiting >= self.workers + self.max_queue:
                 raise Overloaded(f"all {self.workers} workers busy and {self._waiting} calls waiting; retry later")
             self._waiting += 1
         self._metrics.queued.inc()
@@ -145,6 +150,37 @@ class Scheduler:
     def _count_stop(self, reason: str, task: Future) -> None:
         if not task.cancelled() and isinstance(task.exception(), Cancelled):
             self._metrics.stopped.labels(reason).inc()
+
+
+class StreamAdmission:
+    """Open streams: the --stream-max-concurrent bound, the active-streams gauge, and the drain signal (a stream
+    waiting for its client's next message ends at once when the server drains). Used on the event loop only."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self._metrics = metrics
+        self._open = 0
+        self.closing = asyncio.Event()
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Holds one stream's place while the ``with`` block runs; LimitReached when all are taken."""
+        if self.closing.is_set():
+            raise ShuttingDown("server is shutting down")
+        if self._open >= self.limit:
+            raise LimitReached(f"{self._open} streams are open, the most this server allows "
+                               f"(--stream-max-concurrent {self.limit}); retry later")
+        self._open += 1
+        self._metrics.streams_active.inc()
+        try:
+            yield
+        finally:
+            self._open -= 1
+            self._metrics.streams_active.dec()
+
+    def close(self) -> None:
+        """Refuses new streams and tells open ones to end (server/app.py's drain)."""
+        self.closing.set()
 
 
 def deadline_passed(deadline: float | None) -> bool:

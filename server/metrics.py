@@ -70,6 +70,12 @@ class Metrics:
         self.model_info = Gauge(p + "model_info", "served models (value 1)", MODEL_INFO_LABELS, registry=r)
         self.batch_size = Histogram(p + "batch_size", "requests per model batch", buckets=(1, 2, 4, 8, 16, 32),
                                     registry=r)
+        self.streams_active = Gauge(p + "streams_active", "StylizeStream calls open", registry=r)
+        self.stream_frames = Counter(p + "stream_frames", "stream frames by model and what happened to them: "
+                                     "received, stylized, dropped (replaced by a newer frame, LIVE pacing), failed",
+                                     ["model", "event"], registry=r)
+        self.stream_frame_latency = Histogram(p + "stream_frame_latency_seconds", "from reading a stream's frame to "
+                                              "its stylized response", ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self.jobs_transitions = Counter(p + "jobs", "job state transitions", ["kind", "state"], registry=r)
         self.jobs = Gauge(p + "jobs_current", "jobs by kind and state", ["kind", "state"], registry=r)
         self.job_queue_length = Gauge(p + "job_queue_length", "jobs waiting for a worker", registry=r)

@@ -7,7 +7,7 @@ from typing import Any
 
 from model.family import StyleCode
 from server.config import Config
-from server.limits import Scheduler
+from server.limits import Scheduler, StreamAdmission
 from server.metrics import Metrics
 from server.models import ModelRegistry
 from server.style_cache import LRUCache
@@ -25,6 +25,7 @@ class Runtime:
     scheduler: Scheduler
     registered_codes: LRUCache[StyleCode]  # (style_id, code producer) -> codes of registered styles
     inline_codes: LRUCache[StyleCode]  # (image sha, style size, code producer) -> codes of inline styles
+    streams: StreamAdmission  # open StylizeStream calls
     jobs: Any = None  # the job manager (server/jobs), when jobs are enabled
     jobs_unavailable: str = ""  # why ``jobs`` is None although jobs are configured (the job store cannot be opened)
     batcher: Any = None  # the dynamic batcher (server/batcher.py), when batching is on

@@ -11,17 +11,19 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from model.images import probe_image
 from server.costs import check_display_name, check_style
-from server.errors import DataLoss, InvalidArgument, unary
+from server.errors import DataLoss, InvalidArgument, server_stream, unary
 from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
 from server.models import ModelEntry
 from server.runtime import Runtime
+from server.stream import StreamSession
 from server.styles import StyleRecord, StyleStore, style_id_for
 from server.stylize import check_stylize_request, run_put_style, run_stylize
 from styletransfer.v1 import style_transfer_pb2 as pb
@@ -69,6 +71,17 @@ class StylizeRpcs(_Base):
         return pb.StylizeResponse(image=out.data, mime_type=out.mime_type, width=out.width, height=out.height,
                                   model=model.info.name, timing=timing, untrained=model.info.untrained,
                                   request_id=request_id_var.get())
+
+
+class StreamRpcs(_Base):
+    @server_stream
+    async def StylizeStream(self, request_iterator: AsyncIterator[pb.StylizeStreamRequest],
+                            context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StylizeStreamResponse]:
+        with self.runtime.streams.admit():
+            session = StreamSession(self.runtime, deadline=_deadline(context), cancelled=_cancel_event(context),
+                                    request_id=request_id_var.get())
+            async for response in session.run(request_iterator):
+                yield response
 
 
 def _style_message(record: StyleRecord, thumbnail: bytes = b"") -> pb.Style:
@@ -158,6 +171,6 @@ class ModelRpcs(_Base):
         return pb.DeleteModelResponse()
 
 
-class StyleTransferService(StylizeRpcs, StyleRpcs, ModelRpcs, JobRpcs, pb_grpc.StyleTransferServicer):
+class StyleTransferService(StylizeRpcs, StreamRpcs, StyleRpcs, ModelRpcs, JobRpcs, pb_grpc.StyleTransferServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

@@ -1,4 +1,5 @@
-"""Stylize and PutStyle: validate at the edge, then decode -> model -> encode on an inference worker.
+"""Stylize and PutStyle: validate at the edge, then decode -> model -> encode on an inference worker. A stream's
+settings and frames (``server.stream``) go through the same checks and the same :func:`render`.
 
 Only the :class:`model.family.StyleModel` protocol is used here: styles travel as opaque codes, cached and stored
 per code producer, and the request rules are the model's own (``model.check``), called before the work queues."""
@@ -30,7 +31,21 @@ from server.runtime import Runtime
 from server.style_cache import inline_style_key
 from styletransfer.v1 import style_transfer_pb2 as pb
 
-__all__ = ["Outcome", "check_stylize_request", "color_mode", "output_format", "run_stylize", "style_code_for_id"]
+__all__ = [
+    "Outcome",
+    "Output",
+    "PostProcess",
+    "Settings",
+    "check_settings",
+    "check_stylize_request",
+    "color_mode",
+    "output_format",
+    "output_of",
+    "render",
+    "run_stylize",
+    "style_code_for_id",
+    "style_sources",
+]
 
 log = logging.getLogger(__name__)
 FORMATS = {pb.IMAGE_FORMAT_UNSPECIFIED: "png", pb.IMAGE_FORMAT_PNG: "png", pb.IMAGE_FORMAT_JPEG: "jpeg",
@@ -67,12 +82,39 @@ def color_mode(preserve: bool, mode: int) -> ColorMode:
     return ColorMode.CORAL if preserve else ColorMode.NONE
 
 
+#: The messages that carry styles and options: a Stylize call, and a stream's settings (the same field names).
+Settings = pb.StylizeRequest | pb.StreamSettings
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a result is encoded: format, quality, and whether a transparent content's alpha channel goes back on."""
+
+    fmt: str
+    quality: int
+    keep_alpha: bool
+
+
+def output_of(request: Settings) -> Output:
+    fmt, quality = output_format(request.output_format, request.quality)
+    return Output(fmt, quality, fmt in ALPHA_FORMATS and not request.flatten_alpha)
+
+
 def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime, model: StyleModel) -> StylizeOptions:
     """Every check that needs no decoding, so bad requests fail before they queue: the transport's limits here, the
     request rules by ``model.check`` (which names an option the model lacks). Returns the model options."""
-    cfg = runtime.config
     if not request.content:
         raise InvalidArgument("content: an image is required")
+    options = check_settings(request, runtime, model)
+    width, height = probe_image(request.content, field="content", max_pixels=runtime.config.max_image_pixels)
+    check_content("content", width, height, options.content_size, runtime.config)
+    return options
+
+
+def check_settings(request: Settings, runtime: Runtime, model: StyleModel) -> StylizeOptions:
+    """The checks of everything but the content (styles, options, output), from fields and image headers alone:
+    a Stylize call's, and a stream's once for all its frames. Returns the model options."""
+    cfg = runtime.config
     check_finite(request)
     check_style_count(len(request.styles), cfg)
     style_size = request.style_size if request.HasField("style_size") else cfg.default_style_size
@@ -86,10 +128,8 @@ def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime, model: S
         if style.HasField("mask"):
             probe_image(style.mask, field=f"styles[{i}].mask", max_pixels=cfg.max_image_pixels)
     alpha = request.alpha if request.HasField("alpha") else StylizeOptions.alpha
-    width, height = probe_image(request.content, field="content", max_pixels=cfg.max_image_pixels)
     content_size = request.content_size if request.HasField("content_size") else 0
-    check_content("content", width, height, content_size, cfg)
-    output_format(request.output_format, request.quality)
+    output_of(request)
     tile_size = cfg.tile_size if model.capabilities.tiling else 0  # a server setting, not the request's option
     options = StylizeOptions(alpha=alpha, color=color_mode(request.preserve_color, request.color_preservation),
                              content_size=content_size, style_size=style_size, tile_size=tile_size)
@@ -97,7 +137,7 @@ def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime, model: S
     return options
 
 
-def _specs(request: pb.StylizeRequest, options: StylizeOptions) -> list[StyleSpec]:
+def _specs(request: Settings, options: StylizeOptions) -> list[StyleSpec]:
     """What the model will receive: codes, except images under CORAL (its statistics depend on the content)."""
     source = "image" if options.color is ColorMode.CORAL else "code"
     return [StyleSpec(source, w, s.HasField("mask")) for s, w in zip(request.styles, _weights(request), strict=True)]
@@ -171,7 +211,7 @@ def _style_source(
     return StyleSource(code=code, weight=weight, mask=mask)
 
 
-def _weights(request: pb.StylizeRequest) -> list[float]:
+def _weights(request: Settings) -> list[float]:
     if len(request.styles) == 1:
         return [request.styles[0].weight or 1.0]  # 0 (unset) is read as 1 for a single style
     return [s.weight for s in request.styles]
@@ -205,26 +245,49 @@ def batch_key(payload: tuple[StyleModel, BatchItem, StopCheck]) -> tuple:
     return id(model), item.content.size, item.options.tile_size
 
 
+def style_sources(runtime: Runtime, model: StyleModel, request: Settings, options: StylizeOptions,
+                  stop: StopCheck) -> list[StyleSource]:
+    """The request's styles as ``model`` takes them: codes from the caches (or encoded now and kept), images under
+    CORAL. To run on an inference worker: encoding a style is a forward pass."""
+    weights = _weights(request)
+    return [_style_source(runtime, model, s, i, options, weights[i], stop) for i, s in enumerate(request.styles)]
+
+
+#: A step between the model and the encoder, given the decoded content and the stylized image (a stream's
+#: temporal stabilisation).
+PostProcess = Callable[[Image.Image, Image.Image], Image.Image]
+
+
+def render(
+    runtime: Runtime, model: StyleModel, content: bytes, field: str, sources: Callable[[], Sequence[StyleSource]],
+    options: StylizeOptions, output: Output, stop: StopCheck, *, max_pixels: int, post: PostProcess | None = None,
+) -> Outcome:
+    """Decodes ``content``, stylizes it under ``sources()`` (called after the decode, so its time counts as compute),
+    applies ``post``, puts a transparent content's alpha back and encodes, each stage timed. On an inference worker."""
+    t0 = time.perf_counter()
+    image, alpha = decode_image_with_alpha(content, field=field, max_pixels=max_pixels)
+    t1 = time.perf_counter()
+    stylized = _run_model(runtime, model, image, list(sources()), options, stop)
+    if post is not None:
+        stylized = post(image, stylized)
+    if output.keep_alpha:
+        stylized = attach_alpha(stylized, alpha)  # the model saw it on white; its transparency goes back on
+    t2 = time.perf_counter()
+    data, mime = encode_image(stylized, output.fmt, output.quality)
+    t3 = time.perf_counter()
+    return Outcome(data, mime, stylized.width, stylized.height, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+
+
 def run_stylize(
     runtime: Runtime, model: StyleModel, request: pb.StylizeRequest, options: StylizeOptions
 ) -> Callable[[StopCheck], Outcome]:
     """The work of one Stylize call, to run on an inference worker: decode, stylize, encode, each timed."""
-    fmt, quality = output_format(request.output_format, request.quality)
+    output = output_of(request)
 
     def work(stop: StopCheck) -> Outcome:
-        t0 = time.perf_counter()
-        content, alpha = decode_image_with_alpha(request.content, field="content",
-                                                 max_pixels=runtime.config.max_image_pixels)
-        t1 = time.perf_counter()
-        weights = _weights(request)
-        sources = [_style_source(runtime, model, s, i, options, weights[i], stop) for i, s in enumerate(request.styles)]
-        image = _run_model(runtime, model, content, sources, options, stop)
-        if fmt in ALPHA_FORMATS and not request.flatten_alpha:
-            image = attach_alpha(image, alpha)  # the model saw it on white; its transparency goes back on
-        t2 = time.perf_counter()
-        data, mime = encode_image(image, fmt, quality)
-        t3 = time.perf_counter()
-        return Outcome(data, mime, image.width, image.height, (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000)
+        return render(runtime, model, request.content, "content",
+                      lambda: style_sources(runtime, model, request, options, stop), options, output, stop,
+                      max_pixels=runtime.config.max_image_pixels)
 
     return work
 

@@ -35,6 +35,12 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
         ("sum by (cache) (rate(styletransfer_style_cache_hits_total[5m])) / clamp_min(sum by (cache) "
          "(rate(styletransfer_style_cache_hits_total[5m]) + rate(styletransfer_style_cache_misses_total[5m])), 1e-9)",
          "{{cache}}")], "timeseries"),
+    ("Streams: frames per second", "short", [
+        ("sum by (event) (rate(styletransfer_stream_frames_total[5m]))", "{{event}}"),
+        ("sum(styletransfer_streams_active)", "open streams")], "timeseries"),
+    ("Stream frame latency", "s", [
+        (f"histogram_quantile({q}, sum by (le) (rate(styletransfer_stream_frame_latency_seconds_bucket[5m])))",
+         f"p{int(q * 100)}") for q in (0.5, 0.95)], "timeseries"),
     ("Jobs by state", "short", [("sum by (kind, state) (styletransfer_jobs_current)", "{{kind}} {{state}}")],
      "timeseries"),
     ("Job queue", "short", [("sum(styletransfer_job_queue_length)", "queued jobs")], "timeseries"),

@@ -106,9 +106,12 @@ def _sub_message(message: Message, path: str) -> Message:
 
 
 def routes_for(service: ServiceDescriptor) -> list[Route]:
-    """Every route of ``service``, those with a custom verb (``:cancel``) first so ``{id}`` does not swallow it."""
+    """Every route of ``service``, those with a custom verb (``:cancel``) first so ``{id}`` does not swallow it.
+    Client-streaming RPCs have none (StylizeStream): a request body is one message."""
     routes: list[Route] = []
     for rpc in service.methods:
+        if rpc.client_streaming:  # a request body is one message; client streams need another transport
+            continue
         options = rpc.GetOptions()
         if options.HasExtension(annotations_pb2.http):
             rule = options.Extensions[annotations_pb2.http]

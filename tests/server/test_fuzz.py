@@ -135,10 +135,12 @@ def test_no_request_is_an_internal_error(fuzz_server: RunningServer, rpc: str) -
     method = pb.DESCRIPTOR.services_by_name["StyleTransfer"].methods_by_name[rpc]
     call = getattr(fuzz_server.stub(), rpc)
 
+    one = messages(method.input_type)
+
     @FUZZ
-    @given(request=messages(method.input_type))
-    def check(request) -> None:
-        answer(lambda: call(request, timeout=60))
+    @given(request=st.lists(one, min_size=1, max_size=4) if method.client_streaming else one)
+    def check(request) -> None:  # a client stream sends a few messages
+        answer(lambda: call(iter(request) if method.client_streaming else request, timeout=60))
 
     check()
     assert health(fuzz_server) == health_pb2.HealthCheckResponse.SERVING

@@ -24,6 +24,12 @@ class ColorPreservation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COLOR_PRESERVATION_CORAL: _ClassVar[ColorPreservation]
     COLOR_PRESERVATION_LUMINANCE: _ClassVar[ColorPreservation]
 
+class StreamPacing(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_PACING_UNSPECIFIED: _ClassVar[StreamPacing]
+    STREAM_PACING_LIVE: _ClassVar[StreamPacing]
+    STREAM_PACING_EVERY_FRAME: _ClassVar[StreamPacing]
+
 class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_KIND_UNSPECIFIED: _ClassVar[JobKind]
@@ -58,6 +64,9 @@ IMAGE_FORMAT_WEBP: ImageFormat
 COLOR_PRESERVATION_UNSPECIFIED: ColorPreservation
 COLOR_PRESERVATION_CORAL: ColorPreservation
 COLOR_PRESERVATION_LUMINANCE: ColorPreservation
+STREAM_PACING_UNSPECIFIED: StreamPacing
+STREAM_PACING_LIVE: StreamPacing
+STREAM_PACING_EVERY_FRAME: StreamPacing
 JOB_KIND_UNSPECIFIED: JobKind
 JOB_KIND_GATYS: JobKind
 JOB_KIND_TRAIN: JobKind
@@ -146,6 +155,110 @@ class StylizeResponse(_message.Message):
     untrained: bool
     request_id: str
     def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[str] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., untrained: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class TemporalOptions(_message.Message):
+    __slots__ = ("enabled", "strength")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    strength: float
+    def __init__(self, enabled: _Optional[bool] = ..., strength: _Optional[float] = ...) -> None: ...
+
+class StreamSettings(_message.Message):
+    __slots__ = ("styles", "alpha", "preserve_color", "color_preservation", "content_size", "style_size", "model", "output_format", "quality", "flatten_alpha", "temporal", "pacing")
+    STYLES_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    PRESERVE_COLOR_FIELD_NUMBER: _ClassVar[int]
+    COLOR_PRESERVATION_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    STYLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FLATTEN_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_FIELD_NUMBER: _ClassVar[int]
+    PACING_FIELD_NUMBER: _ClassVar[int]
+    styles: _containers.RepeatedCompositeFieldContainer[StyleInput]
+    alpha: float
+    preserve_color: bool
+    color_preservation: ColorPreservation
+    content_size: int
+    style_size: int
+    model: str
+    output_format: ImageFormat
+    quality: int
+    flatten_alpha: bool
+    temporal: TemporalOptions
+    pacing: StreamPacing
+    def __init__(self, styles: _Optional[_Iterable[_Union[StyleInput, _Mapping]]] = ..., alpha: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., color_preservation: _Optional[_Union[ColorPreservation, str]] = ..., content_size: _Optional[int] = ..., style_size: _Optional[int] = ..., model: _Optional[str] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., flatten_alpha: _Optional[bool] = ..., temporal: _Optional[_Union[TemporalOptions, _Mapping]] = ..., pacing: _Optional[_Union[StreamPacing, str]] = ...) -> None: ...
+
+class StreamFrame(_message.Message):
+    __slots__ = ("image", "sequence")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    sequence: int
+    def __init__(self, image: _Optional[bytes] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class StylizeStreamRequest(_message.Message):
+    __slots__ = ("settings", "frame")
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    settings: StreamSettings
+    frame: StreamFrame
+    def __init__(self, settings: _Optional[_Union[StreamSettings, _Mapping]] = ..., frame: _Optional[_Union[StreamFrame, _Mapping]] = ...) -> None: ...
+
+class StreamCounters(_message.Message):
+    __slots__ = ("frames_received", "frames_stylized", "frames_dropped", "frames_failed")
+    FRAMES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_STYLIZED_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FAILED_FIELD_NUMBER: _ClassVar[int]
+    frames_received: int
+    frames_stylized: int
+    frames_dropped: int
+    frames_failed: int
+    def __init__(self, frames_received: _Optional[int] = ..., frames_stylized: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., frames_failed: _Optional[int] = ...) -> None: ...
+
+class FrameError(_message.Message):
+    __slots__ = ("code", "status", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    status: str
+    message: str
+    def __init__(self, code: _Optional[int] = ..., status: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class StylizeStreamResponse(_message.Message):
+    __slots__ = ("sequence", "image", "mime_type", "width", "height", "timing", "counters", "dropped", "error", "model", "untrained", "settings_version", "request_id")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    UNTRAINED_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    image: bytes
+    mime_type: str
+    width: int
+    height: int
+    timing: Timing
+    counters: StreamCounters
+    dropped: bool
+    error: FrameError
+    model: str
+    untrained: bool
+    settings_version: int
+    request_id: str
+    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., counters: _Optional[_Union[StreamCounters, _Mapping]] = ..., dropped: _Optional[bool] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., model: _Optional[str] = ..., untrained: _Optional[bool] = ..., settings_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Style(_message.Message):
     __slots__ = ("style_id", "display_name", "width", "height", "style_size", "create_time", "size_bytes", "thumbnail")

@@ -40,6 +40,11 @@ class StyleTransferStub:
                 request_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeRequest.SerializeToString,
                 response_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeResponse.FromString,
                 _registered_method=True)
+        self.StylizeStream = channel.stream_stream(
+                '/styletransfer.v1.StyleTransfer/StylizeStream',
+                request_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeStreamRequest.SerializeToString,
+                response_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeStreamResponse.FromString,
+                _registered_method=True)
         self.PutStyle = channel.unary_unary(
                 '/styletransfer.v1.StyleTransfer/PutStyle',
                 request_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.PutStyleRequest.SerializeToString,
@@ -113,6 +118,20 @@ class StyleTransferServicer:
 
     def Stylize(self, request, context):
         """Stylizes one content image with one or more styles (AdaIN). Fast and synchronous.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StylizeStream(self, request_iterator, context):
+        """Stylizes a sequence of frames (a camera, a video file, a batch of avatars) with settings sent once: the first
+        message holds the settings, frames follow, and a later settings message replaces them from the next frame on.
+        Styles are encoded once per stream. Every frame gets one response: its image, an error of its own (the stream
+        goes on), or, with LIVE pacing, a notice that a newer frame replaced it. Settings that cannot be used end the
+        stream with INVALID_ARGUMENT naming the field; more frames than --stream-max-frames end it with
+        RESOURCE_EXHAUSTED once the earlier frames are answered; no message for --stream-idle-timeout seconds while
+        nothing is in flight ends it with DEADLINE_EXCEEDED; a draining server ends it with UNAVAILABLE after the frame
+        being stylized. No HTTP/JSON mapping.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -221,6 +240,11 @@ def add_StyleTransferServicer_to_server(servicer, server):
                     request_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeRequest.FromString,
                     response_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeResponse.SerializeToString,
             ),
+            'StylizeStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.StylizeStream,
+                    request_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeStreamRequest.FromString,
+                    response_serializer=styletransfer_dot_v1_dot_style__transfer__pb2.StylizeStreamResponse.SerializeToString,
+            ),
             'PutStyle': grpc.unary_unary_rpc_method_handler(
                     servicer.PutStyle,
                     request_deserializer=styletransfer_dot_v1_dot_style__transfer__pb2.PutStyleRequest.FromString,
@@ -315,6 +339,33 @@ class StyleTransfer:
             '/styletransfer.v1.StyleTransfer/Stylize',
             styletransfer_dot_v1_dot_style__transfer__pb2.StylizeRequest.SerializeToString,
             styletransfer_dot_v1_dot_style__transfer__pb2.StylizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StylizeStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/styletransfer.v1.StyleTransfer/StylizeStream',
+            styletransfer_dot_v1_dot_style__transfer__pb2.StylizeStreamRequest.SerializeToString,
+            styletransfer_dot_v1_dot_style__transfer__pb2.StylizeStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
