@@ -39,6 +39,7 @@ from model.errors import InvalidImageError, InvalidOptionError
 from model.family import StyleModel, StyleSource, StylizeOptions
 from model.images import probe_image
 from model.network import StopCheck
+from model.temporal import DEFAULT_STRENGTH, TemporalStabilizer, check_strength
 from server.costs import check_frame
 from server.errors import DeadlineExpired, InvalidArgument, LimitReached, ShuttingDown, status_for
 from server.runtime import Runtime
@@ -139,6 +140,8 @@ class StreamSession:
         self._out: asyncio.Queue[pb.StylizeStreamResponse | BaseException | object] = asyncio.Queue()
         self._plan: Plan | None = None
         self._live = False
+        self._stabilizer: TemporalStabilizer | None = None
+        self._stabilized_version = 0  # the plan the stabiliser belongs to
 
     async def run(self, messages: AsyncIterator[pb.StylizeStreamRequest]
                   ) -> AsyncIterator[pb.StylizeStreamResponse]:
@@ -303,8 +306,15 @@ class StreamSession:
         return response
 
     def _post(self, plan: Plan) -> PostProcess | None:
-        """What runs between the model and the encoder for a frame of ``plan``."""
-        return None
+        """What runs between the model and the encoder for a frame of ``plan``: the stream's temporal stabiliser,
+        a fresh one for each settings message (the previous look is not carried into new settings). Frames run one
+        at a time, so the stabiliser's state is only ever touched by one worker."""
+        if plan.temporal is None:
+            return None
+        if self._stabilizer is None or self._stabilized_version != plan.version:
+            self._stabilizer = TemporalStabilizer(plan.temporal)
+            self._stabilized_version = plan.version
+        return self._stabilizer.stabilize
 
     # --- responses -------------------------------------------------------------------------------------------------
 
@@ -369,10 +379,15 @@ class _Reading:
 
 
 def _temporal_strength(temporal: pb.TemporalOptions) -> float | None:
-    """The stabilisation strength the settings ask for; None when off."""
+    """The stabilisation strength the settings ask for (the stabiliser's default when unset); None when off."""
     if not temporal.enabled:
         if temporal.HasField("strength"):
             raise InvalidArgument("temporal.strength: set temporal.enabled too")
         return None
-    raise InvalidArgument("temporal: temporal stabilisation is not available on this server yet")
+    if not temporal.HasField("strength"):
+        return DEFAULT_STRENGTH
+    try:
+        return check_strength(temporal.strength)
+    except InvalidOptionError as exc:  # named as the stream's field
+        raise InvalidArgument("temporal.strength: " + str(exc).removeprefix(f"{exc.option}: ")) from None
 

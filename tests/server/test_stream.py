@@ -16,7 +16,7 @@ import pytest
 from model.family import StyleModel
 from server.config import ConfigError, load_config
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import code_of, png_bytes, wait_for
+from tests.helpers import code_of, encode, make_image, png_bytes, wait_for
 
 STYLE = png_bytes(32, 32, 2)
 FRAMES = [png_bytes(40, 32, seed) for seed in range(12)]
@@ -164,6 +164,18 @@ def test_a_stream_with_no_message_ends_ok_with_no_response(server) -> None:
     assert stream(server.stub(), [settings()]) == []
 
 
+def test_temporal_stabilisation_carries_the_previous_output_and_starts_afresh_with_new_settings(server) -> None:
+    scene = make_image(72, 56, 5)
+    panned = [encode(scene.crop((2 * i, i, 2 * i + 64, i + 48))) for i in range(3)]  # a camera panning 2 px a frame
+    stub = server.stub()
+    per_frame = [r.image for r in stream(stub, [settings(), *map(frame, panned)])]
+    on = pb.TemporalOptions(enabled=True, strength=1.0)
+    stable = stream(stub, [settings(temporal=on), *map(frame, panned), settings(temporal=on), frame(panned[2])])
+    assert stable[0].image == per_frame[0]  # the first frame has nothing to carry
+    assert stable[1].image != per_frame[1] and stable[2].image != per_frame[2]
+    assert stable[3].image == per_frame[2]  # new settings: the stabiliser starts again
+
+
 # --- pacing ----------------------------------------------------------------------------------------------------------
 
 def test_live_drops_stale_frames_so_the_next_result_is_the_newest_frame(start_server, gate) -> None:
@@ -250,7 +262,8 @@ def test_a_bad_frame_gets_its_own_error_and_the_stream_goes_on(start_server) -> 
     ([settings(styles=[pb.StyleInput(image=b"junk")])], "settings.styles[0].image"),
     ([settings(pacing=7)], "settings.pacing"),
     ([settings(quality=101)], "settings.quality"),
-    ([settings(temporal=pb.TemporalOptions(strength=0.5))], "temporal.strength"),
+    ([settings(temporal=pb.TemporalOptions(strength=0.5))], "settings.temporal.strength: set temporal.enabled"),
+    ([settings(temporal=pb.TemporalOptions(enabled=True, strength=1.5))], "settings.temporal.strength: must be"),
     ([settings(), pb.StylizeStreamRequest()], "settings or a frame"),
 ])
 def test_invalid_settings_end_the_stream_with_invalid_argument_naming_the_field(server, messages, field) -> None:
