@@ -5,6 +5,7 @@ package loads grpc and the generated stubs, never torch.
 """
 
 from clients.client import (
+    FrameResult,
     ImageInput,
     Job,
     JobKind,
@@ -12,6 +13,8 @@ from clients.client import (
     JobResult,
     JobState,
     ModelInfo,
+    StreamCounters,
+    StreamSettings,
     StyleClient,
     StyleInfo,
     StyleRef,
@@ -21,6 +24,7 @@ from clients.client import (
 )
 
 __all__ = [
+    "FrameResult",
     "ImageInput",
     "Job",
     "JobKind",
@@ -28,6 +32,8 @@ __all__ = [
     "JobResult",
     "JobState",
     "ModelInfo",
+    "StreamCounters",
+    "StreamSettings",
     "StyleClient",
     "StyleInfo",
     "StyleRef",

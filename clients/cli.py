@@ -11,12 +11,14 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from clients.client import (
+    FrameResult,
     Job,
     JobState,
     ModelInfo,
@@ -27,6 +29,9 @@ from clients.client import (
     format_for_path,
 )
 from styletransfer.v1 import style_transfer_pb2 as pb
+
+if TYPE_CHECKING:
+    from clients.video import FrameSink
 
 __all__ = ["GATYS_DEFAULTS", "TRAIN_DEFAULTS", "build_parser", "main"]
 
@@ -72,6 +77,30 @@ def _stylize_flags(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=int, default=0)
     p.add_argument("--flatten-alpha", action="store_true",
                    help="return an opaque image even when the content is transparent (PNG/WebP keep alpha otherwise)")
+
+
+def _video_flags(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser("video", help="stylize a video file or a folder of frames (one stream, styles sent once)",
+                       description="Stylizes every frame of a video file (.mp4, .mov, .mkv, .webm) or of a folder of "
+                       "numbered PNG/JPEG frames over one stream, whose styles are sent and encoded once, and writes "
+                       "a video file (the input video's audio is kept) or a folder of PNG frames. --timeout does not "
+                       "apply: the stream lasts as long as the video.")
+    v.add_argument("input", help="video file, or folder of numbered PNG/JPEG frames (frame_0001.png, ...)")
+    v.add_argument("styles", nargs="+", metavar="STYLE", help="style image path, or id:<style_id>")
+    v.add_argument("-o", "--output", required=True,
+                   help="video file (.mp4, .mov, .mkv, .webm), or a folder (a name without suffix) for PNG frames")
+    v.add_argument("--temporal", action="store_true",
+                   help="stabilise the frames over time: textures follow the scene instead of flickering")
+    v.add_argument("--temporal-strength", type=float, metavar="S",
+                   help="how strongly, in [0, 1] (default: the server's); implies --temporal")
+    v.add_argument("--size", type=int, help="shorter side of the output frames in pixels (default: the input's)")
+    v.add_argument("--fps", type=float, help="frames per second of the output: frames are skipped or repeated to "
+                   "keep the duration (default: the input video's rate; 24 for a folder of frames)")
+    v.add_argument("--alpha", type=float, help="style strength in [0, 1] (default 1)")
+    v.add_argument("--weights", help="comma-separated weights, one per style")
+    v.add_argument("--preserve-color", nargs="?", const="coral", choices=["coral", "luminance"])
+    v.add_argument("--style-size", type=int)
+    v.add_argument("--model", default="")
 
 
 def _style_flags(sub: argparse._SubParsersAction) -> None:
@@ -157,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_flags(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     _stylize_flags(sub)
+    _video_flags(sub)
     _style_flags(sub)
     sub.add_parser("models", help="list the server's models")
     sub.add_parser("delete-model", help="remove a model made by a Train job",
@@ -215,6 +245,50 @@ def _cmd_stylize(client: StyleClient, args: argparse.Namespace) -> None:
     note = " (UNTRAINED random weights)" if result.untrained else ""
     print(f"{args.output}: {result.width}x{result.height} {result.mime_type}, model {result.model}{note}, "
           f"{result.timing['total_ms']:.0f} ms")
+
+
+def _cmd_video(client: StyleClient, args: argparse.Namespace) -> None:
+    from clients import video  # PyAV loads for this command only
+
+    source = video.open_source(args.input, fps=args.fps, size=args.size)
+    sink = video.open_sink(args.output, source)
+    to_video = video.is_video(args.output)
+    temporal = args.temporal_strength if args.temporal_strength is not None else args.temporal
+    results = client.stylize_stream(
+        source.frames(), [_style_arg(s) for s in args.styles], timeout=None, alpha=args.alpha,
+        weights=[float(w) for w in args.weights.split(",")] if args.weights else None,
+        preserve_color=args.preserve_color or False, content_size=args.size, style_size=args.style_size,
+        model=args.model, output_format="jpeg" if to_video else "png", quality=video.JPEG_QUALITY,
+        temporal=temporal)
+    completed = False
+    try:
+        last = _write_frames(results, sink, source.count, source.names)
+        completed = True
+    finally:
+        sink.close(completed)
+    if last is None:
+        raise ValueError(f"{args.input}: no frames")
+    note = " (UNTRAINED random weights)" if last.untrained else ""
+    print(f"{args.output}: {last.sequence + 1} frames of {last.width}x{last.height} at {float(source.rate):g} fps, "
+          f"model {last.model}{note}")
+
+
+def _write_frames(results: Iterator[FrameResult], sink: FrameSink, total: int | None,
+                  names: list[str] | None) -> FrameResult | None:
+    """Writes each stylized frame with a progress bar (frames per second) on stderr; a frame the server could not
+    stylize stops the command with its error. Returns the last result."""
+    from tqdm import tqdm
+
+    last = None
+    with tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True) as bar:
+        for last in results:
+            if last.error is not None:
+                name = f" ({names[last.sequence]})" if names else ""
+                raise StyleTransferError(last.error.code, f"frame {last.sequence}{name}: {last.error.details}",
+                                         last.error.request_id)
+            sink.write(last.image)
+            bar.update()
+    return last
 
 
 def _cmd_styles(client: StyleClient, args: argparse.Namespace) -> None:
@@ -385,7 +459,7 @@ def _cmd_train(client: StyleClient, args: argparse.Namespace) -> None:
     print(f"model {args.name} is ready")
 
 
-_COMMANDS = {"stylize": _cmd_stylize, "styles": _cmd_styles, "models": _cmd_models,
+_COMMANDS = {"stylize": _cmd_stylize, "video": _cmd_video, "styles": _cmd_styles, "models": _cmd_models,
              "delete-model": _cmd_delete_model, "jobs": _cmd_jobs,
              "gatys": _cmd_gatys, "train": _cmd_train}
 

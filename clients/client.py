@@ -6,10 +6,11 @@ message; every call has a timeout.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXTENSIONS",
+    "FrameResult",
     "ImageInput",
     "Job",
     "JobKind",
@@ -32,6 +34,8 @@ __all__ = [
     "JobResult",
     "JobState",
     "ModelInfo",
+    "StreamCounters",
+    "StreamSettings",
     "StyleClient",
     "StyleInfo",
     "StyleRef",
@@ -223,6 +227,53 @@ class Job:
                    job.attempts, when("create_time"), when("start_time"), when("end_time"))
 
 
+@dataclass(frozen=True)
+class StreamCounters:
+    """A stream's counts of frames as of one result."""
+
+    received: int
+    stylized: int
+    dropped: int
+    failed: int
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+@dataclass(frozen=True)
+class FrameResult(_EncodedImage):
+    """One frame of a stream: ``image`` when it was stylized, else ``dropped`` (LIVE pacing) or ``error``."""
+
+    sequence: int  # the frame's index among the frames sent
+    image: bytes
+    mime_type: str
+    width: int
+    height: int
+    model: str
+    untrained: bool
+    settings_version: int  # 1 for the first settings, one more for each StreamSettings sent among the frames
+    timing: dict[str, float]
+    counters: StreamCounters
+    dropped: bool = False
+    error: StyleTransferError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.dropped and self.error is None
+
+    @classmethod
+    def from_proto(cls, reply: pb.StylizeStreamResponse) -> FrameResult:
+        c = reply.counters
+        error = None
+        if reply.HasField("error"):
+            error = StyleTransferError(_CODES.get(reply.error.code, grpc.StatusCode.UNKNOWN), reply.error.message,
+                                       reply.request_id)
+        return cls(reply.sequence, reply.image, reply.mime_type, reply.width, reply.height, reply.model,
+                   reply.untrained, reply.settings_version, _timing(reply.timing),
+                   StreamCounters(c.frames_received, c.frames_stylized, c.frames_dropped, c.frames_failed),
+                   reply.dropped, error)
+
+
 def _image_bytes(image: ImageInput) -> bytes:
     if isinstance(image, bytes):
         return image
@@ -248,6 +299,99 @@ _FORMATS = {"png": pb.IMAGE_FORMAT_PNG, "jpeg": pb.IMAGE_FORMAT_JPEG, "jpg": pb.
             "webp": pb.IMAGE_FORMAT_WEBP}
 _COLOR = {False: (False, pb.COLOR_PRESERVATION_UNSPECIFIED), True: (True, pb.COLOR_PRESERVATION_CORAL),
           "coral": (True, pb.COLOR_PRESERVATION_CORAL), "luminance": (True, pb.COLOR_PRESERVATION_LUMINANCE)}
+
+
+def _fill(message: Any, style: StyleInput | Sequence[StyleInput], *, alpha: float | None = None,
+          weights: Sequence[float] | None = None, masks: Sequence[ImageInput | None] | None = None,
+          preserve_color: bool | str = False, content_size: int | None = None, style_size: int | None = None,
+          model: str = "", output_format: str = "png", quality: int = 0, flatten_alpha: bool = False) -> Any:
+    """Sets the fields a Stylize request and a stream's settings share (they have the same names in both)."""
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    weights = list(weights) if weights is not None else [1.0] * len(styles)
+    masks = list(masks) if masks is not None else [None] * len(styles)
+    if len(weights) != len(styles) or len(masks) != len(styles):
+        raise ValueError("weights and masks must have one entry per style")
+    if output_format not in _FORMATS:
+        raise ValueError(f"output_format must be one of {', '.join(_FORMATS)}")
+    if preserve_color not in _COLOR:
+        raise ValueError("preserve_color must be False, True, 'coral' or 'luminance'")
+    message.styles.extend(_style_input(s, w, m) for s, w, m in zip(styles, weights, masks, strict=True))
+    message.preserve_color, message.color_preservation = _COLOR[preserve_color]
+    message.model, message.output_format, message.quality = model, _FORMATS[output_format], quality
+    message.flatten_alpha = flatten_alpha
+    for name, value in (("alpha", alpha), ("content_size", content_size), ("style_size", style_size)):
+        if value is not None:
+            setattr(message, name, value)
+    return message
+
+
+def _timing(timing: pb.Timing) -> dict[str, float]:
+    return {name: getattr(timing, name) for name in ("queue_ms", "decode_ms", "compute_ms", "encode_ms", "total_ms")}
+
+
+_PACING = {"every_frame": pb.STREAM_PACING_EVERY_FRAME, "live": pb.STREAM_PACING_LIVE}
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """A stream's settings: :meth:`StyleClient.stylize_stream` builds the first from its arguments, and one placed
+    among the frames replaces them from the next frame on. The fields are :meth:`StyleClient.stylize`'s, plus
+    ``temporal``: True stabilises the frames (less flicker) at the server's default strength, a number in [0, 1]
+    sets the strength."""
+
+    style: StyleInput | Sequence[StyleInput]
+    alpha: float | None = None
+    weights: Sequence[float] | None = None
+    masks: Sequence[ImageInput | None] | None = None
+    preserve_color: bool | str = False
+    content_size: int | None = None
+    style_size: int | None = None
+    model: str = ""
+    output_format: str = "png"
+    quality: int = 0
+    flatten_alpha: bool = False
+    temporal: bool | float = False
+
+    def to_proto(self, pacing: int = pb.STREAM_PACING_UNSPECIFIED) -> pb.StreamSettings:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("style",
+                                                                                                     "temporal")}
+        settings = _fill(pb.StreamSettings(pacing=pacing), self.style, **fields)
+        if self.temporal is not False:
+            settings.temporal.enabled = True
+            if self.temporal is not True:
+                settings.temporal.strength = self.temporal
+        return settings
+
+
+def _stream_messages(first: pb.StreamSettings, frames: Iterable[ImageInput | StreamSettings],
+                     failure: list[BaseException]) -> Iterator[pb.StylizeStreamRequest]:
+    """The messages of a stream: the settings, then each frame numbered by its index. An exception of ``frames``
+    (an unreadable file) ends the stream cleanly and is kept in ``failure`` for the caller to raise: raised here,
+    gRPC would cancel the call and log it."""
+    try:
+        yield pb.StylizeStreamRequest(settings=first)
+        sequence = 0
+        for item in frames:
+            if isinstance(item, StreamSettings):
+                yield pb.StylizeStreamRequest(settings=item.to_proto())
+                continue
+            yield pb.StylizeStreamRequest(frame=pb.StreamFrame(image=_image_bytes(item), sequence=sequence))
+            sequence += 1
+    except Exception as exc:
+        failure.append(exc)
+
+
+def _in_order(results: Iterable[FrameResult]) -> Iterator[FrameResult]:
+    """Results by sequence number. Under LIVE pacing a dropped frame (or one refused on receipt) is answered at once,
+    before the frame still being stylized; it waits here for its turn."""
+    early: dict[int, FrameResult] = {}
+    expected = 0
+    for result in results:
+        early[result.sequence] = result
+        while expected in early:
+            yield early.pop(expected)
+            expected += 1
+    yield from (early[k] for k in sorted(early))
 
 
 class StyleClient:
@@ -318,33 +462,50 @@ class StyleClient:
         """Stylizes ``content`` with one style or several (blended by ``weights``, optionally masked).
 
         A transparent content keeps its alpha channel in PNG and WebP results unless ``flatten_alpha``."""
-        styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        weights = list(weights) if weights is not None else [1.0] * len(styles)
-        masks = list(masks) if masks is not None else [None] * len(styles)
-        if len(weights) != len(styles) or len(masks) != len(styles):
-            raise ValueError("weights and masks must have one entry per style")
-        if output_format not in _FORMATS:
-            raise ValueError(f"output_format must be one of {', '.join(_FORMATS)}")
-        if preserve_color not in _COLOR:
-            raise ValueError("preserve_color must be False, True, 'coral' or 'luminance'")
-        preserve, mode = _COLOR[preserve_color]
-        request = pb.StylizeRequest(
-            content=_image_bytes(content),
-            styles=[_style_input(s, w, m) for s, w, m in zip(styles, weights, masks, strict=True)],
-            preserve_color=preserve, color_preservation=mode, model=model,
-            output_format=_FORMATS[output_format], quality=quality, flatten_alpha=flatten_alpha,
-        )
-        if alpha is not None:
-            request.alpha = alpha
-        if content_size is not None:
-            request.content_size = content_size
-        if style_size is not None:
-            request.style_size = style_size
+        request = _fill(pb.StylizeRequest(content=_image_bytes(content)), style, alpha=alpha, weights=weights,
+                        masks=masks, preserve_color=preserve_color, content_size=content_size, style_size=style_size,
+                        model=model, output_format=output_format, quality=quality, flatten_alpha=flatten_alpha)
         reply = self._call("Stylize", request, timeout)
-        timing = {name: getattr(reply.timing, name) for name in ("queue_ms", "decode_ms", "compute_ms", "encode_ms",
-                                                                  "total_ms")}
         return StylizeResult(reply.image, reply.mime_type, reply.width, reply.height, reply.model, reply.untrained,
-                             reply.request_id, timing)
+                             reply.request_id, _timing(reply.timing))
+
+    def stylize_stream(
+        self,
+        frames: Iterable[ImageInput | StreamSettings],
+        style: StyleInput | Sequence[StyleInput],
+        *,
+        pacing: str = "every_frame",
+        timeout: float | None = None,
+        **options: Any,
+    ) -> Iterator[FrameResult]:
+        """Stylizes ``frames`` (any iterable of images: paths, bytes, PIL images) over one stream, yielding one
+        :class:`FrameResult` per frame, in order, as results arrive. The styles are encoded once for the stream.
+
+        ``options`` are :class:`StreamSettings`' fields (``alpha``, ``weights``, ``content_size``, ``temporal``,
+        ...). A :class:`StreamSettings` among the frames replaces the settings from the next frame on. ``pacing``
+        "every_frame" stylizes every frame (a faster producer is slowed down); "live" keeps latency bounded by
+        dropping frames that wait while a newer one arrives (their results have ``dropped`` set). A frame the
+        server cannot stylize has ``error`` set and the stream goes on; a stream error raises StyleTransferError,
+        and so does an exception of ``frames`` (after the results of the frames before it). No timeout unless given.
+        """
+        if pacing not in _PACING:
+            raise ValueError(f"pacing must be one of {', '.join(_PACING)}")
+        first = StreamSettings(style, **options).to_proto(_PACING[pacing])  # bad options raise here, not later
+        return self._stream_results(first, frames, timeout)
+
+    def _stream_results(self, first: pb.StreamSettings, frames: Iterable[ImageInput | StreamSettings],
+                        timeout: float | None) -> Iterator[FrameResult]:
+        failure: list[BaseException] = []
+        call = self._stub.StylizeStream(_stream_messages(first, frames, failure), timeout=timeout,
+                                        metadata=self._metadata)
+        try:
+            yield from _in_order(map(FrameResult.from_proto, call))
+        except grpc.RpcError as exc:
+            raise StyleTransferError.from_rpc_error(exc) from None
+        finally:
+            call.cancel()  # a caller that stops iterating early ends the stream (a no-op once it has ended)
+        if failure:
+            raise failure[0]
 
     # --- styles -------------------------------------------------------------------------------------------------
 

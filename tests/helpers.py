@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
 import time
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from model.family import StyleModel
 
 
 def make_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
@@ -52,3 +57,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Gate:
+    """A model whose every ``stylize_batch`` call waits for a release: frames finish exactly when a test says."""
+
+    def __init__(self, model: StyleModel) -> None:
+        self._model = model
+        self.info = model.info
+        self.capabilities = model.capabilities
+        self.entered = threading.Semaphore(0)  # one release per call that has started
+        self._open = threading.Semaphore(0)
+
+    @property
+    def code_identity(self) -> str:
+        return self._model.code_identity
+
+    def check(self, styles, options) -> None:
+        self._model.check(styles, options)
+
+    def encode_style(self, image, **kwargs):
+        return self._model.encode_style(image, **kwargs)
+
+    def stylize_batch(self, items, *, should_stop=None):
+        self.entered.release()
+        assert self._open.acquire(timeout=60), "the test never released this frame"
+        return self._model.stylize_batch(items, should_stop=should_stop)
+
+    def release(self, frames: int = 1) -> None:
+        for _ in range(frames):
+            self._open.release()
+
+    def wait_entered(self) -> None:
+        assert self.entered.acquire(timeout=60), "no frame reached the model"

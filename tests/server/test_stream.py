@@ -13,47 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from model.family import StyleModel
 from server.config import ConfigError, load_config
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import code_of, encode, make_image, png_bytes, wait_for
+from tests.helpers import Gate, code_of, encode, make_image, png_bytes, wait_for
 
 STYLE = png_bytes(32, 32, 2)
 FRAMES = [png_bytes(40, 32, seed) for seed in range(12)]
 LIVE, EVERY_FRAME = pb.STREAM_PACING_LIVE, pb.STREAM_PACING_EVERY_FRAME
-
-
-class Gate:
-    """A model whose every ``stylize_batch`` call waits for a release: frames finish exactly when a test says."""
-
-    def __init__(self, model: StyleModel) -> None:
-        self._model = model
-        self.info = model.info
-        self.capabilities = model.capabilities
-        self.entered = threading.Semaphore(0)  # one release per call that has started
-        self._open = threading.Semaphore(0)
-
-    @property
-    def code_identity(self) -> str:
-        return self._model.code_identity
-
-    def check(self, styles, options) -> None:
-        self._model.check(styles, options)
-
-    def encode_style(self, image, **kwargs):
-        return self._model.encode_style(image, **kwargs)
-
-    def stylize_batch(self, items, *, should_stop=None):
-        self.entered.release()
-        assert self._open.acquire(timeout=60), "the test never released this frame"
-        return self._model.stylize_batch(items, should_stop=should_stop)
-
-    def release(self, frames: int = 1) -> None:
-        for _ in range(frames):
-            self._open.release()
-
-    def wait_entered(self) -> None:
-        assert self.entered.acquire(timeout=60), "no frame reached the model"
 
 
 def settings(**fields) -> pb.StylizeStreamRequest:
