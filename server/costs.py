@@ -6,8 +6,8 @@ headers before any work is queued (a decoded pixel or a queued job costs memory;
 - images: decoded size (``max_image_pixels``, checked from the header by ``model.images``) and the size *after*
   resizing, which is what the networks see: Stylize content (``max_output_pixels``, tiled above ``tile_size``),
   stream frames (``stream_max_frame_pixels``, as sent and as stylized), style images (``max_style_pixels``: styles
-  are encoded whole, ~0.5 GB per megapixel), every Gatys scale (``gatys_max_pixels``); and at least
-  :data:`MIN_SIDE` pixels on the shorter side, which the networks need;
+  are encoded whole, ~0.5 GB per megapixel), every Gatys scale (``gatys_max_pixels``); and at least the shorter side
+  the network needs (a model's ``capabilities.min_side``, Gatys's ``model.gatys.MIN_SIDE``);
 - counts: styles per request (``max_styles``, Stylize, streams and Gatys alike), frames per stream
   (``stream_max_frames``, enforced by ``server.stream``), steps (``gatys_max_iterations`` per scale,
   ``train_max_iterations``), Train pixels per step (``train_max_batch_pixels`` = batch_size x image_size^2);
@@ -23,14 +23,13 @@ import math
 
 from google.protobuf.message import Message
 
+from model.gatys import MIN_SIDE as GATYS_MIN_SIDE
 from model.images import resized_size
 from server.config import Config
 from server.errors import InvalidArgument
 
 __all__ = [
-    "GATYS_MIN_SIDE",
     "MAX_DISPLAY_NAME",
-    "MIN_SIDE",
     "check_content",
     "check_display_name",
     "check_finite",
@@ -43,12 +42,6 @@ __all__ = [
     "shown",
 ]
 
-# The AdaIN encoder downsamples 8x to relu4_1 and the decoder reflection-pads its feature maps, which needs at least
-# 2 feature pixels a side: a shorter side of 9 px (8 px gives 1-pixel features, which cannot be padded).
-MIN_SIDE = 9
-# Gatys reads relu5_1 (16x downsampled) through reflection-padded convolutions: measured, a 33 px side fails there and
-# 40 px works, at every scale.
-GATYS_MIN_SIDE = 40
 MAX_DISPLAY_NAME = 256  # characters of a style's display name (stored and listed: ListStyles pages stay small)
 _SHOWN = 64  # characters of a user-supplied string echoed in a message or log line
 
@@ -72,21 +65,26 @@ def _check_resized(field: str, width: int, height: int, size: int, max_pixels: i
     return new_width, new_height
 
 
-def check_content(field: str, width: int, height: int, content_size: int, config: Config) -> tuple[int, int]:
-    """The size of a Stylize output (content after ``content_size``); refused over ``max_output_pixels``."""
-    return _check_resized(field, width, height, content_size, config.max_output_pixels, MIN_SIDE, "content_size")
+def check_content(field: str, width: int, height: int, content_size: int, config: Config,
+                  min_side: int) -> tuple[int, int]:
+    """The size of a Stylize output (content after ``content_size``); refused over ``max_output_pixels`` or under
+    ``min_side`` (the model's ``capabilities.min_side``)."""
+    return _check_resized(field, width, height, content_size, config.max_output_pixels, min_side, "content_size")
 
 
-def check_frame(field: str, width: int, height: int, content_size: int, config: Config) -> tuple[int, int]:
+def check_frame(field: str, width: int, height: int, content_size: int, config: Config,
+                min_side: int) -> tuple[int, int]:
     """The size of a stream's stylized frame: as :func:`check_content`, and within ``stream_max_frame_pixels``, which
     bounds what one frame may cost (the frame as sent is bounded from its header by the caller)."""
     max_pixels = min(config.stream_max_frame_pixels, config.max_output_pixels)
-    return _check_resized(field, width, height, content_size, max_pixels, MIN_SIDE, "content_size")
+    return _check_resized(field, width, height, content_size, max_pixels, min_side, "content_size")
 
 
-def check_style(field: str, width: int, height: int, style_size: int, config: Config) -> tuple[int, int]:
-    """The size a style image is encoded at (after ``style_size``); refused over ``max_style_pixels``."""
-    return _check_resized(field, width, height, style_size, config.max_style_pixels, MIN_SIDE, "style_size")
+def check_style(field: str, width: int, height: int, style_size: int, config: Config,
+                min_side: int) -> tuple[int, int]:
+    """The size a style image is encoded at (after ``style_size``); refused over ``max_style_pixels`` or under
+    ``min_side``."""
+    return _check_resized(field, width, height, style_size, config.max_style_pixels, min_side, "style_size")
 
 
 def check_style_count(count: int, config: Config) -> None:

@@ -1,12 +1,13 @@
-"""The model repository: the built-in models of every family (``server/families.py``) and the AdaIN decoders that
-Train jobs produce.
+"""The model repository: every family's built-in models and the trained models in ``<data-dir>/models/<name>/``.
 
 A request names a model by its name or as ``family/version``; an empty name is the default model (``--default-model``,
-else the first built-in one). Trained models live in ``<data-dir>/models/<name>/`` (``decoder.safetensors`` +
-``meta.json``); they share the served AdaIN model's encoder (a decoder is only valid with the encoder it was trained
-against, which the checkpoint records), appear and disappear without a restart, are listed from their metadata alone
-(listing never loads weights) and loaded on first use into a bounded LRU cache. A trained model that cannot be read is
-listed with its problem rather than failing the listing.
+else the first built-in one). A trained model is a folder holding ``meta.json`` (its family, creation time, the
+SHA-256 of each weight file by role, free-form metadata) and the files its family declares
+(:class:`model.declaration.TrainedModels`; a folder without ``meta.json`` belongs to the family whose first file it
+holds). Trained models appear and disappear without a restart, are listed from their metadata alone (listing never
+loads weights) and loaded on first use into a bounded LRU cache by their family's own loader, next to the family's
+built-in models (a trained AdaIN decoder runs behind the served encoder). A trained model that cannot be read is
+listed with its problem rather than failing the listing. The repository names no family.
 """
 
 from __future__ import annotations
@@ -19,25 +20,23 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors import safe_open
-
-from model.adain import FAMILY as ADAIN
-from model.adain import AdaINModel, adain_info
-from model.errors import WeightsError
+from model.declaration import Family, TrainedModel
+from model.errors import Unavailable, WeightsError
 from model.family import ModelInfo, StyleModel
-from model.network import Decoder
-from model.weights import load_decoder_checkpoint, sha256_file
+from model.pins import sha256_file
+from model.registry import FAMILIES
 from server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-__all__ = ["MODEL_NAME", "ModelEntry", "ModelRegistry"]
+__all__ = ["META_FILE", "MODEL_NAME", "ModelEntry", "ModelRegistry"]
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-DECODER_FILE = "decoder.safetensors"
 META_FILE = "meta.json"
+# What a family's loader may raise for a model that cannot be served here (a missing encoder, a damaged file).
+_LOAD_ERRORS = (Unavailable, WeightsError, OSError, ValueError, KeyError)
 
 
 @dataclass(frozen=True)
@@ -47,20 +46,22 @@ class ModelEntry:
     info: ModelInfo
     is_default: bool
     create_time: float
-    trained: bool  # produced by a Train job: DeleteModel may remove it
+    trained: bool  # a trained model's folder: DeleteModel may remove it
     problem: str = ""  # why the model cannot be used (e.g. an unreadable checkpoint); empty when it can
 
 
 class ModelRegistry:
     """Thread-safe. ``trained_cache`` bounds how many trained models stay loaded (least recently used go first)."""
 
-    def __init__(self, models: Sequence[StyleModel], models_dir: Path, *, default: str = "", trained_cache: int = 4,
+    def __init__(self, models: Sequence[StyleModel], models_dir: Path, *, families: Sequence[Family] = FAMILIES,
+                 default: str = "", trained_cache: int = 4,
                  on_list: Callable[[list[ModelInfo]], None] | None = None) -> None:
-        """``on_list`` receives every served model each time they are listed (the metrics' model_info)."""
+        """``families`` declare how trained models are stored and loaded; ``on_list`` receives every served model
+        each time they are listed (the metrics' model_info)."""
         self._builtin = {m.info.name: m for m in models}
         if len(self._builtin) != len(models):
             raise ValueError("built-in models need distinct names")
-        self._adain = next((m for m in models if isinstance(m, AdaINModel)), None)  # trained decoders' encoder
+        self._families = {f.name: f for f in families if f.trained is not None}
         self._dir = models_dir
         self._dir.mkdir(parents=True, exist_ok=True)
         self._loaded: OrderedDict[str, StyleModel] = OrderedDict()
@@ -82,11 +83,6 @@ class ModelRegistry:
     def default_name(self) -> str:
         return self._default.info.name if self._default is not None else ""
 
-    @property
-    def adain(self) -> AdaINModel | None:
-        """The served AdaIN model whose encoder trained decoders use (None when AdaIN is not served)."""
-        return self._adain
-
     def _find_builtin(self, name: str) -> StyleModel | None:
         if name in self._builtin:
             return self._builtin[name]
@@ -106,19 +102,18 @@ class ModelRegistry:
         """The model called ``name`` (a name or ``family/version``; "" is the default); NotFound when there is none."""
         if not name:
             return self.default
-        if name in self._builtin:
-            return self._builtin[name]
-        trained = name.removeprefix(f"{ADAIN}/")
+        builtin = self._find_builtin(name)
+        if builtin is not None:
+            return builtin
+        folder = self._trained_folder(name)
         with self._lock:
-            if trained in self._loaded:
-                self._loaded.move_to_end(trained)
-                return self._loaded[trained]
-        if not MODEL_NAME.match(trained) or not (self._dir / trained / DECODER_FILE).is_file():
-            return self._resolve_builtin(name)
-        model = self._load(trained, self._dir / trained)
+            if folder.name in self._loaded:
+                self._loaded.move_to_end(folder.name)
+                return self._loaded[folder.name]
+        model = self._load(folder)
         with self._lock:
-            model = self._loaded.setdefault(trained, model)
-            self._loaded.move_to_end(trained)
+            model = self._loaded.setdefault(folder.name, model)
+            self._loaded.move_to_end(folder.name)
             while len(self._loaded) > self._cache_size:
                 self._loaded.popitem(last=False)
         return model
@@ -128,68 +123,103 @@ class ModelRegistry:
         model = self._find_builtin(name)
         if model is not None:
             return model.info
-        folder = self._trained_folder(name)
-        return self._info(folder.name, folder, self._meta(folder))
+        entry = self._trained_entry(self._trained_folder(name))
+        if entry.problem:
+            raise FailedPrecondition(f"model {name!r} cannot be used: {entry.problem}")
+        return entry.info
 
     def exists(self, name: str) -> bool:
-        if self._find_builtin(name) is not None:
-            return True
-        folder = self._dir / name.removeprefix(f"{ADAIN}/")
-        return MODEL_NAME.match(folder.name) is not None and (folder / DECODER_FILE).is_file()
-
-    def _trained_folder(self, name: str) -> Path:
-        folder = self._dir / name.removeprefix(f"{ADAIN}/")
-        if not MODEL_NAME.match(folder.name) or not (folder / DECODER_FILE).is_file():
-            raise NotFound(self._missing(f"model {name!r}"))
-        return folder
+        return self._find_builtin(name) is not None or self._trained_name(name) is not None
 
     # --- trained models -------------------------------------------------------------------------------------------
 
-    def _base(self) -> AdaINModel:
-        if self._adain is None:
-            raise FailedPrecondition("trained AdaIN decoders need a served AdaIN model's encoder, and none is served")
-        return self._adain
+    def _trained_name(self, name: str) -> str | None:
+        """The folder name of the trained model ``name`` (a folder name, or ``family/folder name``), or None."""
+        family, _, version = name.rpartition("/")
+        if not MODEL_NAME.match(version) or not self._is_trained(self._dir / version):
+            return None
+        if family and self._family_name(self._dir / version) != family:
+            return None
+        return version
 
-    def _info(self, name: str, folder: Path, meta: dict) -> ModelInfo:
-        """A trained model's description from its metadata only (no weights read)."""
-        base = self._base()
-        info = adain_info(name, name, (base.encoder_sha256, base.info.provenance["encoder"]),
-                          (str(meta.get("decoder_sha256", "")), str(folder / DECODER_FILE)),
-                          untrained=base.info.untrained, metadata=meta.get("metadata", {}))
-        return ModelInfo(**{**info.__dict__, "device": base.info.device, "dtype": base.info.dtype})
+    def _trained_folder(self, name: str) -> Path:
+        version = self._trained_name(name)
+        if version is None:
+            raise NotFound(self._missing(f"model {name!r}"))
+        return self._dir / version
 
-    def _load(self, name: str, folder: Path) -> AdaINModel:
-        try:
-            state, trained_against, _ = load_decoder_checkpoint(folder / DECODER_FILE)
-            decoder = Decoder()
-            decoder.load_official(state)
-            info = self._info(name, folder, self._meta(folder))
-        except (WeightsError, OSError, ValueError, KeyError) as exc:
-            raise FailedPrecondition(f"model {name!r} cannot be loaded: {exc}") from None
-        return self._base().with_decoder(decoder, info, decoder_encoder_sha256=trained_against)
+    def _is_trained(self, folder: Path) -> bool:
+        """A trained model's folder: it has ``meta.json`` or the first file of a family's trained models."""
+        if folder.name.startswith(".") or not folder.is_dir():
+            return False
+        return (folder / META_FILE).is_file() or self._family_by_files(folder) is not None
+
+    def _family_by_files(self, folder: Path) -> Family | None:
+        return next((f for f in self._families.values() if (folder / next(iter(f.trained.files.values()))).is_file()),
+                    None)
 
     @staticmethod
     def _meta(folder: Path) -> dict:
         path = folder / META_FILE
         return json.loads(path.read_text()) if path.is_file() else {}
 
-    def check_new_name(self, name: str) -> None:
+    def _family_name(self, folder: Path) -> str:
+        """The family ``meta.json`` names, else the one whose files the folder holds ("" when neither says)."""
+        try:
+            named = self._meta(folder).get("family")
+        except (OSError, ValueError, AttributeError):
+            named = None
+        if isinstance(named, str) and named:
+            return named
+        by_files = self._family_by_files(folder)
+        return by_files.name if by_files is not None else ""
+
+    def _record(self, folder: Path) -> tuple[TrainedModel, Family]:
+        """The folder's validated description and its family's declaration."""
+        meta = self._meta(folder)
+        family = self._families.get(self._family_name(folder))
+        if family is None:
+            raise ValueError(f"{META_FILE} names no family this server serves ({', '.join(self._families)})")
+        weights = dict(meta.get("weights", {}))
+        weights |= {role: meta[f"{role}_sha256"] for role in family.trained.files if f"{role}_sha256" in meta}
+        record = TrainedModel(folder.name, folder, weights, {k: str(v) for k, v in meta.get("metadata", {}).items()},
+                              float(meta.get("create_time", 0.0)))
+        return record, family
+
+    def _builtins_of(self, family: Family) -> list[StyleModel]:
+        return [m for m in self._builtin.values() if m.info.family == family.name]
+
+    def _load(self, folder: Path) -> StyleModel:
+        try:
+            record, family = self._record(folder)
+            return family.trained.load(record, self._builtins_of(family))
+        except _LOAD_ERRORS as exc:
+            raise FailedPrecondition(f"model {folder.name!r} cannot be loaded: {exc}") from None
+
+    def check_new_name(self, name: str, family: str) -> None:
+        """Refuses a name that is malformed or taken (a model's name, a built-in address of ``family``, a folder)."""
         if not MODEL_NAME.match(name):
             raise InvalidArgument("model_name must be 1-64 letters, digits, '.', '_' or '-', starting alphanumeric")
-        taken = (self._find_builtin(name), self._find_builtin(f"{ADAIN}/{name}"))  # a name, or an address's version
+        taken = (self._find_builtin(name), self._find_builtin(f"{family}/{name}"))
         if any(m is not None for m in taken) or (self._dir / name).exists():
             raise AlreadyExists(f"model {name!r} already exists (DeleteModel removes a trained one)")
 
-    def register(self, name: str, checkpoint: Path, metadata: dict[str, str]) -> StyleModel:
-        """Installs a trained decoder checkpoint under ``name`` (atomically) and returns the loaded model."""
-        self.check_new_name(name)
+    def register(self, name: str, family: str, files: Mapping[str, Path], metadata: Mapping[str, str]) -> StyleModel:
+        """Installs a trained model of ``family`` under ``name`` (atomically): ``files`` by role, as the family
+        declares them. The model is loaded before it is installed, so one the family cannot serve is refused."""
+        self.check_new_name(name, family)
+        declared = self._families[family].trained.files
+        if set(files) != set(declared):
+            raise ValueError(f"a {family} model needs the files {sorted(declared)}, got {sorted(files)}")
         staging = Path(tempfile.mkdtemp(dir=self._dir, prefix=f".{name}."))
         try:
-            shutil.copyfile(checkpoint, staging / DECODER_FILE)
-            meta = {"name": name, "create_time": time.time(), "decoder_sha256": sha256_file(staging / DECODER_FILE),
-                    "metadata": metadata}
+            for role, source in files.items():
+                shutil.copyfile(source, staging / declared[role])
+            meta = {"name": name, "family": family, "create_time": time.time(),
+                    "weights": {role: sha256_file(staging / declared[role]) for role in files},
+                    "metadata": dict(metadata)}
             (staging / META_FILE).write_text(json.dumps(meta, indent=2))
-            self._load(name, staging)  # refuses a decoder trained against another encoder before it is installed
+            self._load(staging)  # refuses e.g. a decoder trained against another encoder before it is installed
             os.replace(staging, self._dir / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -215,22 +245,21 @@ class ModelRegistry:
     # --- listing --------------------------------------------------------------------------------------------------
 
     def _trained_entry(self, folder: Path) -> ModelEntry:
-        """A trained model's entry from its metadata and the checkpoint's header; problems are the entry's own."""
+        """A trained model's entry from its metadata (its family may read file headers); problems are its own."""
         try:
-            meta = self._meta(folder)
-            with safe_open(folder / DECODER_FILE, framework="pt") as f:  # reads the header only
-                f.keys()
-            return ModelEntry(self._info(folder.name, folder, meta), False, float(meta.get("create_time", 0.0)), True)
+            record, family = self._record(folder)
+            info = family.trained.info(record, self._builtins_of(family))
+            return ModelEntry(info, False, record.create_time, True)
         except Exception as exc:
-            info = ModelInfo(folder.name, ADAIN, folder.name, {}, {"decoder": str(folder / DECODER_FILE)})
+            info = ModelInfo(folder.name, self._family_name(folder), folder.name, {}, {})
             return ModelEntry(info, False, 0.0, True, problem=f"{type(exc).__name__}: {exc}")
 
     def list(self, *, notify: bool = True) -> list[ModelEntry]:
         """Built-in models (the default first), then trained ones by name."""
         entries = [ModelEntry(m.info, m is self._default, self._started, False) for m in self._builtin.values()]
         entries.sort(key=lambda e: not e.is_default)
-        folders = sorted(p for p in self._dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-        entries += [self._trained_entry(f) for f in folders if (f / DECODER_FILE).is_file()]
+        folders = sorted(p for p in self._dir.iterdir() if MODEL_NAME.match(p.name) and self._is_trained(p))
+        entries += [self._trained_entry(f) for f in folders]
         if notify and self._on_list is not None:
             self._on_list([e.info for e in entries if not e.problem])
         return entries

@@ -104,13 +104,13 @@ class StyleRpcs(_Base):
         check_display_name(request.display_name)
         config = self.runtime.config
         size = request.style_size if request.HasField("style_size") else config.default_style_size
+        model = self.runtime.models.default if self.runtime.models.default_name else None  # encodes it now
         width, height = probe_image(request.image, field="image", max_pixels=config.max_image_pixels)
-        check_style("image", width, height, size, config)
+        check_style("image", width, height, size, config, model.capabilities.min_side if model is not None else 1)
         style_id = style_id_for(request.image, size)
         styles = self.runtime.styles
         with contextlib.suppress(LookupError, DataLoss):  # already registered: idempotent (a damaged one is replaced)
             return (await _with_thumbnails(styles, [await asyncio.to_thread(styles.get, style_id)]))[0]
-        model = self.runtime.models.default if self.runtime.models.default_name else None
         timed = await self._schedule(run_put_style(self.runtime, model, request.image, size), context)
         code, (width, height), image = timed.value
         record = StyleRecord(style_id, request.display_name, width, height, size, time.time(), len(image))

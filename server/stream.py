@@ -266,7 +266,8 @@ class StreamSession:
             raise InvalidArgument("frame.image: an image is required")
         width, height = probe_image(frame.image, field="frame.image", max_pixels=cfg.stream_max_frame_pixels)
         assert self._plan is not None
-        check_frame("frame.image", width, height, self._plan.options.content_size, cfg)
+        check_frame("frame.image", width, height, self._plan.options.content_size, cfg,
+                    self._plan.model.capabilities.min_side)
 
     # --- the worker ------------------------------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime, model: S
         raise InvalidArgument("content: an image is required")
     options = check_settings(request, runtime, model)
     width, height = probe_image(request.content, field="content", max_pixels=runtime.config.max_image_pixels)
-    check_content("content", width, height, options.content_size, runtime.config)
+    check_content("content", width, height, options.content_size, runtime.config, model.capabilities.min_side)
     return options
 
 
@@ -124,7 +124,7 @@ def check_settings(request: Settings, runtime: Runtime, model: StyleModel) -> St
             raise InvalidArgument(f"styles[{i}]: set image or style_id")
         if source == "image":
             width, height = probe_image(style.image, field=f"styles[{i}].image", max_pixels=cfg.max_image_pixels)
-            check_style(f"styles[{i}].image", width, height, style_size, cfg)
+            check_style(f"styles[{i}].image", width, height, style_size, cfg, model.capabilities.min_side)
         if style.HasField("mask"):
             probe_image(style.mask, field=f"styles[{i}].mask", max_pixels=cfg.max_image_pixels)
     alpha = request.alpha if request.HasField("alpha") else StylizeOptions.alpha
@@ -143,11 +143,13 @@ def _specs(request: Settings, options: StylizeOptions) -> list[StyleSpec]:
     return [StyleSpec(source, w, s.HasField("mask")) for s, w in zip(request.styles, _weights(request), strict=True)]
 
 
-def _decode_style(runtime: Runtime, data: bytes, field: str, style_size: int) -> Image.Image:
-    """A style image decoded, once its size after ``style_size`` is within the cost model (registered styles are
-    only checked here: their originals are on disk, not in the request)."""
+def _decode_style(runtime: Runtime, model: StyleModel | None, data: bytes, field: str, style_size: int
+                  ) -> Image.Image:
+    """A style image decoded, once its size after ``style_size`` is within the cost model and ``model``'s smallest
+    side (registered styles are only checked here: their originals are on disk, not in the request)."""
     image = decode_image(data, field=field, max_pixels=runtime.config.max_image_pixels)
-    check_style(field, image.width, image.height, style_size, runtime.config)
+    min_side = model.capabilities.min_side if model is not None else 1
+    check_style(field, image.width, image.height, style_size, runtime.config, min_side)
     return image
 
 
@@ -160,7 +162,7 @@ def style_code_for_id(runtime: Runtime, model: StyleModel, style_id: str, stop: 
     code = _stored_code(runtime, style_id, model.code_identity)
     if code is None:
         record = runtime.styles.get(style_id)
-        image = _decode_style(runtime, runtime.styles.image(style_id), f"style {style_id}", record.style_size)
+        image = _decode_style(runtime, model, runtime.styles.image(style_id), f"style {style_id}", record.style_size)
         code = model.encode_style(image, style_size=record.style_size, should_stop=stop)
         runtime.styles.save_code(style_id, code)
     runtime.registered_codes.put(key, code)
@@ -199,10 +201,11 @@ def _style_source(
         if options.color is ColorMode.CORAL:
             # CORAL statistics depend on the content, so the stored original is re-encoded at the request's
             # style_size (as an inline image would be).
-            image = _decode_style(runtime, runtime.styles.image(style.style_id), f"styles[{index}]", options.style_size)
+            image = _decode_style(runtime, model, runtime.styles.image(style.style_id), f"styles[{index}]",
+                                  options.style_size)
             return StyleSource(image=image, weight=weight, mask=mask)
         return StyleSource(code=style_code_for_id(runtime, model, style.style_id, stop), weight=weight, mask=mask)
-    image = _decode_style(runtime, style.image, f"styles[{index}].image", options.style_size)
+    image = _decode_style(runtime, model, style.image, f"styles[{index}].image", options.style_size)
     if options.color is ColorMode.CORAL:
         return StyleSource(image=image, weight=weight, mask=mask)
     key = inline_style_key(style.image, options.style_size, model.code_identity)
@@ -298,7 +301,7 @@ def run_put_style(
     """Decodes a style and encodes it with ``model`` (None: no model is served; codes are made on first use).
     Returns the code, the style's size after ``style_size`` and the bytes to store (see :func:`stored_image`)."""
     def work(stop: StopCheck) -> tuple[StyleCode | None, tuple[int, int], bytes]:
-        image = _decode_style(runtime, image_bytes, "image", style_size)
+        image = _decode_style(runtime, model, image_bytes, "image", style_size)
         code = model.encode_style(image, style_size=style_size, should_stop=stop) if model is not None else None
         size = (code.width, code.height) if code is not None else resize_shorter(image, style_size).size
         return code, size, stored_image(image_bytes, image)

@@ -90,3 +90,14 @@ class Gate:
 
     def wait_entered(self) -> None:
         assert self.entered.acquire(timeout=60), "no frame reached the model"
+
+
+def install_decoder(registry, name: str, encoder_sha256: str, folder, metadata: dict[str, str] | None = None,
+                    seed: int = 1):
+    """Installs a random decoder as the trained AdaIN model ``name`` of a ``server.models.ModelRegistry``, as a
+    Train job does; returns the model."""
+    from model.weights import random_decoder_state, save_decoder_checkpoint
+
+    checkpoint = folder / f"{name}.safetensors"
+    save_decoder_checkpoint(checkpoint, random_decoder_state(seed), encoder_sha256=encoder_sha256)
+    return registry.register(name, "adain", {"decoder": checkpoint}, metadata or {"steps": "3"})

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from model.adain.declaration import BACKENDS
+from model.adain.declaration import NAME as FAMILY
 from model.adain.fast import FastDecoder, FastEncoder
 from model.adain.onnx_backend import OrtDecoder, OrtEncoder, ort_networks
 from model.adain.ops import adain, calc_mean_std, masked_mean_std
@@ -50,16 +52,10 @@ from model.weights import load_decoder_checkpoint, random_decoder_state, sha256_
 
 __all__ = ["BACKENDS", "CAPABILITIES", "FAMILY", "AdaINModel", "adain_info"]
 
-#: How the encoder and decoder run: PyTorch (``model.adain.fast``) or ONNX Runtime (``model.adain.onnx_backend``).
-BACKENDS = ("torch", "onnxruntime")
-
-
-#: The family name requests and ListModels use.
-FAMILY = "adain"
-
-
-#: AdaIN takes every option: masks (regional AdaIN), all colour modes, tiling, batched passes.
-CAPABILITIES = Capabilities(masks=True, tiling=True, batching=True)
+#: AdaIN takes every option: masks (regional AdaIN), all colour modes, tiling, batched passes. Images need a shorter
+#: side of 9 px: the encoder downsamples 8x to relu4_1 and the decoder reflection-pads its feature maps, which needs at
+#: least 2 feature pixels a side (8 px gives 1-pixel features, which cannot be padded).
+CAPABILITIES = Capabilities(masks=True, tiling=True, batching=True, min_side=9)
 
 
 def adain_info(name: str, version: str, encoder: tuple[str, str], decoder: tuple[str, str], *,

@@ -34,18 +34,20 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from model.adain.declaration import DECODER_FILE
+from model.adain.declaration import NAME as FAMILY
 from model.adain.ops import adain, calc_mean_std
 from model.errors import Cancelled, InvalidOptionError
+from model.family import StyleModel
 from model.images import image_to_tensor, to_rgb
 from model.network import RELU4_1, STYLE_LAYERS, Decoder, Encoder, StopCheck
 from model.weights import save_decoder_checkpoint
 
-__all__ = ["ImageFolder", "TrainOptions", "TrainProgress", "TrainResult", "adain_losses", "inversion_losses",
-           "train_decoder"]
+__all__ = ["DECODER_FILE", "FAMILY", "ImageFolder", "TrainOptions", "TrainProgress", "TrainResult", "adain_losses",
+           "inversion_losses", "save_init_checkpoint", "start_decoder", "train_decoder"]
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-DECODER_FILE = "decoder.safetensors"
 STATE_FILE = "train_state.pt"
 PREVIEW_FILE = "preview.png"
 
@@ -393,12 +395,35 @@ def _checkpoint(out_dir: Path, s: _Setup, state: _State, options: TrainOptions, 
 
 # --- command line (torchrun) --------------------------------------------------------------------------------------
 
+def start_decoder(init_from: Path | None = None, *, seed: int | None = None) -> Decoder:
+    """The decoder a run starts from: a checkpoint to fine-tune, else PyTorch's default initialisation (as the
+    reference trains from scratch), drawn from ``seed`` when given without touching the global generator."""
+    from model.weights import load_decoder_checkpoint
+
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        decoder = Decoder()
+    if init_from is not None:
+        decoder.load_official(load_decoder_checkpoint(init_from)[0])
+    return decoder
+
+
+def save_init_checkpoint(model: StyleModel, path: Path) -> None:
+    """Saves a served AdaIN model's decoder (with its encoder's hash) as the checkpoint a fine-tuning run starts from;
+    InvalidOptionError when ``model`` is not an AdaIN model."""
+    from model.adain.stylizer import AdaINModel
+
+    if not isinstance(model, AdaINModel):
+        raise InvalidOptionError("init_from", f"only {FAMILY} decoders can be fine-tuned")
+    save_decoder_checkpoint(path, model.decoder.layers.state_dict(), encoder_sha256=model.encoder_sha256, metadata={})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m model.adain.train``: one process of a (possibly distributed) run; progress as JSON lines."""
     import argparse
 
     from model.encoders import load_encoder, random_spec
-    from model.weights import load_decoder_checkpoint
 
     parser = argparse.ArgumentParser(prog="python -m model.adain.train", description=__doc__.splitlines()[0])
     parser.add_argument("--content-dir", required=True, type=Path)
@@ -418,9 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.vgg is None) == (args.random_seed is None):
         parser.error("give exactly one of --vgg and --random-seed")
     encoder, weights = load_encoder(random_spec(args.random_seed) if args.vgg is None else args.vgg, RELU4_1)
-    decoder = Decoder()
-    if args.init_from:
-        decoder.load_official(load_decoder_checkpoint(args.init_from)[0])
+    decoder = start_decoder(args.init_from)
     options = TrainOptions(**json.loads(args.options))
 
     def emit(p: TrainProgress) -> None:

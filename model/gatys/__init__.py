@@ -1,6 +1,7 @@
 """The Gatys family (Gatys, Ecker & Bethge, CVPR 2016): stylization by optimising the image against VGG19 losses."""
 
 from model.gatys.optimise import (
+    MIN_SIDE,
     ContentLoss,
     GatysCheckpoint,
     GatysOptions,
@@ -14,6 +15,7 @@ from model.gatys.optimise import (
 )
 
 __all__ = [
+    "MIN_SIDE",
     "ContentLoss",
     "GatysCheckpoint",
     "GatysOptions",

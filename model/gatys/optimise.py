@@ -37,6 +37,7 @@ from model.images import image_to_tensor, tensor_to_image
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, Encoder, StopCheck
 
 __all__ = [
+    "MIN_SIDE",
     "ContentLoss",
     "GatysCheckpoint",
     "GatysOptions",
@@ -49,6 +50,9 @@ __all__ = [
     "stylize_gatys",
 ]
 
+#: The shortest side a scale may have: relu5_1 is 16x downsampled and read through reflection-padded convolutions;
+#: measured, a 33 px side fails there and 40 px works, at every scale.
+MIN_SIDE = 40
 _DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 _LBFGS_HISTORY = 100  # curvature pairs: 100 x the image size in memory, far below the activations
 # Gram 1: content and style equal, as the benchmark scores them; at 10 the photo is lost (chelsea x hubble, 128 px:

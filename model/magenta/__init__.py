@@ -1,12 +1,27 @@
 """The Magenta family: the bundled arbitrary-style network of Ghiasi et al. (BMVC 2017), run by ONNX Runtime.
 
-``graphs`` holds the bundled files' provenance, pins and layouts; ``engine`` the two networks and the operations on
-style vectors (blend, alpha interpolation, colour preservation); ``model`` the :class:`model.family.StyleModel`.
+``declaration`` is what the server reads (defaults, how the model is built); ``graphs`` holds the bundled files'
+pins and layouts; ``engine`` the two networks and the operations on style vectors (blend, alpha interpolation, colour
+preservation); ``model`` the :class:`model.family.StyleModel`. Names are imported on first use, so the declaration is
+read without starting torch or ONNX Runtime.
 """
 
-from model.magenta.engine import MagentaEngine
-from model.magenta.graphs import PREDICT, TRANSFORM, BundledGraph
-from model.magenta.model import CAPABILITIES, FAMILY, MagentaModel, magenta_info
+from __future__ import annotations
 
-__all__ = ["CAPABILITIES", "FAMILY", "PREDICT", "TRANSFORM", "BundledGraph", "MagentaEngine", "MagentaModel",
-           "magenta_info"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    **dict.fromkeys(("CAPABILITIES", "FAMILY", "MagentaModel", "magenta_info"), "model.magenta.model"),
+    **dict.fromkeys(("PREDICT", "TRANSFORM", "BundledGraph"), "model.magenta.graphs"),
+    "MagentaEngine": "model.magenta.engine",
+    "DECLARATION": "model.magenta.declaration",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'model.magenta' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -21,8 +21,9 @@ Departures from the TF Hub usage (a 256x256 style, a content of the export's siz
   most 16 px per side), the whole image is used, not a centre crop. With every stride-2 input even, the graph's
   padding, fixed by the export for 256x256, is exactly TensorFlow's ``SAME`` padding at every size. A square style at
   ``style_size=256`` is exactly the TF Hub input. The network was trained on 256 px styles, and results at 256 are
-  the crispest (at 512, the shared default, strokes come out a little softer); the content's own vector, which
-  ``alpha`` starts from, is always taken at 256: it stands for the content, not for a style the caller sized;
+  the crispest (at 512 strokes come out a little softer), which is why the family's default style size is 256; the
+  content's own vector, which ``alpha`` starts from, is always taken at 256: it stands for the content, not for a
+  style the caller sized;
 - colour preservation (not part of the paper) uses the shared luminance (YIQ) and CORAL functions.
 """
 
@@ -37,6 +38,7 @@ from PIL import Image
 
 from model.color import coral, transfer_luminance
 from model.images import resize_shorter
+from model.magenta.declaration import TRAINED_STYLE_SIZE
 from model.magenta.graphs import PREDICT, TRANSFORM, read_graph, with_symbolic_size
 from model.ort import make_session, session_device
 
@@ -56,8 +58,6 @@ __all__ = [
 
 #: Length of a style vector.
 STYLE_DIM = 100
-#: The style image size the network was trained with and exported for (TF Hub's "v1-256").
-TRAINED_STYLE_SIZE = 256
 #: The style network downsamples five times by 2: style images are snapped to multiples of this.
 STYLE_MULTIPLE = 32
 #: The transfer network downsamples twice by 2: contents are padded to multiples of this.

@@ -30,6 +30,7 @@ from model.family import (
     require_producer,
 )
 from model.images import resize_shorter
+from model.magenta.declaration import NAME as FAMILY
 from model.magenta.engine import (
     TRAINED_STYLE_SIZE,
     MagentaEngine,
@@ -44,12 +45,11 @@ from model.network import StopCheck
 
 __all__ = ["CAPABILITIES", "FAMILY", "VERSION", "MagentaModel", "magenta_info"]
 
-#: The family name requests and ListModels use.
-FAMILY = "magenta"
 #: The TF Hub release the bundled graphs were converted from (int8 TFLite, 256 px style input).
 VERSION = "v1-256-int8"
-#: No masks, no tiling, no batched passes (the graphs' batch axis is 1); every colour mode.
-CAPABILITIES = Capabilities(masks=False, tiling=False, batching=False)
+#: No masks, no tiling, no batched passes (the graphs' batch axis is 1); every colour mode. Contents of any size run
+#: (small ones are mirror-padded, :mod:`model.magenta.engine`), so the smallest side is 1 px.
+CAPABILITIES = Capabilities(masks=False, tiling=False, batching=False, min_side=1)
 _VECTOR = "vector"  # the one tensor of a Magenta style code
 
 

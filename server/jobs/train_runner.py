@@ -24,16 +24,20 @@ from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-import torch
-
-from model.adain import FAMILY as ADAIN
-from model.adain import AdaINModel
-from model.adain.train import DECODER_FILE, PREVIEW_FILE, TrainOptions, TrainProgress, train_decoder
+from model.adain.train import (
+    DECODER_FILE,
+    FAMILY,
+    PREVIEW_FILE,
+    TrainOptions,
+    TrainProgress,
+    save_init_checkpoint,
+    start_decoder,
+    train_decoder,
+)
 from model.devices import select_device
-from model.encoders import load_encoder
+from model.encoders import load_encoder, vgg_spec
 from model.errors import Cancelled, InvalidOptionError
-from model.network import RELU4_1, Decoder
-from model.weights import save_decoder_checkpoint
+from model.network import RELU4_1
 from server.config import Config
 from server.costs import check_finite, check_train_batch, shown
 from server.errors import InvalidArgument, NotFound, PermissionDenied
@@ -104,13 +108,13 @@ def validate_train(request: pb.TrainRequest, config: Config, models: ModelRegist
     check_finite(request)
     resolve_dataset(config.datasets_path, request.content_dir, "content_dir")
     resolve_dataset(config.datasets_path, request.style_dir, "style_dir")
-    models.check_new_name(request.model_name)
+    models.check_new_name(request.model_name, FAMILY)
     if request.init_from:
         if not models.exists(request.init_from):
             raise NotFound(f"init_from: model {shown(request.init_from)} not found")
         family = models.describe(request.init_from).family
-        if family != ADAIN:
-            raise InvalidArgument(f"init_from: model {shown(request.init_from)} is of family {family}; only AdaIN "
+        if family != FAMILY:
+            raise InvalidArgument(f"init_from: model {shown(request.init_from)} is of family {family}; only {FAMILY} "
                                   "decoders can be fine-tuned")
     if request.num_processes > config.train_max_processes:
         raise InvalidArgument(f"num_processes must be at most {config.train_max_processes}")
@@ -152,7 +156,7 @@ class TrainRunner:
                     "final_style_loss": f"{history.get('style', 0):.6g}", "job_id": ctx.job.id,
                     "train_seconds": f"{time.monotonic() - started:.1f}", "processes": str(processes),
                     "init_from": request.init_from}
-        self.models.register(request.model_name, out / DECODER_FILE, metadata)
+        self.models.register(request.model_name, FAMILY, {"decoder": out / DECODER_FILE}, metadata)
         preview = (out / PREVIEW_FILE).read_bytes()
         from PIL import Image
 
@@ -160,28 +164,24 @@ class TrainRunner:
             width, height = img.size
         return ctx.write_result(preview, "image/png", width, height)
 
+    def _encoder_spec(self) -> str:
+        """The VGG19 decoders are trained against: the server's --vgg (what the served AdaIN model encodes with)."""
+        return vgg_spec(self.config.option("vgg"), random_weights=self.config.random_weights,
+                        seed=self.config.random_seed)
+
     def _init_checkpoint(self, request: pb.TrainRequest, folder: Path) -> Path | None:
         """The decoder to start from, saved as a checkpoint (processes of a torchrun read it too)."""
         if not request.init_from:
             return None
         path = folder / "init.safetensors"
         if not path.is_file():
-            model = self.models.get(request.init_from)
-            assert isinstance(model, AdaINModel)  # validate_train admits AdaIN models only
-            save_decoder_checkpoint(path, model.decoder.layers.state_dict(),
-                                    encoder_sha256=model.encoder_sha256, metadata={})
+            save_init_checkpoint(self.models.get(request.init_from), path)  # validate_train admitted its family
         return path
 
     def _in_process(self, content: Path, style: Path, out: Path, options: TrainOptions, init: Path | None,
                     ctx: JobContext, progress) -> None:
-        from model.weights import load_decoder_checkpoint
-
-        encoder, weights = load_encoder(self.config.encoder_spec, RELU4_1)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(options.seed)
-            decoder = Decoder()  # PyTorch's default initialisation, as the reference trains from scratch
-        if init is not None:
-            decoder.load_official(load_decoder_checkpoint(init)[0])
+        encoder, weights = load_encoder(self._encoder_spec(), RELU4_1)
+        decoder = start_decoder(init, seed=options.seed)
         train_decoder(encoder, decoder, content, style, TrainOptions(**{**asdict(options), "num_workers": 0}),
                       out_dir=out, encoder_sha256=weights.sha256,
                       device=select_device(self.config.device), on_progress=progress, should_stop=ctx.should_stop)
@@ -191,7 +191,7 @@ class TrainRunner:
         args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                 "-m", "model.adain.train", "--content-dir", str(content), "--style-dir", str(style), "--out", str(out),
                 "--options", json.dumps(asdict(options)), "--device", self.config.device]
-        args += ["--vgg", self.config.encoder_spec]
+        args += ["--vgg", self._encoder_spec()]
         if init is not None:
             args += ["--init-from", str(init)]
         def on_line(line: str) -> None:

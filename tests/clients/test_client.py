@@ -13,8 +13,7 @@ from PIL import Image
 
 from clients.cli import main as cli
 from clients.client import JobState, StyleClient, StyleRef, StyleTransferError
-from model.weights import random_decoder_state, save_decoder_checkpoint
-from tests.helpers import make_image, png_bytes
+from tests.helpers import install_decoder, make_image, png_bytes
 
 
 @pytest.fixture
@@ -76,9 +75,7 @@ def test_models(client: StyleClient) -> None:
 def _register_trained(server, name: str, tmp_path: Path) -> None:
     """A trained model without a Train job: a random decoder checkpoint registered as a Train job would."""
     registry = server.server.runtime.models
-    checkpoint = tmp_path / f"{name}.safetensors"
-    save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.adain.encoder_sha256)
-    registry.register(name, checkpoint, {"steps": "3"})
+    install_decoder(registry, name, registry.default.encoder_sha256, tmp_path)
 
 
 def test_delete_model_removes_a_trained_model_and_refuses_a_built_in_one(server, client: StyleClient,

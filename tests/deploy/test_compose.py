@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
 import yaml
 
-from server.config import ENV_PREFIX, Config, load_config
+from server.config import Config, load_config, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -32,7 +31,7 @@ def test_prometheus_scrapes_the_server_service_on_its_metrics_port() -> None:
 
 
 def test_server_environment_names_real_settings() -> None:
-    fields = {ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Config)}
+    fields = {s.env for s in settings()}
     assert set(COMPOSE["services"]["styletransfer"]["environment"]) <= fields
 
 

@@ -13,7 +13,9 @@ import grpc
 import pytest
 
 from model.adain.stylizer import AdaINModel
+from model.declaration import Family
 from model.family import StyleModel
+from model.registry import FAMILIES
 from server.app import Server
 from server.config import Config
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
@@ -24,9 +26,12 @@ from tests.server.postgres import PostgresServer
 class RunningServer:
     """A ``server.app.Server`` started on its own event loop thread; ``stop()`` drains it."""
 
-    def __init__(self, config: Config, models: StyleModel | Sequence[StyleModel]) -> None:
-        models = [models] if isinstance(models, StyleModel) else list(models)
+    def __init__(self, config: Config, models: StyleModel | Sequence[StyleModel] | None,
+                 families: Sequence[Family] = FAMILIES) -> None:
+        """Serves ``models``; None builds them from ``families``, as ``python -m server`` does."""
+        models = [models] if isinstance(models, StyleModel) else None if models is None else list(models)
         self.config = config
+        self.families = families
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -37,8 +42,8 @@ class RunningServer:
     def _run(self, coro, timeout: float = 60):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    async def _start(self, models: Sequence[StyleModel]) -> Server:
-        server = Server(self.config, models=models)
+    async def _start(self, models: Sequence[StyleModel] | None) -> Server:
+        server = Server(self.config, models=models, families=self.families)
         await server.start()
         return server
 
@@ -94,14 +99,19 @@ def base_config(**overrides) -> Config:
 
 @pytest.fixture
 def start_server(tmp_path: Path, shared_model: AdaINModel) -> Iterator[Callable[..., RunningServer]]:
-    """Starts servers with config overrides (and the models to serve: the shared random AdaIN model by default);
-    all are stopped at the end of the test."""
+    """Starts servers with config overrides and the models to serve: the shared random AdaIN model by default, or
+    the models ``families`` build from the configuration when those are given; all are stopped at the end of the
+    test."""
     servers: list[RunningServer] = []
 
-    def start(*, models: Sequence[StyleModel] | None = None, **overrides) -> RunningServer:
+    def start(*, models: Sequence[StyleModel] | None = None, families: Sequence[Family] | None = None,
+              **overrides) -> RunningServer:
         overrides.setdefault("data_dir", str(tmp_path / "data"))
         overrides.setdefault("metrics_port", free_port())
-        server = RunningServer(base_config(**overrides), [shared_model] if models is None else models)
+        if families is not None:
+            server = RunningServer(base_config(**overrides), models, families)
+        else:
+            server = RunningServer(base_config(**overrides), [shared_model] if models is None else models)
         servers.append(server)
         return server
 

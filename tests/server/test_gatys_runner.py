@@ -10,15 +10,15 @@ from server.jobs.gatys_runner import gatys_encoder_spec
 
 
 def test_missing_vgg_file_falls_back_to_the_bundled_encoder(tmp_path: Path) -> None:
-    assert gatys_encoder_spec(Config(vgg=str(tmp_path / "absent.pth"))) == BUNDLED
+    assert gatys_encoder_spec(Config(model_options={"vgg": str(tmp_path / "absent.pth")})) == BUNDLED
 
 
 def test_present_vgg_file_is_preferred(tmp_path: Path) -> None:
     path = tmp_path / "vgg_normalised.pth"
     path.write_bytes(b"weights")
-    assert gatys_encoder_spec(Config(vgg=str(path))) == str(path)
+    assert gatys_encoder_spec(Config(model_options={"vgg": str(path)})) == str(path)
 
 
 def test_random_weights_only_when_asked(tmp_path: Path) -> None:
-    config = Config(vgg=str(tmp_path / "absent.pth"), random_weights=True, random_seed=3)
+    config = Config(model_options={"vgg": str(tmp_path / "absent.pth")}, random_weights=True, random_seed=3)
     assert gatys_encoder_spec(config) == random_spec(3)

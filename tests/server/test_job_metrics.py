@@ -8,12 +8,11 @@ import os
 import threading
 from pathlib import Path
 
-from model.weights import random_decoder_state, save_decoder_checkpoint
 from server.jobs.manager import JOB_NICENESS, JobContext, JobManager
 from server.jobs.sqlite_store import SQLiteJobStore
 from server.jobs.store import CANCELLED, QUEUED, SUCCEEDED
 from server.metrics import Metrics
-from tests.helpers import wait_for
+from tests.helpers import install_decoder, wait_for
 
 
 def _current(metrics: Metrics, kind: str, state: str) -> float | None:
@@ -37,9 +36,7 @@ def test_jobs_current_returns_to_zero_when_the_last_job_leaves_a_state(tmp_path:
 def test_model_info_lists_every_served_model_and_again_after_a_restart(start_server, tmp_path: Path) -> None:
     server = start_server()
     registry = server.server.runtime.models
-    checkpoint = tmp_path / "decoder.safetensors"
-    save_decoder_checkpoint(checkpoint, random_decoder_state(1), encoder_sha256=registry.default.encoder_sha256)
-    registry.register("avatars", checkpoint, {"steps": "12"})
+    install_decoder(registry, "avatars", registry.default.encoder_sha256, tmp_path, {"steps": "12"})
     labels = {"family": "adain", "device": "cpu", "dtype": "float32", "untrained": "true"}
     assert server.metric("styletransfer_model_info", model="default", version="random", **labels) == 1
     assert server.metric("styletransfer_model_info", model="avatars", version="avatars", **labels) == 1

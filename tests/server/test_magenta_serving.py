@@ -45,7 +45,8 @@ def pixels(data: bytes | Image.Image) -> np.ndarray:
 
 
 def test_the_server_builds_the_magenta_family_from_the_installed_package(tmp_path) -> None:
-    config = Config(vgg=str(tmp_path / "missing.pth"), decoder=str(tmp_path / "missing.pth"), device="cpu")
+    config = Config(model_options={"vgg": str(tmp_path / "missing.pth"), "decoder": str(tmp_path / "missing.pth")},
+                    device="cpu")
     (model,) = [m for m in build_models(config) if m.info.family == "magenta"]
     assert model.info.name == "magenta" and not model.info.untrained
 

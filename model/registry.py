@@ -1,0 +1,21 @@
+"""Every model family the server knows, in one list: adding a family is its folder in ``model/`` (with a
+``declaration.py`` exporting its :class:`~model.declaration.Family`) plus one entry here.
+
+The order is the order ListModels shows them in; the first model built is the default unless ``--default-model``
+names another. Importing this module imports no torch (the declarations load their networks only when built).
+"""
+
+from __future__ import annotations
+
+from model.adain.declaration import DECLARATION as ADAIN
+from model.declaration import Family
+from model.magenta.declaration import DECLARATION as MAGENTA
+
+__all__ = ["FAMILIES", "family_named"]
+
+FAMILIES: tuple[Family, ...] = (ADAIN, MAGENTA)
+
+
+def family_named(name: str, families: tuple[Family, ...] = FAMILIES) -> Family | None:
+    """The declaration of the family called ``name``, or None."""
+    return next((family for family in families if family.name == name), None)
