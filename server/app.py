@@ -23,7 +23,7 @@ from model.errors import WeightsError
 from model.family import StyleModel
 from model.images import set_pixel_limit
 from model.registry import FAMILIES
-from server.auth import BearerTokenInterceptor, read_tokens
+from server.auth import BearerTokenInterceptor, TokenCheck, read_tokens
 from server.batcher import DynamicBatcher
 from server.config import Config, ConfigError
 from server.families import build_models
@@ -148,14 +148,15 @@ class Server:
         self.runtime.jobs = build_jobs(config, self.runtime, self._job_store_health)
         self.health = health.aio.HealthServicer()
         interceptors = []
-        if config.auth_tokens_file:
-            interceptors.append(BearerTokenInterceptor(read_tokens(config.auth_tokens_file), self.metrics))
+        tokens = TokenCheck(read_tokens(config.auth_tokens_file)) if config.auth_tokens_file else None
+        if tokens is not None:
+            interceptors.append(BearerTokenInterceptor(tokens, self.metrics))
         self._grpc = grpc.aio.server(options=_grpc_options(config), interceptors=interceptors)
         self.service = StyleTransferService(self.runtime)
         self._register()
         self.gateway: Gateway | None = None
         if config.http_port:
-            self.gateway = Gateway(config, self.metrics, pb.DESCRIPTOR.services_by_name["StyleTransfer"])
+            self.gateway = Gateway(config, self.metrics, pb.DESCRIPTOR.services_by_name["StyleTransfer"], tokens)
         self.port = 0
         self.metrics_port = 0
         self.http_port = 0

@@ -1,10 +1,12 @@
-"""Bearer-token authentication as a server interceptor. Health checks and reflection stay open (probes and
-``grpcurl list`` must work without a token). Tokens are compared in constant time and never logged."""
+"""Bearer-token authentication: one check (:class:`TokenCheck`), applied to gRPC calls by an interceptor and to HTTP
+requests by the gateway before it reads a body. Health checks and reflection stay open (probes and ``grpcurl list``
+must work without a token). Tokens are compared in constant time and never logged."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,10 +15,11 @@ import grpc
 from server.errors import REQUEST_ID_HEADER, begin_request
 from server.metrics import Metrics, transport_of
 
-__all__ = ["BearerTokenInterceptor", "read_tokens"]
+__all__ = ["BearerTokenInterceptor", "TokenCheck", "read_tokens"]
 
 log = logging.getLogger(__name__)
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 def read_tokens(path: str) -> list[str]:
@@ -25,21 +28,33 @@ def read_tokens(path: str) -> list[str]:
     tokens = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     if not tokens:
         raise ValueError(f"{path}: no tokens")
+    if not all(_TOKEN.fullmatch(token) for token in tokens):  # gRPC metadata and HTTP headers carry no others
+        raise ValueError(f"{path}: tokens are visible ASCII characters without spaces")
     return tokens
 
 
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, tokens: list[str], metrics: Metrics) -> None:
+class TokenCheck:
+    """Whether an ``authorization`` value (gRPC metadata or HTTP header) carries one of the accepted tokens."""
+
+    def __init__(self, tokens: list[str]) -> None:
         self._tokens = [t.encode() for t in tokens]
+
+    def allows(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        # surrogateescape: an HTTP header with bytes that are not UTF-8 is compared as sent, never an error
+        given = token.strip().encode("utf-8", "surrogateescape")
+        return any(hmac.compare_digest(given, known) for known in self._tokens)
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, tokens: TokenCheck, metrics: Metrics) -> None:
+        self._tokens = tokens
         self._metrics = metrics
 
     def _allowed(self, metadata: tuple) -> bool:
-        value = dict(metadata or ()).get("authorization", "")
-        scheme, _, token = value.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return False
-        given = token.strip().encode()
-        return any(hmac.compare_digest(given, known) for known in self._tokens)
+        return self._tokens.allows(dict(metadata or ()).get("authorization", ""))
 
     async def intercept_service(
         self,

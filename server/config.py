@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,19 @@ class Config:
     http_cors_origins: str = _opt("", "browser origins allowed to call the HTTP API from other sites (CORS): "
                                       "comma-separated scheme://host[:port], matched exactly, or '*' for any origin "
                                       "(then without credentials); empty sends no CORS headers")
+    http_header_timeout: float = _opt(20.0, "seconds a client has to send a request's headers on the HTTP port, "
+                                            "from connecting or from the first byte of a later request; slower "
+                                            "clients are disconnected")
+    http_body_timeout: float = _opt(30.0, "longest pause in seconds while the HTTP port receives a request body or "
+                                          "sends a response (a client that stops reading); the connection is then "
+                                          "closed")
+    http_idle_timeout: float = _opt(75.0, "seconds an idle keep-alive connection to the HTTP port stays open")
+    http_max_connections: int = _opt(1000, "most open connections to the HTTP port (lowered to fit the process's "
+                                           "file-descriptor limit); more wait in the listen queue until one closes")
+    http_max_streams: int = _opt(100, "most open streaming replies on the HTTP port (WatchJob event streams); more "
+                                      "are refused with 429")
+    http_max_fields: int = _opt(1000, "most fields in one HTTP request body: form fields or parts, or JSON values "
+                                      "(objects, arrays, their members and elements)")
     max_message_bytes: int = _opt(32 * MIB, "largest request or response message in bytes")
     max_connection_age: float = _opt(0.0, "seconds after which a client connection is closed so clients rebalance "
                                           "across replicas; 0 keeps connections forever")
@@ -180,10 +194,15 @@ class Config:
                     "max_batch_size", "gatys_max_iterations", "gatys_default_iterations", "gatys_max_pixels",
                     "gatys_checkpoint_every", "job_max_attempts", "train_max_iterations", "train_default_iterations",
                     "train_checkpoint_every", "train_max_batch_pixels", "train_processes", "train_max_processes",
-                    "trained_models_cached", "stream_max_frame_pixels", "stream_max_frames")
+                    "trained_models_cached", "stream_max_frame_pixels", "stream_max_frames", "http_header_timeout",
+                    "http_body_timeout", "http_idle_timeout", "http_max_connections", "http_max_streams",
+                    "http_max_fields")
         for name in positive:
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:  # "not >" refuses NaN too
                 raise ConfigError(f"--{_flag(name)} must be positive")
+        for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"--{_flag(name)} must be a finite number of seconds")
         non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "tile_size",
                         "max_queued_jobs", "job_workers", "default_style_size", "grace_period", "max_connection_age",
                         "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds", "retain_memory_mb",

@@ -43,6 +43,7 @@ __all__ = [
     "PermissionDenied",
     "ShuttingDown",
     "begin_request",
+    "bounded",
     "server_stream",
     "status_for",
     "unary",
@@ -120,7 +121,7 @@ _MAP: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
 MAX_MESSAGE = 512  # characters of a status message (and of its log line)
 
 
-def _bounded(message: str) -> str:
+def bounded(message: str) -> str:
     """Messages may quote what a client sent (an id, a name): control characters are escaped (a newline cannot
     split a log line or a reply) and the length is bounded (a 1 MB id must not make a 1 MB message)."""
     if not message.isprintable():
@@ -132,7 +133,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and client-facing message for ``exc``; anything unexpected is INTERNAL with a request id."""
     for kind, code in _MAP:
         if isinstance(exc, kind):
-            return code, _bounded(str(exc))
+            return code, bounded(str(exc))
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 
-__all__ = ["configure_logging", "new_request_id", "request_id_var"]
+__all__ = ["RateLimitedLog", "configure_logging", "new_request_id", "request_id_var"]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch: "$" would accept a final newline
@@ -22,6 +22,29 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch: "$" woul
 def new_request_id(incoming: str = "") -> str:
     """The caller's ``x-request-id`` when it is short and plain, else a fresh one."""
     return incoming if incoming and _SANE_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
+
+
+class RateLimitedLog:
+    """A warning about a condition that can recur thousands of times a second (out of file descriptors, a
+    connection limit reached): at most one line per ``interval`` seconds, saying how many it stands for, so the
+    log stays readable and bounded however long the condition lasts."""
+
+    def __init__(self, logger: logging.Logger, interval: float) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._last = -interval
+        self._left_out = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            self._left_out += 1
+            return
+        if self._left_out:
+            message += " (%d more times in the last %.0f s)"
+            args = (*args, self._left_out, now - self._last)
+        self._logger.warning(message, *args)
+        self._last, self._left_out = now, 0
 
 
 class _RequestIdFilter(logging.Filter):

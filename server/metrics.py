@@ -86,6 +86,11 @@ class Metrics:
                               registry=r)
         self.train_steps_per_second = Gauge(p + "train_steps_per_second", "training speed of running jobs",
                                             ["job_id"], registry=r)
+        self.http_connections = Gauge(p + "http_connections", "open connections to the HTTP port", registry=r)
+        self.http_streams = Gauge(p + "http_streams", "open streaming replies on the HTTP port", registry=r)
+        self.http_closed = Counter(p + "http_connections_closed", "HTTP connections the server closed early, by "
+                                   "reason: header or body timeout, a client that stopped reading, a malformed "
+                                   "request", ["reason"], registry=r)
         for cache in ("registered", "inline"):
             self.style_cache_hits.labels(cache)
             self.style_cache_misses.labels(cache)

@@ -8,108 +8,127 @@ beside a stylization. The servicer tells the two transports apart by the peer ad
 
 HTTP specifics: ``Authorization`` and ``X-Request-Id`` are forwarded as gRPC metadata, ``Grpc-Timeout`` (gRPC's
 format, e.g. ``30S`` or ``500m``) becomes the call's deadline, proto3 JSON both ways (``json_format``), status codes
-mapped as Google's HTTP guidelines do, errors as ``{"code", "status", "message", "requestId"}``. Server-streaming
-RPCs answer with server-sent events (``Accept: text/event-stream``) or newline-delimited ``{"result": ...}`` objects
-as grpc-gateway does. Cross-origin callers are answered only for the origins ``--http-cors-origins`` lists
-(``server.http.cors``).
+mapped as Google's HTTP guidelines do, errors as ``{"code", "status", "message", "requestId"}``
+(``server.http.replies``). Server-streaming RPCs answer with server-sent events (``Accept: text/event-stream``) or
+newline-delimited ``{"result": ...}`` objects as grpc-gateway does. Cross-origin callers are answered only for the
+origins ``--http-cors-origins`` lists (``server.http.cors``).
+
+What a request may cost before the RPC sees it is bounded here, cheapest check first, so that no request, with a
+token or without, can stall the event loop: from the headers alone (before any body byte is read) the bearer token,
+the origin of state-changing browser requests, the content type and the declared length; then the body is read
+within size and time limits and parsed in a worker thread with a bound on its fields (``server.http.bodies``).
+Connections, their timeouts and malformed requests are the listener's (``server.http.listener``); open streams are
+capped here (:meth:`Gateway.stream_slot`, for any long-lived reply).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
-from aiohttp import BodyPartReader, web
+from aiohttp import HttpVersion11, web
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
+from server.auth import TokenCheck
 from server.config import Config
+from server.errors import REQUEST_ID_HEADER
+from server.http.bodies import BodyTimeout, BodyTooLarge, check_json_values, form_fields, read_body
 from server.http.cors import CorsPolicy
-from server.http.rules import FormFile, RequestError, Route, form_message, routes_for
-from server.logs import new_request_id
+from server.http.listener import ConnectionLimits, HttpListener
+from server.http.replies import HTTP_STATUS, error_response, rpc_error_response, stream_error
+from server.http.rules import RequestError, Route, form_message, routes_for
+from server.logs import new_request_id, request_id_var
 from server.metrics import Metrics
 from server.tls import http_ssl_context
 
-__all__ = ["HTTP_STATUS", "Gateway", "parse_grpc_timeout"]
+__all__ = ["HTTP_STATUS", "MAX_TIMEOUT_SECONDS", "Gateway", "parse_grpc_timeout"]
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
-REQUEST_ID_HEADER = "x-request-id"
 TRANSPORT = "http"
 API_ROUTE = "api"  # the catch-all route of the RPCs, as opposed to the page and its static files
-
-#: gRPC status -> HTTP status, as google.rpc.Code documents and grpc-gateway and Envoy's transcoder apply it.
-HTTP_STATUS: dict[grpc.StatusCode, int] = {
-    grpc.StatusCode.OK: 200,
-    grpc.StatusCode.CANCELLED: 499,
-    grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500,
-}
+JSON_TYPE = "application/json"
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+#: Longest deadline passed on: the most a ``Grpc-Timeout`` in seconds can say (8 digits, over three years). Longer
+#: ones (up to 99999999H) are legal and mean "no hurry"; gRPC's runtime would overflow on them and fail at once.
+MAX_TIMEOUT_SECONDS = 99_999_999
+#: Replies whose protobuf is larger than this are turned into JSON in a worker thread rather than on the event loop.
+OFFLOAD_BYTES = 256 * 1024
+PARSE_THREADS = 2  # parsing holds the GIL: more threads would not parse faster, only hold more bodies in memory
+_TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")  # what gRPC metadata (and RFC 6750's token68) can carry
+_REQUEST_ID = web.RequestKey("request_id", str)  # where the middleware keeps a request's id for the handler
 # The page loads only its own files; images are data:/blob: URLs made by the page itself.
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+# The gRPC code of aiohttp's own HTTP errors (a missing static file, an unknown Expect), for the JSON error format.
+_CODE_OF_HTTP = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
+                 404: grpc.StatusCode.NOT_FOUND, 405: grpc.StatusCode.UNIMPLEMENTED,
+                 408: grpc.StatusCode.DEADLINE_EXCEEDED, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+                 429: grpc.StatusCode.RESOURCE_EXHAUSTED, 501: grpc.StatusCode.UNIMPLEMENTED,
+                 503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 def parse_grpc_timeout(value: str) -> float:
-    """Seconds from a ``grpc-timeout`` value: up to 8 digits and a unit (H, M, S, m, u, n)."""
-    digits, unit = value[:-1], value[-1:]
-    if not digits.isdigit() or len(digits) > 8 or unit not in _TIMEOUT_UNITS:
-        raise RequestError(f"Grpc-Timeout {value!r}: expected up to 8 digits and a unit (H, M, S, m, u or n)")
-    return int(digits) * _TIMEOUT_UNITS[unit]
+    """Seconds from a ``grpc-timeout`` value: up to 8 ASCII digits and a unit (H, M, S, m, u, n), at most
+    :data:`MAX_TIMEOUT_SECONDS`."""
+    found = _TIMEOUT.fullmatch(value)
+    if found is None:
+        raise RequestError(f"Grpc-Timeout {value[:40]!r}: expected up to 8 digits and a unit (H, M, S, m, u or n)")
+    return min(int(found[1]) * _TIMEOUT_UNITS[found[2]], MAX_TIMEOUT_SECONDS)
 
 
 class _CallFailed(Exception):
-    """A gateway-side failure (bad JSON, bad header) answered like the RPC's own errors."""
+    """A gateway-side failure (bad JSON, bad header) answered like the RPC's own errors; ``status`` where HTTP has a
+    more precise one than the code's (413, 415), ``close`` when the rest of the body is not worth reading."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, status: int | None = None, close: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status
+        self.close = close
 
 
 class Gateway:
     """Serves the proto's HTTP rules and the playground; calls this server's gRPC port over a Unix socket."""
 
-    def __init__(self, config: Config, metrics: Metrics, service: ServiceDescriptor) -> None:
+    def __init__(self, config: Config, metrics: Metrics, service: ServiceDescriptor,
+                 tokens: TokenCheck | None = None) -> None:
         self._config = config
         self._metrics = metrics
+        self._tokens = tokens
         self._routes = routes_for(service)
         self._cors = CorsPolicy(config.cors_origins)
         self._socket_dir = tempfile.mkdtemp(prefix="styletransfer-gw-")  # mode 0700: only this user connects
         self.grpc_address = f"unix:{os.path.join(self._socket_dir, 'grpc.sock')}"
         self._channel: grpc.aio.Channel | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: HttpListener | None = None
+        self._parser: ThreadPoolExecutor | None = None
         # Base64 in JSON is 4/3 of the bytes; the gRPC message limit still applies to the decoded request.
         self._max_body = config.max_message_bytes * 4 // 3 + 1024 * 1024
+        self._streams = 0
         self.port = 0
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self._max_body)
+        app = web.Application(client_max_size=self._max_body, middlewares=[self._guard])
         app.router.add_get("/", self._index)
         app.router.add_static("/static/", STATIC_DIR, append_version=True)
-        app.router.add_route("*", "/{path:.*}", self._dispatch, name=API_ROUTE)
+        app.router.add_route("*", "/{path:.*}", self._dispatch, name=API_ROUTE, expect_handler=self._expect)
         app.on_response_prepare.append(_security_headers)
         if self._cors.enabled:  # off: not even Vary, responses stay exactly as before
             app.on_response_prepare.append(self._cors_headers)
@@ -120,20 +139,66 @@ class Gateway:
         size = self._config.max_message_bytes
         self._channel = grpc.aio.insecure_channel(self.grpc_address, options=[
             ("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size)])
+        self._parser = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="http-body")
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=self._config.grace_period)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._config.host, self._config.http_port,
-                           ssl_context=http_ssl_context(self._config))
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._listener = HttpListener(self._runner.server, ConnectionLimits.from_config(self._config), self._metrics,
+                                      http_ssl_context(self._config))
+        self.port = await self._listener.start(self._config.host, self._config.http_port)
 
     async def stop(self) -> None:
         """Closes the listener and the channel; the gRPC server has already drained the calls in flight."""
+        if self._listener is not None:
+            await self._listener.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._channel is not None:
             await self._channel.close()
+        if self._parser is not None:
+            self._parser.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(self._socket_dir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def stream_slot(self) -> Iterator[None]:
+        """One of the ``--http-max-streams`` open streaming replies, for as long as the reply is open."""
+        if self._streams >= self._config.http_max_streams:
+            raise _CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self._streams} streams are open, the most this "
+                              "server allows (--http-max-streams); retry later")
+        self._streams += 1
+        self._metrics.http_streams.set(self._streams)
+        try:
+            yield
+        finally:
+            self._streams -= 1
+            self._metrics.http_streams.set(self._streams)
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
+        """Around every request on the port: its request id, the connection's busy state (for its timeouts), and a
+        JSON error with that id for whatever the handler raised, a fault included."""
+        request_id = request.get(_REQUEST_ID) or new_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
+        request[_REQUEST_ID] = request_id
+        request_id_var.set(request_id)
+        connection = request.protocol
+        if hasattr(connection, "begin_request"):
+            connection.begin_request()
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:  # aiohttp's own answers: a missing static file and the like
+            if exc.status < 400:
+                raise
+            code = _CODE_OF_HTTP.get(exc.status, grpc.StatusCode.INVALID_ARGUMENT if exc.status < 500
+                                     else grpc.StatusCode.INTERNAL)
+            return error_response(code, exc.reason, request_id, exc.status)
+        except ConnectionError:  # the client went away: there is no one to answer
+            log.info("HTTP request ended: the client closed the connection")
+            return web.Response(status=499)
+        except Exception:
+            log.exception("HTTP request failed")
+            return error_response(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})", request_id)
+        finally:
+            if hasattr(connection, "end_request"):
+                connection.end_request()
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
@@ -150,8 +215,25 @@ class Gateway:
         """The HTTP methods some RPC is mapped to at this path."""
         return {r.http_method for r in self._routes if r.pattern.fullmatch(raw_path)}
 
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue``: the header checks answer before the client sends a body it may not send."""
+        request_id = request[_REQUEST_ID] = new_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            return error_response(grpc.StatusCode.INVALID_ARGUMENT, "Expect: only 100-continue is understood",
+                                  request_id, 417)
+        found = self._route(request)
+        if found is not None:
+            try:
+                self._admit(request, found[0])
+            except _CallFailed as exc:
+                return self._refused(found[0], exc, request_id, time.perf_counter())
+        if request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the reply proper has not started
+        return None
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
+        request_id = request[_REQUEST_ID]
         if self._cors.enabled and _is_preflight(request):
             return self._preflight(request, request_id)
         found = self._route(request)
@@ -160,31 +242,63 @@ class Gateway:
             code = grpc.StatusCode.UNIMPLEMENTED if allowed else grpc.StatusCode.NOT_FOUND
             message = (f"{request.method} is not allowed on {request.path}" if allowed
                        else f"no RPC is mapped to {request.method} {request.path}")
-            return _error_response(code, message, request_id, 405 if allowed else 404)
+            return error_response(code, message, request_id, 405 if allowed else 404)
         route, params = found
         started = time.perf_counter()
         try:
-            message, timeout = await self._request_message(request, route, params)
+            metadata, timeout = self._admit(request, route)
+            message = await self._request_message(request, route, params)
+            if route.streaming:
+                with self.stream_slot():
+                    return await self._stream(request, route, message, metadata, timeout, request_id)
         except _CallFailed as exc:
-            log.info("%s -> %s: %s", route.rpc.name, exc.code.name, exc)
-            self._metrics.observe_call(route.rpc.name, exc.code.name, time.perf_counter() - started, TRANSPORT)
-            return _error_response(exc.code, str(exc), request_id)
-        metadata = _metadata(request, request_id)
-        if route.streaming:
-            return await self._stream(request, route, message, metadata, timeout, request_id)
+            return self._refused(route, exc, request_id, started)
         return await self._unary(route, message, metadata, timeout, request_id)
+
+    def _refused(self, route: Route, exc: _CallFailed, request_id: str, started: float) -> web.Response:
+        log.info("%s -> %s: %s", route.rpc.name, exc.code.name, exc)
+        self._metrics.observe_call(route.rpc.name, exc.code.name, time.perf_counter() - started, TRANSPORT)
+        response = error_response(exc.code, str(exc), request_id, exc.status)
+        if exc.close:
+            response.force_close()
+        return response
+
+    def _admit(self, request: web.Request, route: Route) -> tuple[tuple[tuple[str, str], ...], float | None]:
+        """The checks a request's headers must pass before its body is read, cheapest and most telling first; returns
+        the call's metadata and deadline."""
+        authorization = request.headers.get("Authorization", "")
+        if self._tokens is not None and not self._tokens.allows(authorization):
+            raise _CallFailed(grpc.StatusCode.UNAUTHENTICATED, "a valid 'Authorization: Bearer <token>' is required")
+        refusal = self._cors.cross_site_refusal(request.method, request.headers.get("Origin", ""),
+                                                request.headers.get("Sec-Fetch-Site"), request.host)
+        if refusal is not None:
+            raise _CallFailed(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        _check_content_type(request, route)
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise _CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, str(BodyTooLarge(self._max_body)), 413, True)
+        if not _HEADER_VALUE.fullmatch(authorization):
+            raise _CallFailed(grpc.StatusCode.INVALID_ARGUMENT, "Authorization: only visible ASCII is allowed")
+        try:
+            timeout_header = request.headers.get("grpc-timeout")
+            timeout = parse_grpc_timeout(timeout_header) if timeout_header else None
+        except RequestError as exc:
+            raise _CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        metadata = [(REQUEST_ID_HEADER, request[_REQUEST_ID])]
+        if authorization:
+            metadata.append(("authorization", authorization))
+        return tuple(metadata), timeout
 
     def _preflight(self, request: web.Request, request_id: str) -> web.Response:
         """204 with the CORS grant for an allowed origin; 403 for any other (module docstring of server.http.cors)."""
         methods = self._methods_at(request.rel_url.raw_path)
         if not methods:
-            return _error_response(grpc.StatusCode.NOT_FOUND, f"no RPC is mapped to {request.path}", request_id)
+            return error_response(grpc.StatusCode.NOT_FOUND, f"no RPC is mapped to {request.path}", request_id)
         origin = request.headers.get("Origin", "")
         headers = self._cors.preflight_headers(origin, methods)
         if headers is None:
-            return _error_response(grpc.StatusCode.PERMISSION_DENIED,
-                                   f"origin {origin!r} is not allowed to call this API (--http-cors-origins)",
-                                   request_id)
+            return error_response(grpc.StatusCode.PERMISSION_DENIED,
+                                  f"origin {origin!r} is not allowed to call this API (--http-cors-origins)",
+                                  request_id)
         return web.Response(status=204, headers=headers)
 
     async def _cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
@@ -196,18 +310,24 @@ class Gateway:
                 value = f"{present}, {value}"
             response.headers[name] = value
 
-    async def _request_message(self, request: web.Request, route: Route, params: dict[str, str]
-                               ) -> tuple[Message, float | None]:
+    async def _request_message(self, request: web.Request, route: Route, params: dict[str, str]) -> Message:
+        """The RPC's request from the path, query and body; a body is read within its limits and parsed in a worker
+        thread."""
         try:
-            timeout_header = request.headers.get("grpc-timeout")
-            timeout = parse_grpc_timeout(timeout_header) if timeout_header else None
-            if route.form:
-                return form_message(route, await _form_fields(request, self._max_body), params), timeout
-            return route.build_request(params, request.query.items(), await request.read()), timeout
+            if not (route.body or route.form):
+                return route.build_request(params, request.query.items(), b"")
+            body = await read_body(request.content, request.content_length, self._max_body,
+                                   self._config.http_body_timeout)
+            query = list(request.query.items())
+            return await asyncio.get_running_loop().run_in_executor(
+                self._parser, _parse, route, params, query, body, request.headers.get("Content-Type", ""),
+                self._config.http_max_fields)
         except RequestError as exc:
             raise _CallFailed(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise _CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request body too large: {exc.text}") from None
+        except BodyTooLarge as exc:
+            raise _CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), 413, True) from None
+        except BodyTimeout as exc:
+            raise _CallFailed(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc), 408, True) from None
 
     async def _unary(self, route: Route, message: Message, metadata: tuple[tuple[str, str], ...],
                      timeout: float | None, request_id: str) -> web.StreamResponse:
@@ -217,13 +337,17 @@ class Gateway:
         try:
             response = await call(message, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
-            return _rpc_error_response(exc, request_id)
+            return rpc_error_response(exc, request_id)
         headers = {"X-Request-Id": request_id}
         if route.form and (image := _image_of(response)) is not None:
             data, mime_type = image
             return web.Response(body=data, content_type=mime_type, headers=headers)
-        body = _to_json(response, route.response_body)
-        return web.Response(body=body, content_type="application/json", headers=headers)
+        if response.ByteSize() > OFFLOAD_BYTES:  # base64 of a large image: seconds of the loop's time otherwise
+            body = await asyncio.get_running_loop().run_in_executor(self._parser, _to_json, response,
+                                                                    route.response_body)
+        else:
+            body = _to_json(response, route.response_body)
+        return web.Response(body=body, content_type=JSON_TYPE, headers=headers)
 
     async def _stream(self, request: web.Request, route: Route, message: Message,
                       metadata: tuple[tuple[str, str], ...], timeout: float | None,
@@ -236,23 +360,52 @@ class Gateway:
         try:
             first = await _next(stream)
         except grpc.aio.AioRpcError as exc:
-            return _rpc_error_response(exc, request_id)
+            return rpc_error_response(exc, request_id)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream" if sse else "application/x-ndjson",
             "Cache-Control": "no-cache", "X-Request-Id": request_id, "X-Accel-Buffering": "no"})
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             async for item in _chain(first, stream):
                 await response.write(_event(item, route.response_body, sse))
             if sse:
                 await response.write(b"event: end\ndata: {}\n\n")
+            await response.write_eof()
         except grpc.aio.AioRpcError as exc:
-            await response.write(_stream_error(exc, request_id, sse))
-        except (ConnectionResetError, asyncio.CancelledError):
-            stream.cancel()  # the HTTP client went away: end the gRPC call too
+            with contextlib.suppress(ConnectionError):
+                await response.write(stream_error(exc, request_id, sse))
+                await response.write_eof()
+        except ConnectionError:  # the client closed the stream: an ordinary end, not an error
+            stream.cancel()
+            log.info("%s: the client closed the stream", route.rpc.name)
+        except asyncio.CancelledError:
+            stream.cancel()
             raise
-        await response.write_eof()
         return response
+
+
+def _parse(route: Route, params: dict[str, str], query: Iterable[tuple[str, str]], body: bytes, content_type: str,
+           max_fields: int) -> Message:
+    """A body route's request message (in a worker thread): the body's fields counted before anything is built."""
+    try:
+        if route.form:
+            return form_message(route, form_fields(body, content_type, max_fields), params)
+        check_json_values(body, max_fields)
+        return route.build_request(params, query, body)
+    except RecursionError:
+        raise RequestError("body: nested too deeply") from None
+
+
+def _check_content_type(request: web.Request, route: Route) -> None:
+    """JSON rules take ``application/json`` bodies only and form twins forms only: a page on another site can send
+    neither to this server without a preflight, which CORS refuses, so it cannot make the server work for it."""
+    if route.form:
+        if request.content_type not in FORM_TYPES:
+            raise _CallFailed(grpc.StatusCode.INVALID_ARGUMENT, f"Content-Type: {route.template} takes "
+                              f"{' or '.join(FORM_TYPES)}", 415)
+    elif route.body and request.body_exists and request.content_type != JSON_TYPE:
+        raise _CallFailed(grpc.StatusCode.INVALID_ARGUMENT, f"Content-Type: {route.template} takes {JSON_TYPE} "
+                          "bodies", 415)
 
 
 def _is_preflight(request: web.Request) -> bool:
@@ -273,37 +426,6 @@ async def _chain(first: Message | None, stream: grpc.aio.UnaryStreamCall) -> Asy
     yield first
     async for item in stream:
         yield item
-
-
-def _metadata(request: web.Request, request_id: str) -> tuple[tuple[str, str], ...]:
-    metadata = [(REQUEST_ID_HEADER, request_id)]
-    if authorization := request.headers.get("Authorization"):
-        metadata.append(("authorization", authorization))
-    return tuple(metadata)
-
-
-async def _form_fields(request: web.Request, max_size: int) -> list[tuple[str, str | FormFile]]:
-    """A multipart or urlencoded form's fields in order (files as :class:`FormFile`), at most ``max_size`` bytes."""
-    if not request.content_type.startswith("multipart/"):
-        return list((await request.post()).items())  # type: ignore[arg-type]
-    fields: list[tuple[str, str | FormFile]] = []
-    reader = await request.multipart()
-    budget = max_size
-    async for part in reader:
-        if not isinstance(part, BodyPartReader) or part.name is None:
-            raise RequestError("form: nested multipart parts or parts without a name are not supported")
-        data = await part.read()
-        budget -= len(data)
-        if budget < 0:
-            raise web.HTTPRequestEntityTooLarge(max_size=max_size, actual_size=max_size - budget)
-        if part.filename is not None:
-            fields.append((part.name, FormFile(bytes(data), part.headers.get("Content-Type", ""))))
-        else:
-            try:
-                fields.append((part.name, data.decode(part.get_charset("utf-8"))))
-            except (UnicodeDecodeError, LookupError):
-                raise RequestError(f"form field {part.name!r}: not text in its charset") from None
-    return fields
 
 
 def _to_json(message: Message, response_body: str = "") -> bytes:
@@ -333,36 +455,8 @@ def _event(message: Message, response_body: str, sse: bool) -> bytes:
     return b'{"result": ' + data + b"}\n"
 
 
-def _request_id_of(exc: grpc.aio.AioRpcError, fallback: str) -> str:
-    trailers = dict(exc.trailing_metadata() or ())
-    return str(trailers.get(REQUEST_ID_HEADER, fallback))
-
-
-def _error_body(code: grpc.StatusCode, message: str, request_id: str) -> bytes:
-    """google.rpc.Status's ``code`` and ``message``, plus the status name and the request id."""
-    return json.dumps({"code": code.value[0], "status": code.name, "message": message,
-                       "requestId": request_id}).encode()
-
-
-def _error_response(code: grpc.StatusCode, message: str, request_id: str,
-                    status: int | None = None) -> web.Response:
-    headers = {"X-Request-Id": request_id}
-    if code is grpc.StatusCode.UNAUTHENTICATED:
-        headers["WWW-Authenticate"] = 'Bearer realm="styletransfer"'
-    return web.Response(status=status or HTTP_STATUS.get(code, 500), body=_error_body(code, message, request_id),
-                        content_type="application/json", headers=headers)
-
-
-def _rpc_error_response(exc: grpc.aio.AioRpcError, request_id: str) -> web.Response:
-    return _error_response(exc.code(), exc.details() or exc.code().name, _request_id_of(exc, request_id))
-
-
-def _stream_error(exc: grpc.aio.AioRpcError, request_id: str, sse: bool) -> bytes:
-    body = _error_body(exc.code(), exc.details() or exc.code().name, _request_id_of(exc, request_id))
-    return b"event: error\ndata: " + body + b"\n\n" if sse else b'{"error": ' + body + b"}\n"
-
-
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.content_type == "text/html":
         response.headers.setdefault("Content-Security-Policy", _CSP)
+

@@ -110,8 +110,9 @@ def test_bad_requests_get_400_with_the_grpc_code_and_request_id(http) -> None:
         error = reply.json()
         assert reply.status == 400 and error["code"] == 3 and error["status"] == "INVALID_ARGUMENT", error
         assert error["requestId"] == reply.headers["X-Request-Id"] and error["message"]
-    assert fetch("POST", url, data=b"{not json").status == 400
-    assert fetch("POST", url, data=b"\xff\xfe").status == 400  # not UTF-8
+    json_type = {"Content-Type": "application/json"}
+    assert fetch("POST", url, data=b"{not json", headers=json_type).status == 400
+    assert fetch("POST", url, data=b"\xff\xfe", headers=json_type).status == 400  # not UTF-8
     assert fetch("GET", f"{http.http_url}/v1/jobs?pageSize=abc").status == 400
     assert http.metric("styletransfer_requests_total", method="Stylize", code="INVALID_ARGUMENT",
                        transport="http") == 5
