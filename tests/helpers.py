@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import socket
 import threading
 import time
@@ -101,3 +103,57 @@ def install_decoder(registry, name: str, encoder_sha256: str, folder, metadata: 
     checkpoint = folder / f"{name}.safetensors"
     save_decoder_checkpoint(checkpoint, random_decoder_state(seed), encoder_sha256=encoder_sha256)
     return registry.register(name, "adain", {"decoder": checkpoint}, metadata or {"steps": "3"})
+
+
+class RawReply:
+    """One HTTP reply read off a socket: status, headers (lower-case names) and body."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+def http_request(method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"",
+                 *, length: bool = True) -> bytes:
+    """An HTTP/1.1 request as bytes, headers as given (bytes in them are sent as their latin-1 code points)."""
+    headers = {"Host": "127.0.0.1", **(headers or {})}
+    lines = [f"{method} {path} HTTP/1.1", "Connection: close"]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def raw_http(port: int, request: bytes, timeout: float = 60.0) -> RawReply:
+    """Sends ``request`` exactly as given (malformed ones too) to 127.0.0.1:``port`` and reads one reply. A server
+    that answers before the whole request is sent (and stops reading) is fine: its reply is still read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        return read_reply(sock)
+
+
+def read_reply(sock: socket.socket) -> RawReply:
+    """The next reply on ``sock`` (Content-Length, chunked, or until the server closes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a complete reply: {data[:200]!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    if "content-length" in headers:
+        while len(body) < int(headers["content-length"]):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    else:
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            while chunk := sock.recv(65536):
+                body += chunk
+    return RawReply(int(status_line.split()[1]), headers, body)

@@ -259,7 +259,10 @@ class _Connection(web.RequestHandler):
 
     def __init__(self, server: web.Server, *, loop: asyncio.AbstractEventLoop, limits: ConnectionLimits,
                  release: Callable[[], None], closed_early: Callable[[str], None]) -> None:
-        super().__init__(server, loop=loop, keepalive_timeout=limits.idle_timeout, access_log=None)
+        # lingering_time: how long the unread rest of a refused body is read and dropped before closing (so the
+        # client sees the refusal, not a reset): a stalled client is not waited for longer than in a body.
+        super().__init__(server, loop=loop, keepalive_timeout=limits.idle_timeout, access_log=None,
+                         lingering_time=min(limits.body_timeout, 10.0))
         self._event_loop = loop
         self._limits = limits
         self._release = release
