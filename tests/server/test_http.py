@@ -7,9 +7,6 @@ import asyncio
 import base64
 import io
 import json
-import re
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from PIL import Image
 from server.config import ConfigError, load_config
 from server.http.rules import FormFile, form_message, routes_for
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import encode, free_port, make_image, png_bytes, wait_for
+from tests.helpers import free_port, png_bytes, wait_for
 
 CONTENT = png_bytes(64, 48, seed=1)
 STYLE = png_bytes(64, 64, seed=2)
@@ -216,14 +213,6 @@ def test_previews_of_a_running_job_and_cancel_by_custom_verb(start_server) -> No
 
 
 HTTP_DOC = Path(__file__).resolve().parents[2] / "docs" / "http.md"
-README = Path(__file__).resolve().parents[2] / "README.md"
-README_URL = "http://localhost:8080"
-
-
-def readme_http_section() -> str:
-    text = README.read_text()
-    start = text.index("### HTTP (curl)")
-    return text[start:text.index("\n### ", start + 1)]
 
 
 def test_docs_mapping_table_lists_every_route() -> None:
@@ -232,24 +221,6 @@ def test_docs_mapping_table_lists_every_route() -> None:
         if not route.form:
             row = f"| `{route.rpc.name}` | `{route.http_method} {route.template}` |"
             assert row in text, f"add a row starting {row} to the mapping table of docs/http.md"
-
-
-def test_readme_curl_examples_work_as_printed(http, tmp_path: Path) -> None:
-    assert shutil.which("curl") and shutil.which("jq"), "needs curl and jq (`make system-deps` installs them)"
-    blocks = re.findall(r"^```sh\n(.*?)^```$", readme_http_section(), flags=re.MULTILINE | re.DOTALL)
-    assert blocks
-    for seed, name in enumerate(sorted({n for b in blocks for n in re.findall(r"[\w-]+\.(?:jpg|png)", b)})):
-        (tmp_path / name).write_bytes(encode(make_image(64, 48, seed), "PNG" if name.endswith(".png") else "JPEG"))
-    stdout = ""
-    for block in blocks:
-        script = block.replace(README_URL, http.http_url)
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        stdout += done.stdout
-    assert '"status": "INVALID_ARGUMENT"' in stdout and "untrained=true" in stdout
-    for name, size in (("out.png", (64, 48)), ("out.webp", (64, 48)), ("out.jpg", (64, 48))):
-        assert Image.open(tmp_path / name).size == size, name
 
 
 def test_an_rpc_without_a_rule_is_served_at_its_grpc_path() -> None:

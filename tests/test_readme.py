@@ -1,0 +1,226 @@
+"""Every ``python`` and ``sh`` block of README.md and docs/*.md runs as printed against the server ``make run`` starts.
+
+The server is ``python -m server`` with ``make run``'s flags (``--data-dir``, ``--http-port``), real weights and no
+``--random-weights``, from the repository root, on free 127.0.0.1 ports: whatever a fresh checkout serves. The
+examples name ``localhost:50051`` and ``http://localhost:8080``; only those addresses are rewritten (the CLI gets
+``STYLETRANSFER_TARGET``). Each block runs in a folder holding small images under the names it uses. Shell blocks
+run under ``bash -euo pipefail`` with the venv's programs first on ``PATH``; where grpcurl is not installed,
+``tests/tools/grpcurl_stand_in.py`` answers for it through the server's reflection service.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from PIL import Image
+
+from clients import StyleClient, StyleTransferError
+from tests.helpers import encode, free_port, make_image, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+GRPC_ADDRESS = "localhost:50051"
+HTTP_URL = "http://localhost:8080"
+IMAGE_NAME = re.compile(r"\b[\w-]+\.(?:jpg|jpeg|png|webp)\b")
+# Outputs the examples write: never made as inputs.
+OUTPUT_FLAG = re.compile(r"(?:-o\s+|>\s*|\.save\(\")([\w-]+\.\w+)")
+# Masks on the default model (Magenta) come with compositing for every family; until then Magenta refuses them.
+# The images the examples read: small, and large enough for Gatys' two scales (each at least 40 px).
+SIZE = (128, 96)
+MASKS_PENDING = "masks on the default model (Magenta) are refused until masks work for every family"
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int
+    language: str
+    code: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}:{self.language}"
+
+
+def fenced_blocks(page: Path) -> list[Block]:
+    """The fenced ``python`` and ``sh`` blocks of a page, with the line each starts on (``console`` blocks, such as
+    ``make`` or ``docker`` commands, are not run)."""
+    text, name = page.read_text(), page.relative_to(ROOT).as_posix()
+    return [Block(name, text.count("\n", 0, m.start()) + 1, m.group(1), m.group(2))
+            for m in re.finditer(r"^```(python|sh)\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)]
+
+
+BLOCKS = [block for page in PAGES for block in fenced_blocks(page)]
+
+
+def uses_masks(block: Block) -> bool:
+    return "mask" in block.code
+
+
+def _params() -> list:
+    params = []
+    for block in BLOCKS:
+        marks = [pytest.mark.xfail(raises=MasksRefused, strict=True, reason=MASKS_PENDING)] if uses_masks(block) else []
+        params.append(pytest.param(block, id=block.id, marks=marks))
+    return params
+
+
+def write_inputs(code: str, folder: Path) -> list[str]:
+    """Small images under every name the code reads (masks: a white half), so it runs as printed."""
+    outputs = set(OUTPUT_FLAG.findall(code))
+    names = sorted(set(IMAGE_NAME.findall(code)) - outputs)
+    for seed, name in enumerate(names):
+        if name.startswith(("fg", "bg")):
+            image = Image.new("L", SIZE, 0)
+            image.paste(255, (0, 0, SIZE[0] // 2, SIZE[1]) if name.startswith("fg") else (SIZE[0] // 2, 0, *SIZE))
+        else:
+            image = make_image(*SIZE, seed, "RGBA" if name.endswith(".png") else "RGB")
+        image.save(folder / name)
+    return names
+
+
+class BlockFailed(AssertionError):
+    """A block exited non-zero; ``stderr`` is what it printed there."""
+
+    def __init__(self, block: Block, stderr: str) -> None:
+        super().__init__(f"{block.id} failed:\n{stderr[-3000:]}")
+        self.stderr = stderr
+
+
+class MasksRefused(AssertionError):
+    """A block failed because the default model refused a mask (the one failure a mask example may have today)."""
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    target: str
+    http_url: str
+    log: Path
+
+
+@contextmanager
+def make_run_server(folder: Path) -> Iterator[ServerProcess]:
+    """``python -m server`` as ``make run`` starts it, on free 127.0.0.1 ports; stopped (SIGTERM) at the end."""
+    port, http_port, metrics_port = free_port(), free_port(), free_port()
+    log = folder / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STYLETRANSFER_")}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--data-dir", str(folder / "data"), "--http-port", str(http_port),
+             "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)],
+            cwd=ROOT, stdout=out, stderr=out, env={**env, "PYTHONUNBUFFERED": "1"})
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def serving() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    try:
+        wait_for(serving, timeout=300)
+        yield ServerProcess(f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", log)
+    finally:
+        channel.close()
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with make_run_server(tmp_path_factory.mktemp("readme-server")) as server:
+        yield server
+
+
+def default_model_refuses_masks(server: ServerProcess) -> bool:
+    """Whether a masked Stylize on the default model is INVALID_ARGUMENT naming the mask."""
+    content, style = encode(make_image(32, 32, 1)), encode(make_image(32, 32, 2))
+    mask = encode(Image.new("L", (32, 32), 255))
+    with StyleClient(server.target, timeout=120) as client:
+        try:
+            client.stylize(content, style, masks=[mask])
+        except StyleTransferError as error:
+            return error.code == grpc.StatusCode.INVALID_ARGUMENT and "mask" in error.details
+    return False
+
+
+def shell_env(server: ServerProcess, folder: Path) -> dict[str, str]:
+    """The venv's programs first on PATH, the CLI pointed at the server, and grpcurl (or its stand-in)."""
+    path = [str(Path(sys.executable).parent)]
+    if shutil.which("grpcurl") is None:
+        stand_in = folder / ".bin"
+        stand_in.mkdir(exist_ok=True)
+        script = stand_in / "grpcurl"
+        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tests.tools.grpcurl_stand_in "$@"\n')
+        script.chmod(0o755)
+        path.append(str(stand_in))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STYLETRANSFER_")}
+    return {**env, "PATH": os.pathsep.join([*path, env.get("PATH", "")]), "STYLETRANSFER_TARGET": server.target,
+            "PYTHONPATH": str(ROOT)}
+
+
+def run_block(block: Block, server: ServerProcess, folder: Path) -> str:
+    """Runs one block as printed (addresses rewritten) and returns what it printed."""
+    code = block.code.replace(GRPC_ADDRESS, server.target).replace(HTTP_URL, server.http_url)
+    if block.language == "python":
+        done = subprocess.run([sys.executable, "-c", code], cwd=folder, env=shell_env(server, folder),
+                              capture_output=True, text=True, timeout=600)
+    else:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=folder, env=shell_env(server, folder),
+                              capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise BlockFailed(block, done.stderr)
+    return done.stdout
+
+
+def test_the_readme_has_examples_of_every_kind() -> None:
+    readme = [b for b in BLOCKS if b.page == "README.md"]
+    languages = [b.language for b in readme]
+    assert languages.count("python") >= 2 and languages.count("sh") >= 3
+    assert any("grpcurl" in b.code for b in readme) and any("curl " in b.code for b in readme)
+    assert all(GRPC_ADDRESS in b.code for b in BLOCKS if "StyleClient(" in b.code)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # a hang bound: the first block also waits for the server to load its models
+@pytest.mark.parametrize("block", _params())
+def test_readme_block_runs_as_printed(block: Block, readme_server: ServerProcess, tmp_path: Path) -> None:
+    inputs = write_inputs(block.code, tmp_path)
+    try:
+        stdout = run_block(block, readme_server, tmp_path)
+    except BlockFailed as failure:
+        if uses_masks(block) and default_model_refuses_masks(readme_server):
+            raise MasksRefused(str(failure)) from failure
+        raise
+    written = [p for p in tmp_path.iterdir() if p.suffix in (".png", ".jpg", ".webp") and p.name not in inputs]
+    assert written or "print(" in block.code or "grpcurl" in block.code
+    for path in written:
+        with Image.open(path) as image:
+            assert image.size == SIZE, path.name  # every example keeps the content's size
+    if "StyleTransferError" in block.code:
+        assert stdout.startswith("NOT_FOUND ") and "magenta" in stdout
+    if "curl -s -H" in block.code:
+        assert '"status": "INVALID_ARGUMENT"' in stdout and "magenta untrained=false" in stdout
+    if "grpcurl" in block.code:
+        assert "styletransfer.v1.StyleTransfer" in stdout and "rpc Stylize" in stdout
+    if "jobs list" in block.code:
+        assert "gatys  succeeded" in stdout
+
