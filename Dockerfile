@@ -17,7 +17,7 @@ RUN pip install .
 # Weights: mounted at /app/weights at run time, or fetched (and verified) at build time with FETCH_WEIGHTS=1.
 ARG FETCH_WEIGHTS=0
 RUN mkdir -p /app/weights /data && \
-    if [ "$FETCH_WEIGHTS" = "1" ]; then python -m model.weights fetch --dest /app/weights --quiet; fi && \
+    if [ "$FETCH_WEIGHTS" = "1" ]; then python -m model fetch --dest /app/weights --quiet; fi && \
     chown -R styletransfer /app/weights /data
 
 USER styletransfer

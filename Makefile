@@ -8,6 +8,7 @@ GEN := clients/generated
 # google/api/{annotations,http}.proto (the proto's HTTP rules) come with googleapis-common-protos in the venv.
 GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api.annotations_pb2 as m, pathlib; print(pathlib.Path(m.__file__).parents[2])')
 PROTOC = $(BIN)/python -m grpc_tools.protoc -I protos -I $(GOOGLEAPIS)
+# `make run WEIGHTS=random`: seeded random weights, for development without any weight files.
 WEIGHTS ?= official
 DATA_DIR ?= data
 # Extra flags for the server, e.g. `make run ARGS="--port 50052"`.
@@ -46,20 +47,13 @@ proto-check: $(STAMP)
 	rm -rf .proto-check
 
 weights: $(STAMP)
-	$(BIN)/python -m model.weights fetch --dest weights
+	$(BIN)/python -m model fetch --dest weights
 
-PLAYGROUND = @test "$(HTTP_PORT)" = 0 || echo "Playground and HTTP/JSON API: http://localhost:$(HTTP_PORT)/"
-ifeq ($(WEIGHTS),random)
+# Serves what this machine has, downloading nothing: the log names each model served, each one missing with the
+# command that gets it (`make weights`), and the playground's URL once the server listens.
+RUN_FLAGS = $(if $(filter random,$(WEIGHTS)),--random-weights)
 run: $(STAMP)
-	$(PLAYGROUND)
-	$(BIN)/python -m server --random-weights --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) $(ARGS)
-else
-run: $(STAMP)
-	test -f weights/vgg_normalised.pth -a -f weights/decoder.pth || $(BIN)/python -m model.weights fetch --dest weights || \
-		echo "official AdaIN weights not fetched (offline?): the server starts with what is here; 'make weights' later"
-	$(PLAYGROUND)
-	$(BIN)/python -m server --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) $(ARGS)
-endif
+	@$(BIN)/python -m server $(RUN_FLAGS) --data-dir $(DATA_DIR) --http-port $(HTTP_PORT) $(ARGS)
 
 # buf lints a descriptor image that protoc builds with the venv's google/api imports: offline, nothing vendored.
 lint: $(STAMP)

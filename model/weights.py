@@ -327,11 +327,11 @@ def fetch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m model.weights fetch|verify``: the entry point behind ``make weights``."""
+    """``python -m model fetch|verify`` (``model/__main__.py``): the entry point behind ``make weights``."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m model.weights", description="fetch and verify weight files")
+    parser = argparse.ArgumentParser(prog="python -m model", description="fetch and verify weight files")
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = sub.add_parser("fetch", help="download the official AdaIN files (verified, atomic)")
     fetch_cmd.add_argument("--dest", default="weights")

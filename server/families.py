@@ -31,11 +31,12 @@ def build_models(config: Config, families: Sequence[Family] = FAMILIES) -> list[
         try:
             built = list(family.build(config.build_context(family)))
         except Unavailable as exc:
-            log.warning("not serving family %s: %s", family.name, exc)
+            log.warning("not serving %s: %s", family.name, exc)
             continue
         for model in built:
-            log.info("serving model %s (%s, %s)%s", model.info.name, model.info.address,
-                     ", ".join(f"{role}: {source}" for role, source in model.info.provenance.items()),
-                     " UNTRAINED" if model.info.untrained else "")
+            log.info("serving %s (%s)%s", model.info.name, model.info.address,
+                     " with UNTRAINED weights" if model.info.untrained else "")
+            log.debug("%s weights: %s", model.info.name,
+                      ", ".join(f"{role}: {source}" for role, source in model.info.provenance.items()))
         models.extend(built)
     return models

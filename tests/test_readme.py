@@ -224,3 +224,29 @@ def test_readme_block_runs_as_printed(block: Block, readme_server: ServerProcess
     if "jobs list" in block.code:
         assert "gatys  succeeded" in stdout
 
+
+def test_make_run_serves_what_is_here_and_downloads_nothing() -> None:
+    """The quick start's ``make run``: one command, the server, with the gateway on :8080 and no download first."""
+    done = subprocess.run(["make", "-n", "-o", ".venv/.installed", "run"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=True)
+    (command,) = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    assert command[1:3] == ["-m", "server"] and command[command.index("--http-port") + 1] == "8080"
+
+
+def test_make_weights_entry_point_runs_without_warnings() -> None:
+    done = subprocess.run([sys.executable, "-W", "error", "-m", "model", "fetch", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--dest" in done.stdout, done.stderr
+
+
+@pytest.mark.slow
+def test_the_start_up_log_says_briefly_what_is_served_and_what_is_missing(readme_server: ServerProcess) -> None:
+    lines = [line.split("] ", 1)[-1] for line in readme_server.log.read_text().splitlines()]
+    assert all(len(line) <= 120 for line in lines), max(lines, key=len)
+    assert "serving magenta (magenta/v1-256-int8)" in lines
+    assert any(line.startswith("serving Gatys jobs (VGG19: ") for line in lines)
+    if not (ROOT / "weights" / "vgg_normalised.pth").is_file():
+        assert "not serving adain: weights/vgg_normalised.pth is missing (`make weights` fetches it)" in lines
+    listening = next(i for i, line in enumerate(lines) if line.startswith("serving styletransfer.v1.StyleTransfer on"))
+    url = next(i for i, line in enumerate(lines) if line.startswith("HTTP/JSON gateway and playground on http://"))
+    assert url > listening  # the URL is printed once the server listens

@@ -47,10 +47,9 @@ def _build(context: BuildContext):  # -> [AdaINModel]
     vgg, decoder = context.options["vgg"], context.options["decoder"]
     for path in (vgg, decoder):
         if path != "bundled" and not Path(path).is_file():
-            known = next((f.weights for f in OFFICIAL_FILES.values() if f.weights.filename == Path(path).name), None)
-            where = f" (from {known.url})" if known else ""
-            raise Unavailable(f"weight file {path} is missing{where}: run `make weights` to fetch the official AdaIN "
-                              "weights, or pass --vgg/--decoder")
+            official = any(f.weights.filename == Path(path).name for f in OFFICIAL_FILES.values())
+            how = "`make weights` fetches it" if official else "see --vgg and --decoder"
+            raise Unavailable(f"{path} is missing ({how})")
     model = AdaINModel.from_files(vgg, decoder, device=context.device, precision=context.precision)
     return [model.with_backend(context.options["backend"])]
 

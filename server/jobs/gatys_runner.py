@@ -125,7 +125,7 @@ class GatysRunner:
     def encoder(self) -> Encoder:
         if self._encoder is None:
             encoder, weights = load_encoder(gatys_encoder_spec(self.config), RELU5_1)
-            log.info("gatys jobs use encoder %s", weights.source)
+            log.debug("gatys jobs use encoder %s", weights.source)
             self._encoder = encoder.to(self.device)
         return self._encoder
 
