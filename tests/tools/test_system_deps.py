@@ -28,8 +28,10 @@ def _bin(tmp_path: Path, tools: dict[str, str]) -> Path:
     return bin_dir
 
 
-def _system_deps(tmp_path: Path, tools: dict[str, str], postgres: bool = False) -> tuple[int, list[str], str]:
-    bin_dir = _bin(tmp_path, {"apt-get": RECORDING_APT} | OTHERS | tools)
+def _system_deps(tmp_path: Path, tools: dict[str, str], postgres: bool = False, without: tuple[str, ...] = ()
+                 ) -> tuple[int, list[str], str]:
+    present = {name: script for name, script in (OTHERS | tools).items() if name not in without}
+    bin_dir = _bin(tmp_path, {"apt-get": RECORDING_APT} | present)
     log = tmp_path / "apt.log"
     env = {"PATH": str(bin_dir), "APT_LOG": str(log), "HOME": str(tmp_path),
            "POSTGRES_BIN_GLOB": str(bin_dir if postgres else tmp_path / "none") + "/*"}
@@ -44,7 +46,7 @@ def _system_deps(tmp_path: Path, tools: dict[str, str], postgres: bool = False) 
 
 PRESENT = "#!/bin/sh\nexit 0\n"
 # Tools these tests are not about, present so that only the ones under test decide what is installed.
-OTHERS = {name: PRESENT for name in ("chromium", "curl", "jq")}
+OTHERS = {name: PRESENT for name in ("chromium", "curl", "jq", "grpcurl")}
 FOREIGN_NODE = {"node": PRESENT, "dpkg": "#!/bin/sh\nexit 1\n"}  # dpkg -S: no Debian package owns this node
 
 
@@ -79,3 +81,21 @@ def test_node_and_npm_come_from_apt_when_there_is_no_node(tmp_path: Path) -> Non
 def test_nothing_is_installed_when_everything_is_there(tmp_path: Path) -> None:
     code, calls, err = _system_deps(tmp_path, FOREIGN_NODE | {"npm": PRESENT, "promtool": PRESENT}, postgres=True)
     assert (code, calls) == (0, []), err
+
+
+EVERYTHING_ELSE = FOREIGN_NODE | {"npm": PRESENT, "promtool": PRESENT}
+MISSING = "#!/bin/sh\nexit 1\n"
+
+
+def test_grpcurl_comes_from_apt_when_apt_has_the_package(tmp_path: Path) -> None:
+    code, calls, err = _system_deps(tmp_path, EVERYTHING_ELSE | {"apt-cache": PRESENT}, postgres=True,
+                                    without=("grpcurl",))
+    assert code == 0, err
+    assert calls == ["update -qq", "install -y -qq --no-install-recommends grpcurl"]
+
+
+def test_without_a_grpcurl_package_system_deps_says_how_to_get_it_and_succeeds(tmp_path: Path) -> None:
+    code, calls, err = _system_deps(tmp_path, EVERYTHING_ELSE | {"apt-cache": MISSING}, postgres=True,
+                                    without=("grpcurl",))
+    assert (code, calls) == (0, []), err
+    assert "fullstorydev/grpcurl" in err
