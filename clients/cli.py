@@ -23,6 +23,7 @@ from clients.client import (
     JobState,
     ModelInfo,
     StyleClient,
+    StyleInfo,
     StyleRef,
     StyleTransferError,
     TLSConfig,
@@ -291,16 +292,21 @@ def _write_frames(results: Iterator[FrameResult], sink: FrameSink, total: int | 
     return last
 
 
+def _describe_style(style: StyleInfo) -> str:
+    """A style as ``styles list`` and ``get`` print it: id, the stored image's size, the shorter side models encode
+    it at (0: its own size), name."""
+    return f"{style.style_id}  {style.width}x{style.height}  style size {style.style_size}  {style.display_name}"
+
+
 def _cmd_styles(client: StyleClient, args: argparse.Namespace) -> None:
     if args.action == "put":
         style = client.put_style(args.image, style_size=args.style_size, display_name=args.name)
         print(style.style_id)
     elif args.action == "list":
         for style in client.list_styles():
-            print(f"{style.style_id}  {style.width}x{style.height}  {style.display_name}")
+            print(_describe_style(style))
     elif args.action == "get":
-        style = client.get_style(args.style_id)
-        print(f"{style.style_id}  {style.width}x{style.height}  size {style.style_size}  {style.display_name}")
+        print(_describe_style(client.get_style(args.style_id)))
     else:
         client.delete_style(args.style_id)
         print(f"deleted {args.style_id}")
@@ -374,8 +380,9 @@ class _Progress:
         if self._bar is None:
             from tqdm import tqdm
 
+            # tqdm puts ", " before a postfix: "| 13/400, 1.19 step/s, eta 05:20, loss 0.5"
             self._bar = tqdm(total=p.total_steps, initial=p.step, file=sys.stderr, dynamic_ncols=True,
-                             bar_format="{l_bar}{bar}| {n}/{total} [{postfix}]")
+                             bar_format="{l_bar}{bar}| {n}/{total}{postfix}")
             self._first = (p.step, now)
         first_step, first_time = self._first
         rate = (p.step - first_step) / (now - first_time) if p.step > first_step and now > first_time else None
@@ -424,11 +431,22 @@ def _cmd_jobs(client: StyleClient, args: argparse.Namespace) -> None:
     elif args.action == "watch":
         print(_describe(_watch(client, args.job_id)))
     elif args.action == "cancel":
-        print(_describe(client.cancel_job(args.job_id)))
+        _cancel(client, args.job_id)
     else:
         format_for_path(args.output)  # refused before the download
         client.job_result(args.job_id).save(args.output)
         print(f"{args.output}: written")
+
+
+def _cancel(client: StyleClient, job_id: str) -> None:
+    """Cancels a job and prints the state it ends in: a running job stops at its next step, so that is waited for.
+    A job that ended otherwise (it had finished, or finished before it could stop) is an error."""
+    job = client.cancel_job(job_id)
+    if not job.state.finished:
+        *_, job = client.watch_job(job_id)  # its last update is the state it ended in
+    print(_describe(job))
+    if job.state != JobState.CANCELLED:
+        raise SystemExit(f"error: job {job.id} {job.state.name.lower()}: there was nothing to cancel")
 
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> dict:

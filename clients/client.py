@@ -274,11 +274,24 @@ class FrameResult(_EncodedImage):
                    reply.dropped, error)
 
 
+# Local files that cannot be read fail like a server's refusal would, with the code closest to the cause.
+_READ_ERRORS = ((FileNotFoundError, grpc.StatusCode.NOT_FOUND), (PermissionError, grpc.StatusCode.PERMISSION_DENIED),
+                (OSError, grpc.StatusCode.INVALID_ARGUMENT))
+
+
+def _read_file(path: str | os.PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        code = next(code for kind, code in _READ_ERRORS if isinstance(exc, kind))
+        raise StyleTransferError(code, f"{os.fspath(path)}: {exc.strerror or exc}") from None
+
+
 def _image_bytes(image: ImageInput) -> bytes:
     if isinstance(image, bytes):
         return image
     if isinstance(image, (str, os.PathLike)):
-        return Path(image).read_bytes()
+        return _read_file(image)
     buf = io.BytesIO()  # a PIL image: sent losslessly
     image.save(buf, format="PNG")
     return buf.getvalue()

@@ -130,6 +130,10 @@ class FakeClient:
     def watch_job(self, job_id: str) -> Iterator[Job]:
         return iter(self.updates)
 
+    def cancel_job(self, job_id: str) -> Job:
+        """The job as the server has it when it takes the request: a running job is still running."""
+        return self.updates[0]
+
     def job_result(self, job_id: str) -> JobResult:
         return JobResult(png_bytes(16, 16, 1), "image/png", 16, 16)
 
@@ -195,3 +199,33 @@ def test_the_python_job_state_is_an_enum_that_still_equals_the_proto_value() -> 
     job = Job.from_proto(pb.Job(id="x", kind=pb.JOB_KIND_TRAIN, state=pb.JOB_STATE_RUNNING))
     assert job.state is JobState.RUNNING and job.kind is JobKind.TRAIN
     assert job.state == pb.JOB_STATE_RUNNING and not job.state.finished and job.create_time is None
+
+
+def test_cancel_prints_the_state_the_job_ends_in(capsys) -> None:
+    client = FakeClient([_job(JobState.RUNNING, 13, 400), _job(JobState.RUNNING, 14, 400),
+                         _job(JobState.CANCELLED, 14, 400)])
+    _run(["jobs", "cancel", "j1"], client)
+    assert capsys.readouterr().out == "j1  gatys  cancelled  14/400  loss 0.5\n"
+
+
+def test_cancelling_a_finished_job_is_an_error_that_says_how_it_ended(capsys) -> None:
+    with pytest.raises(SystemExit, match="error: job j1 succeeded: there was nothing to cancel"):
+        _run(["jobs", "cancel", "j1"], FakeClient([_job(JobState.SUCCEEDED, 400, 400)]))
+    assert capsys.readouterr().out == "j1  gatys  succeeded  400/400  loss 0.5\n"
+
+
+def test_the_progress_bar_reads_steps_then_rate_eta_and_loss(monkeypatch, capsys) -> None:
+    clock = iter([100.0, 110.0])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    cli._watch(FakeClient([_job(JobState.RUNNING, 0, 400, eta=600.0), _job(JobState.RUNNING, 13, 400, eta=500.0)]),
+               "j1")
+    err = capsys.readouterr().err
+    assert "| 13/400, 1.30 step/s, eta 08:20, loss 0.5" in err and "[," not in err
+
+
+def test_a_missing_local_file_is_a_style_transfer_error(tmp_path: Path) -> None:
+    from clients import StyleClient, StyleTransferError
+
+    with StyleClient("127.0.0.1:9", timeout=5) as client, pytest.raises(StyleTransferError) as info:
+        client.stylize(tmp_path / "missing.jpg", png_bytes(8, 8))  # refused before any call
+    assert info.value.code.name == "NOT_FOUND" and "missing.jpg: No such file or directory" in info.value.details
