@@ -299,12 +299,12 @@ def run_put_style(
     runtime: Runtime, model: StyleModel | None, image_bytes: bytes, style_size: int
 ) -> Callable[[StopCheck], tuple[StyleCode | None, tuple[int, int], bytes]]:
     """Decodes a style and encodes it with ``model`` (None: no model is served; codes are made on first use).
-    Returns the code, the style's size after ``style_size`` and the bytes to store (see :func:`stored_image`)."""
+    Returns the code, the size of the image stored (models resize it to ``style_size`` when they encode it, each its
+    own way) and the bytes to store (see :func:`stored_image`)."""
     def work(stop: StopCheck) -> tuple[StyleCode | None, tuple[int, int], bytes]:
         image = _decode_style(runtime, model, image_bytes, "image", style_size)
         code = model.encode_style(image, style_size=style_size, should_stop=stop) if model is not None else None
-        size = (code.width, code.height) if code is not None else resize_shorter(image, style_size).size
-        return code, size, stored_image(image_bytes, image)
+        return code, image.size, stored_image(image_bytes, image)
 
     return work
 

@@ -102,7 +102,9 @@ def test_cli_stylize_styles_and_models(server, tmp_path: Path, capsys: pytest.Ca
     assert "UNTRAINED" in capsys.readouterr().out
     assert cli([*target, "styles", "put", str(style), "--name", "cli-style"]) == 0
     style_id = capsys.readouterr().out.strip()
-    assert cli([*target, "styles", "list"]) == 0 and "cli-style" in capsys.readouterr().out
+    assert cli([*target, "styles", "list"]) == 0
+    listed = capsys.readouterr().out  # the stored image's own size, not the size a model encoded it at
+    assert listed.startswith(f"{style_id}  32x32  style size ") and listed.endswith("  cli-style\n")
     assert cli([*target, "stylize", str(content), f"id:{style_id}", str(style), "--weights", "1,1", "-o",
                 str(tmp_path / "two.png")]) == 0
     assert cli([*target, "models"]) == 0

@@ -309,7 +309,8 @@ def test_a_server_with_no_model_refuses_stylize_with_not_found(start_server) -> 
     err = error_of(lambda: _stylize(server))
     assert err.code() == grpc.StatusCode.NOT_FOUND and "no models" in err.details()
     style = server.stub().PutStyle(pb.PutStyleRequest(image=STYLE, style_size=16), timeout=30)
-    assert (style.width, style.height) == (16, 16)  # kept; codes are made when a model first uses it
+    # kept (the stored image's size, and the size models will encode it at); codes are made when a model first uses it
+    assert (style.width, style.height, style.style_size) == (20, 20, 16)
 
 
 def test_model_info_labels_each_served_model_with_its_family_and_version(two_families: RunningServer) -> None:

@@ -44,7 +44,7 @@ def test_style_pixels_after_resizing_are_bounded(start_server) -> None:
     assert code_of(lambda: stub.Stylize(stylize(style_size=20000), timeout=30)) == INVALID
     assert code_of(lambda: stub.Stylize(stylize(styles=[pb.StyleInput(image=sliver)]), timeout=30)) == INVALID
     # at the bound it is served
-    assert stub.PutStyle(pb.PutStyleRequest(image=big, style_size=64), timeout=60).width == 64
+    assert stub.PutStyle(pb.PutStyleRequest(image=big, style_size=64), timeout=60).style_size == 64
     assert stub.Stylize(stylize(style_size=64), timeout=60).width == 32
 
 

@@ -96,7 +96,7 @@ def test_bounded_inputs_are_refused_or_served_under_a_memory_limit(capped_server
     reply = stub.Stylize(pb.StylizeRequest(content=small, styles=[style], content_size=512, style_size=256),
                          timeout=600)
     assert (reply.width, reply.height) == (512, 512)
-    assert stub.PutStyle(pb.PutStyleRequest(image=small, style_size=256), timeout=600).width == 256
+    assert stub.PutStyle(pb.PutStyleRequest(image=small, style_size=256), timeout=600).style_size == 256
     assert proc.poll() is None
     health = health_pb2_grpc.HealthStub(channel)
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING

@@ -107,7 +107,8 @@ def test_unknown_style_and_model_are_not_found(server: RunningServer) -> None:
 def test_style_registry(server: RunningServer) -> None:
     stub = server.stub()
     put = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32, display_name="starry"), timeout=30)
-    assert len(put.style_id) == 32 and (put.width, put.height, put.style_size) == (32, 32, 32)
+    # the stored image's size (40 x 40), and the size models encode it at
+    assert len(put.style_id) == 32 and (put.width, put.height, put.style_size) == (40, 40, 32)
     again = stub.PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32, display_name="other"), timeout=30)
     assert again.style_id == put.style_id and again.display_name == "starry"  # idempotent
     assert stub.GetStyle(pb.GetStyleRequest(style_id=put.style_id)).display_name == "starry"
