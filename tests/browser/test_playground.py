@@ -41,8 +41,8 @@ def open_page(page, server) -> None:
     page.wait_for_function("document.querySelector('#model').options.length > 0")
 
 
-def prepare(page, images: dict[str, Path], *, register: bool = False) -> None:
-    """Content photo at its own size, one uploaded style, PNG output."""
+def prepare(page, images: dict[str, Path], *, register: bool = False, own_size: bool = True) -> None:
+    """Content photo (at its own size unless ``own_size`` is False), one uploaded style, PNG output."""
     page.set_input_files("#content-file", str(images["content"]))
     page.wait_for_selector("#stack:not([hidden])")
     if register:
@@ -50,7 +50,8 @@ def prepare(page, images: dict[str, Path], *, register: bool = False) -> None:
         page.fill("#style-name", "Tissue texture")
     page.set_input_files("#style-file", str(images["style"]))
     page.wait_for_selector("#selected li")
-    page.select_option("#content-size", "0")
+    if own_size:
+        page.select_option("#content-size", "0")
 
 
 def stylize(page) -> dict:
@@ -100,6 +101,17 @@ def test_stylize_shows_the_result_and_the_alpha_slider_changes_the_request(page,
     assert page.text_content("#alpha-out") == "0.30"
     second = stylize(page)
     assert second["alpha"] == pytest.approx(0.3)
+    assert console.errors == []
+
+
+def test_the_output_size_is_a_ceiling_that_never_upscales_the_photo(page, console, http, images) -> None:
+    open_page(page, http)
+    prepare(page, images, own_size=False)
+    assert page.input_value("#content-size") == "512"  # the default, above this 96x64 photo's shorter side
+    assert "contentSize" not in stylize(page)
+    assert result_image(page).size == (96, 64)
+    page.select_option("#content-size", "256")
+    assert "contentSize" not in stylize(page) and result_image(page).size == (96, 64)
     assert console.errors == []
 
 

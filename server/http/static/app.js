@@ -349,7 +349,9 @@ async function stylize() {
       model: $("model").value,
     };
     if ($("color").value) request.colorPreservation = $("color").value;
-    if (Number($("content-size").value)) request.contentSize = Number($("content-size").value);
+    // A size is a ceiling: a photo already smaller keeps its own size rather than being upscaled.
+    const size = Number($("content-size").value);
+    if (size && size < Math.min(content.width, content.height)) request.contentSize = size;
     const started = performance.now();
     const out = await api("POST", "/v1/stylize", request);
     showResult(out, performance.now() - started);
