@@ -277,6 +277,15 @@ def test_frames_per_stream_are_bounded(start_server) -> None:
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--stream-max-frames" in error.details()
 
 
+def test_a_message_over_the_size_limit_ends_the_stream(start_server) -> None:
+    server = start_server(max_message_bytes=64 * 1024)
+    sender = Sender(server.stub(), settings())
+    sender.send(frame(FRAMES[0]))
+    assert sender.next().sequence == 0
+    sender.send(frame(FRAMES[1] + b"\0" * 100_000))  # gRPC's own limit: it ends the call
+    assert sender.end().code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_concurrent_streams_are_bounded(start_server) -> None:
     server = start_server(stream_max_concurrent=2)
     open_streams = [Sender(server.stub(), settings()) for _ in range(2)]
@@ -358,6 +367,15 @@ def test_draining_ends_streams_after_the_frame_in_flight(start_server, gate) -> 
     assert busy.next().sequence == 0  # the frame in flight is answered
     assert busy.end().code() == grpc.StatusCode.UNAVAILABLE
     stopping.result(timeout=60)
+
+
+def test_frames_of_concurrent_streams_share_a_batch_where_batching_is_on(start_server) -> None:
+    # On a GPU (--batching auto): here forced on. A batch runs when full, so four streams' frames meet in one.
+    server = start_server(batching="on", max_batch_size=4, max_batch_delay_ms=600_000)
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda i: stream(server.stub(), [settings(), frame(FRAMES[i])]), range(4)))
+    assert [r[0].width for r in replies] == [40] * 4
+    assert server.metric("styletransfer_batch_size_count") == 1 and server.metric("styletransfer_batch_size_sum") == 4
 
 
 def test_eight_concurrent_streams_keep_the_server_healthy(server) -> None:
