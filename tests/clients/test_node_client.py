@@ -53,3 +53,19 @@ def test_node_client_reports_invalid_argument(server, node_client: Path, tmp_pat
     assert result.returncode == 1
     assert "INVALID_ARGUMENT" in result.stderr and "alpha" in result.stderr
     assert result.stdout == "" and not out.exists()
+
+
+def test_node_stream_example_stylizes_frames_and_reports_a_bad_one(server, node_client: Path,
+                                                                    tmp_path: Path) -> None:
+    content, style = write_images(tmp_path)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    script = node_client.with_name("stream.js")
+    result = run_client(script, server.target, str(style), str(tmp_path), str(content), str(bad), str(content))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"frame 0: {tmp_path / '0.jpg'} 40x30 ")
+    assert lines[1].startswith("frame 1: INVALID_ARGUMENT frame.image")
+    assert lines[2].startswith("frame 2: ") and len(lines) == 3
+    with Image.open(tmp_path / "2.jpg") as image:
+        assert image.format == "JPEG" and image.size == (40, 30)
