@@ -5,13 +5,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 if TYPE_CHECKING:
@@ -157,3 +163,36 @@ def read_reply(sock: socket.socket) -> RawReply:
             while chunk := sock.recv(65536):
                 body += chunk
     return RawReply(int(status_line.split()[1]), headers, body)
+
+
+@contextlib.contextmanager
+def server_process(args: Sequence[str], port: int, log: Path, *, cwd: Path | None = None,
+                   env: Mapping[str, str] | None = None, timeout: float = 300) -> Iterator[subprocess.Popen]:
+    """``python -m server ARGS`` in its own process, serving gRPC on 127.0.0.1:``port`` (``ARGS`` must say so), its
+    output in ``log``. Yields once its health is SERVING (failing with the log's tail if it exits first); at the end
+    it is stopped with SIGTERM, and killed if it has not drained within a minute."""
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=cwd, stdout=out, stderr=out,
+                                env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"})
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def serving() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    try:
+        wait_for(serving, timeout=timeout)
+        yield proc
+    finally:
+        channel.close()
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from clients import StyleClient, StyleTransferError
-from tests.helpers import encode, free_port, make_image, wait_for
+from tests.helpers import encode, free_port, make_image, server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -115,33 +114,10 @@ def make_run_server(folder: Path) -> Iterator[ServerProcess]:
     port, http_port, metrics_port = free_port(), free_port(), free_port()
     log = folder / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLETRANSFER_")}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--data-dir", str(folder / "data"), "--http-port", str(http_port),
-             "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)],
-            cwd=ROOT, stdout=out, stderr=out, env={**env, "PYTHONUNBUFFERED": "1"})
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    health = health_pb2_grpc.HealthStub(channel)
-
-    def serving() -> bool:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-        except grpc.RpcError:
-            return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-    try:
-        wait_for(serving, timeout=300)
+    args = ["--data-dir", str(folder / "data"), "--http-port", str(http_port), "--host", "127.0.0.1",
+            "--port", str(port), "--metrics-port", str(metrics_port)]
+    with server_process(args, port, log, cwd=ROOT, env=env):
         yield ServerProcess(f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", log)
-    finally:
-        channel.close()
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
