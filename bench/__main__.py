@@ -30,7 +30,14 @@ import torch  # noqa: E402
 
 from bench import report  # noqa: E402
 from bench.backends import backends_table, bench_backends  # noqa: E402
-from bench.compute import attainable_gflops, measure_compute, measure_magenta, sample_seconds, test_image  # noqa: E402
+from bench.compute import (  # noqa: E402
+    attainable_gflops,
+    measure_compute,
+    measure_magenta,
+    measure_presets,
+    sample_seconds,
+    test_image,
+)
 from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results  # noqa: E402
 from bench.quality import measure_quality, quality_table  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
@@ -158,6 +165,9 @@ SECTIONS: list[Section] = [
     Section("magenta", "the Magenta family's stylize at 256/512 px, inline and cached style",
             lambda run: measure_magenta([256] if run.args.quick else [256, 512], run.args.device,
                                         run.results.get("compute")), report.magenta_table),
+    Section("presets", "the presets model beside Magenta at 256/512 px, interleaved",
+            lambda run: measure_presets([256, 512], run.args.device, 3 if run.args.quick else 10),
+            report.presets_table),
     Section("serving", "serving through gRPC at 1, 4 and 16 clients",
             lambda run: bench_serving(run.model, run.args.quick), report.serving_table),
     Section("streaming", "StylizeStream frames per second at 256/512 px, EVERY_FRAME and LIVE, against unary",

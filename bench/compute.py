@@ -20,6 +20,7 @@ __all__ = [
     "attainable_gflops",
     "measure_compute",
     "measure_magenta",
+    "measure_presets",
     "median_seconds",
     "sample_seconds",
     "test_image",
@@ -116,4 +117,29 @@ def measure_magenta(sizes: list[int], device: str, adain: list[dict] | None = No
             run = functools.partial(model.stylize, content, [source], StylizeOptions(style_size=style_size))
             rows.append({"size": size, "style": kind, "seconds": median_seconds(run, repeats),
                          "adain_seconds": adain_seconds.get((size, kind)), "device": model.info.device})
+    return rows
+
+
+def measure_presets(sizes: list[int], device: str, repeats: int = 10) -> list[dict]:
+    """Times the presets model (one preset) beside Magenta (a stored style code, its fastest path) on the same
+    content, the two interleaved call by call so that a change in the machine's speed during the run hits both;
+    the ratio is the median of the per-pair ratios."""
+    from model.magenta import MagentaModel  # lazily: onnxruntime loads only for this section
+    from model.presets import PresetsModel
+
+    presets, magenta = PresetsModel.load(device=device), MagentaModel.load(device=device)
+    preset = StyleSource(code=presets.presets[19].code, preset=True)
+    code = StyleSource(code=magenta.encode_style(test_image(256, seed=1), style_size=256))
+    rows = []
+    for size in sizes:
+        content = test_image(size, seed=2)
+        runs = (functools.partial(presets.stylize, content, [preset]),
+                functools.partial(magenta.stylize, content, [code], StylizeOptions(style_size=256)))
+        for run in runs:
+            run()  # warm-up
+        pairs = [tuple(sample_seconds(run, 1, warmup=0)[0] for run in runs) for _ in range(repeats)]
+        rows.append({"size": size, "presets_seconds": statistics.median(p for p, _ in pairs),
+                     "magenta_seconds": statistics.median(m for _, m in pairs),
+                     "ratio": statistics.median(p / m for p, m in pairs), "repeats": repeats,
+                     "device": presets.info.device})
     return rows

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["attainable_table", "can_chart", "compute_table", "gatys_table", "magenta_table", "memory_table",
-           "serving_table", "targets", "write_chart", "write_markdown"]
+           "presets_table", "serving_table", "targets", "write_chart", "write_markdown"]
 
 
 def _compute_row(results: dict, size: int, style: str) -> dict | None:
@@ -71,6 +71,14 @@ def magenta_table(magenta: list[dict]) -> list[str]:
     for r in magenta:
         adain = f"{r['adain_seconds']:.3f}" if r.get("adain_seconds") is not None else "not measured"
         lines.append(f"| {r['size']} px | {r['style']} | {r['seconds']:.3f} | {adain} |")
+    return lines
+
+
+def presets_table(presets: list[dict]) -> list[str]:
+    lines = ["| content | presets s / image | Magenta s / image (stored style) | presets / Magenta |",
+             "|---|---|---|---|"]
+    for r in presets:
+        lines.append(f"| {r['size']} px | {r['presets_seconds']:.3f} | {r['magenta_seconds']:.3f} | {r['ratio']:.2f} |")
     return lines
 
 

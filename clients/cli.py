@@ -63,7 +63,8 @@ def _global_flags(parser: argparse.ArgumentParser) -> None:
 def _stylize_flags(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stylize", help="stylize an image (AdaIN)")
     p.add_argument("content", help="content image path")
-    p.add_argument("styles", nargs="+", metavar="STYLE", help="style image path, or id:<style_id>")
+    p.add_argument("styles", nargs="+", metavar="STYLE", help="style image path, or id:<style_id> (a registered "
+                   "style, or a preset from `styles list`, which picks its model)")
     p.add_argument("-o", "--output", required=True, help="output path (.png, .jpg, .webp)")
     p.add_argument("--alpha", type=float, help="style strength in [0, 1] (default 1)")
     p.add_argument("--weights", help="comma-separated weights, one per style")
@@ -78,6 +79,8 @@ def _stylize_flags(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality", type=int, default=0)
     p.add_argument("--flatten-alpha", action="store_true",
                    help="return an opaque image even when the content is transparent (PNG/WebP keep alpha otherwise)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compute the image even when the server holds an identical request's (e.g. to time it)")
 
 
 def _video_flags(sub: argparse._SubParsersAction) -> None:
@@ -110,9 +113,9 @@ def _style_flags(sub: argparse._SubParsersAction) -> None:
     put.add_argument("image")
     put.add_argument("--name", default="")
     put.add_argument("--style-size", type=int)
-    styles.add_parser("list", help="list registered styles")
-    for action in ("get", "delete"):
-        styles.add_parser(action).add_argument("style_id")
+    styles.add_parser("list", help="list the models' built-in presets, then registered styles")
+    styles.add_parser("get", help="show one style").add_argument("style_id")
+    styles.add_parser("delete", help="delete a registered style (presets are read-only)").add_argument("style_id")
 
 
 def _job_flags(sub: argparse._SubParsersAction) -> None:
@@ -241,9 +244,10 @@ def _cmd_stylize(client: StyleClient, args: argparse.Namespace) -> None:
     result = client.stylize(args.content, [_style_arg(s) for s in args.styles], alpha=args.alpha, weights=weights,
                             masks=masks, preserve_color=args.preserve_color or False, content_size=args.content_size,
                             style_size=args.style_size, model=args.model, output_format=fmt, quality=args.quality,
-                            flatten_alpha=args.flatten_alpha)
+                            flatten_alpha=args.flatten_alpha, skip_response_cache=args.no_cache)
     result.save(args.output)
     note = " (UNTRAINED random weights)" if result.untrained else ""
+    note += " (from the server's response cache)" if result.cached else ""
     print(f"{args.output}: {result.width}x{result.height} {result.mime_type}, model {result.model}{note}, "
           f"{result.timing['total_ms']:.0f} ms")
 
@@ -294,7 +298,9 @@ def _write_frames(results: Iterator[FrameResult], sink: FrameSink, total: int | 
 
 def _describe_style(style: StyleInfo) -> str:
     """A style as ``styles list`` and ``get`` print it: id, the stored image's size, the shorter side models encode
-    it at (0: its own size), name."""
+    it at (0: its own size), name; a preset instead says which model it belongs to."""
+    if style.builtin:
+        return f"{style.style_id}  preset of {style.model}, read-only  {style.display_name}"
     return f"{style.style_id}  {style.width}x{style.height}  style size {style.style_size}  {style.display_name}"
 
 
@@ -325,6 +331,9 @@ def _describe_model(m: ModelInfo) -> list[str]:
     address = f" ({m.family}/{m.version})" if m.family else ""  # an older server says no family
     hashes = "".join(f"  {role} {digest[:12]}" for role, digest in sorted(m.weights_sha256.items()))
     lines = [f"{m.name}{address}{flags}  {m.device}/{m.dtype}{hashes}"]
+    if m.masks:  # an older server says nothing of masks or presets
+        kind = "its built-in presets only (styles list)" if not m.style_images else "style images"
+        lines.append(f"    takes {kind}; masks {m.masks}")
     if m.provenance:
         lines.append("    " + ", ".join(f"{role}: {source}" for role, source in sorted(m.provenance.items())))
     facts = [f"{label} {m.metadata[key]}" for key, label in _TRAINING_FACTS if m.metadata.get(key)]

@@ -130,16 +130,20 @@ class StylizeResult(_EncodedImage):
     untrained: bool
     request_id: str
     timing: dict[str, float] = field(default_factory=dict)
+    cached: bool = False  # served from the server's response cache (an identical request computed it)
 
 
 @dataclass(frozen=True)
 class StyleInfo:
     style_id: str
     display_name: str
-    width: int
+    width: int  # 0 for presets, which have no image
     height: int
     style_size: int
     size_bytes: int
+    builtin: bool = False  # a model's built-in preset: read-only, used with its model only
+    model: str = ""  # the model a preset belongs to; empty for registered styles
+    thumbnail: bytes = b""  # a JPEG for galleries, at most 160 px a side
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ class ModelInfo:
     provenance: dict[str, str] = field(default_factory=dict)  # role -> file path, package or "random(seed=N)"
     trained: bool = False  # made by a Train job: delete_model may remove it
     problem: str = ""  # why the model cannot be used; empty when it can
+    masks: str = ""  # "native" or "composited": how the model honours masks
+    style_images: bool = True  # False: it renders only its built-in presets (list_styles: builtin, model)
 
 
 @dataclass(frozen=True)
@@ -470,17 +476,22 @@ class StyleClient:
         output_format: str = "png",
         quality: int = 0,
         flatten_alpha: bool = False,
+        skip_response_cache: bool = False,
         timeout: float | None = None,
     ) -> StylizeResult:
-        """Stylizes ``content`` with one style or several (blended by ``weights``, optionally masked).
+        """Stylizes ``content`` with one style or several (blended by ``weights``, optionally masked). A style is an
+        image or a ``StyleRef`` (a registered style or a built-in preset, which picks its model when ``model`` is
+        empty).
 
-        A transparent content keeps its alpha channel in PNG and WebP results unless ``flatten_alpha``."""
-        request = _fill(pb.StylizeRequest(content=_image_bytes(content)), style, alpha=alpha, weights=weights,
-                        masks=masks, preserve_color=preserve_color, content_size=content_size, style_size=style_size,
-                        model=model, output_format=output_format, quality=quality, flatten_alpha=flatten_alpha)
+        A transparent content keeps its alpha channel in PNG and WebP results unless ``flatten_alpha``.
+        ``skip_response_cache`` makes the server compute the image even when it holds an identical request's."""
+        request = _fill(pb.StylizeRequest(content=_image_bytes(content), skip_response_cache=skip_response_cache),
+                        style, alpha=alpha, weights=weights, masks=masks, preserve_color=preserve_color,
+                        content_size=content_size, style_size=style_size, model=model, output_format=output_format,
+                        quality=quality, flatten_alpha=flatten_alpha)
         reply = self._call("Stylize", request, timeout)
         return StylizeResult(reply.image, reply.mime_type, reply.width, reply.height, reply.model, reply.untrained,
-                             reply.request_id, _timing(reply.timing))
+                             reply.request_id, _timing(reply.timing), reply.cached)
 
     def stylize_stream(
         self,
@@ -525,7 +536,7 @@ class StyleClient:
     @staticmethod
     def _style(message: pb.Style) -> StyleInfo:
         return StyleInfo(message.style_id, message.display_name, message.width, message.height, message.style_size,
-                         message.size_bytes)
+                         message.size_bytes, message.builtin, message.model, message.thumbnail)
 
     def put_style(self, image: ImageInput, *, style_size: int | None = None, display_name: str = "") -> StyleInfo:
         request = pb.PutStyleRequest(image=_image_bytes(image), display_name=display_name)
@@ -537,6 +548,7 @@ class StyleClient:
         return self._style(self._call("GetStyle", pb.GetStyleRequest(style_id=style_id)))
 
     def list_styles(self, page_size: int = 100) -> Iterator[StyleInfo]:
+        """Every style: the served models' built-in presets first (``builtin``, ``model``), then registered ones."""
         token = ""
         while True:
             reply = self._call("ListStyles", pb.ListStylesRequest(page_size=page_size, page_token=token))
@@ -546,13 +558,15 @@ class StyleClient:
                 return
 
     def delete_style(self, style_id: str) -> None:
+        """Removes a registered style; a built-in preset is refused (FAILED_PRECONDITION)."""
         self._call("DeleteStyle", pb.DeleteStyleRequest(style_id=style_id))
 
     def models(self) -> list[ModelInfo]:
         reply = self._call("ListModels", pb.ListModelsRequest())
         return [ModelInfo(m.name, m.encoder_source, m.decoder_source, m.encoder_sha256, m.decoder_sha256, m.device,
                           m.dtype, m.untrained, m.is_default, dict(m.metadata), m.family, m.version,
-                          dict(m.weights_sha256), dict(m.provenance), m.trained, m.problem) for m in reply.models]
+                          dict(m.weights_sha256), dict(m.provenance), m.trained, m.problem, m.masks, m.style_images)
+                for m in reply.models]
 
     def delete_model(self, name: str) -> None:
         """Removes a model a Train job made (by name or "family/version"); the server refuses a built-in one

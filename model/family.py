@@ -26,13 +26,15 @@ from safetensors.torch import save as save_safetensors
 
 from model.errors import IncompatibleModelError, InvalidOptionError
 from model.network import StopCheck
-from model.options import Capabilities, ColorMode, StylizeOptions
+from model.options import Capabilities, ColorMode, MaskMode, StylizeOptions
 
 __all__ = [
     "BatchItem",
     "Capabilities",
     "ColorMode",
+    "MaskMode",
     "ModelInfo",
+    "Preset",
     "StyleCode",
     "StyleModel",
     "StyleSource",
@@ -100,11 +102,12 @@ class StyleSource:
     code: StyleCode | None = None
     weight: float = 1.0
     mask: Image.Image | None = None  # grayscale; white is where this style applies
+    preset: bool = False  # ``code`` is one of the model's built-in presets (:class:`Preset`)
 
     @property
     def spec(self) -> StyleSpec:
         return StyleSpec("image" if self.image is not None else "code" if self.code is not None else "none",
-                         self.weight, self.mask is not None)
+                         self.weight, self.mask is not None, self.preset)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class StyleSpec:
     source: Literal["image", "code", "none"]
     weight: float = 1.0
     masked: bool = False
+    preset: bool = False  # one of the model's built-in presets (its code comes with the model, not from an image)
 
 
 @dataclass(frozen=True)
@@ -144,12 +148,25 @@ class ModelInfo:
         return f"{self.family}/{self.version}"
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A style trained into a model's weights: it has no image, its code comes with the model, and it is read-only.
+
+    Servers list presets beside registered styles; ``style_id`` is stable across releases and never 32 hex digits
+    (a registered style's id), so the two kinds cannot collide."""
+
+    style_id: str
+    display_name: str
+    code: StyleCode
+
+
 @runtime_checkable
 class StyleModel(Protocol):
     """What the server needs of a model. Implementations are safe to call from several inference threads."""
 
     info: ModelInfo
     capabilities: Capabilities
+    presets: Sequence[Preset]  # the styles built into the weights (most families have none)
 
     @property
     def code_identity(self) -> str:
@@ -200,8 +217,9 @@ def check_request(info: ModelInfo, capabilities: Capabilities, styles: Sequence[
             raise InvalidOptionError(f"styles[{i}]", "CORAL colour preservation needs the style image")
         if not math.isfinite(style.weight) or style.weight < 0:
             raise InvalidOptionError(f"styles[{i}].weight", f"must be a finite number >= 0, got {style.weight!r}")
-        if style.masked and not capabilities.masks:
-            raise _unsupported(f"styles[{i}].mask", info, "masks")
+        if not capabilities.style_images and not style.preset:
+            raise _unsupported(f"styles[{i}]", info, "style images (inline or registered); it renders only its "
+                               "built-in presets, which ListStyles lists with this model")
     total = sum(style.weight for style in styles)
     if total <= 0:
         raise InvalidOptionError("styles.weight", "at least one style weight must be positive")

@@ -30,6 +30,7 @@ __all__ = [
     "decode_mask",
     "encode_image",
     "image_to_tensor",
+    "pad_bottom_right",
     "probe_image",
     "resize_shorter",
     "resized_size",
@@ -170,6 +171,21 @@ def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
     short, long = min(width, height), max(width, height)
     new_short, new_long = size, int(size * long / short)  # torchvision's rounding (truncation) of the long side
     return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def pad_bottom_right(pixels: np.ndarray, multiple: int, minimum: int, *, axes: tuple[int, int]) -> np.ndarray:
+    """Mirror-pads the (height, width) ``axes`` at the bottom and right to multiples of ``multiple``, at least
+    ``minimum``: what fully convolutional networks with strided convolutions need to return the input's size after
+    cropping (the caller crops the output back).
+
+    ``symmetric`` (edge pixel repeated) is defined for any pad, even wider than a 1-px image; ``reflect`` is not."""
+    pads = [(0, 0)] * pixels.ndim
+    for axis in axes:
+        side = pixels.shape[axis]
+        pads[axis] = (0, max(minimum, -(-side // multiple) * multiple) - side)
+    if all(after == 0 for _, after in pads):
+        return pixels
+    return np.pad(pixels, pads, mode="symmetric")
 
 
 def image_to_tensor(img: Image.Image) -> torch.Tensor:

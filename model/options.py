@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Capabilities", "ColorMode", "StylizeOptions"]
+__all__ = ["Capabilities", "ColorMode", "MaskMode", "StylizeOptions"]
 
 
 class ColorMode(enum.StrEnum):
@@ -18,6 +18,13 @@ class ColorMode(enum.StrEnum):
     NONE = "none"
     CORAL = "coral"  # recolour the style image to the content's colour statistics before encoding it
     LUMINANCE = "luminance"  # keep the content's chrominance (YIQ); take the stylized luminance
+
+
+class MaskMode(enum.StrEnum):
+    """How a family honours per-style masks."""
+
+    NATIVE = "native"  # inside the network (AdaIN: each region's own statistics)
+    COMPOSITED = "composited"  # model.masks renders each masked style alone and blends the outputs by the masks
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class StylizeOptions:
 class Capabilities:
     """What a family supports beyond the common options, and its limits; the request check refuses the rest by name."""
 
-    masks: bool = False  # per-style spatial masks
+    masks: MaskMode = MaskMode.COMPOSITED  # per-style spatial masks: inside the network, or by compositing outputs
+    style_images: bool = True  # encodes arbitrary style images; False: only its built-in presets
     colors: frozenset[ColorMode] = frozenset(ColorMode)  # colour preservation modes
     tiling: bool = False  # tile_size > 0 processes large contents in tiles
     batching: bool = False  # stylize_batch runs several same-size items in one pass (pays on GPUs)

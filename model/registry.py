@@ -10,10 +10,11 @@ from __future__ import annotations
 from model.adain.declaration import DECLARATION as ADAIN
 from model.declaration import Family
 from model.magenta.declaration import DECLARATION as MAGENTA
+from model.presets.declaration import DECLARATION as PRESETS
 
 __all__ = ["FAMILIES", "family_named"]
 
-FAMILIES: tuple[Family, ...] = (ADAIN, MAGENTA)
+FAMILIES: tuple[Family, ...] = (ADAIN, MAGENTA, PRESETS)
 
 
 def family_named(name: str, families: tuple[Family, ...] = FAMILIES) -> Family | None:

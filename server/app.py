@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Callable, Sequence
 
 import grpc
@@ -38,6 +39,7 @@ from server.jobs.train_runner import TrainRunner
 from server.limits import Scheduler, StreamAdmission, plan_threads
 from server.metrics import Metrics
 from server.models import ModelRegistry
+from server.presets import PresetCatalogue
 from server.runtime import Runtime
 from server.service import StyleTransferService
 from server.style_cache import LRUCache
@@ -82,6 +84,7 @@ def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics
                              trained_cache=config.trained_models_cached, on_list=metrics.set_models)
     runtime = Runtime(
         config=config, metrics=metrics, models=registry, styles=StyleStore(data / "styles"),
+        presets=PresetCatalogue(models),
         scheduler=Scheduler(workers, threads, config.max_queue, metrics),
         streams=StreamAdmission(config.stream_max_concurrent, metrics),
         registered_codes=LRUCache(1024, on_hit=metrics.style_cache_hits.labels("registered").inc,
@@ -187,6 +190,8 @@ class Server:
             # jobs may be other replicas' and come back only when their leases run out.
             await asyncio.to_thread(self._start_jobs)
         await asyncio.to_thread(self.runtime.models.list)  # model_info for the trained models too
+        if len(self.runtime.presets):  # their thumbnails, so that the first listing need not render them
+            threading.Thread(target=self.runtime.presets.warm, name="preset-thumbnails", daemon=True).start()
         self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
         if self._metrics_http is not None:
             self.metrics_port = self._metrics_http.server_address[1]

@@ -21,12 +21,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.declaration import Family, TrainedModel
 from model.errors import Unavailable, WeightsError
-from model.family import ModelInfo, StyleModel
+from model.family import Capabilities, ModelInfo, StyleModel
 from model.pins import sha256_file
 from model.registry import FAMILIES
 from server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -48,6 +48,7 @@ class ModelEntry:
     create_time: float
     trained: bool  # a trained model's folder: DeleteModel may remove it
     problem: str = ""  # why the model cannot be used (e.g. an unreadable checkpoint); empty when it can
+    capabilities: Capabilities = field(default_factory=Capabilities)  # a trained model's: its family's served ones'
 
 
 class ModelRegistry:
@@ -248,15 +249,18 @@ class ModelRegistry:
         """A trained model's entry from its metadata (its family may read file headers); problems are its own."""
         try:
             record, family = self._record(folder)
-            info = family.trained.info(record, self._builtins_of(family))
-            return ModelEntry(info, False, record.create_time, True)
+            builtins = self._builtins_of(family)
+            info = family.trained.info(record, builtins)
+            capabilities = next((m.capabilities for m in builtins), Capabilities())
+            return ModelEntry(info, False, record.create_time, True, capabilities=capabilities)
         except Exception as exc:
             info = ModelInfo(folder.name, self._family_name(folder), folder.name, {}, {})
             return ModelEntry(info, False, 0.0, True, problem=f"{type(exc).__name__}: {exc}")
 
     def list(self, *, notify: bool = True) -> list[ModelEntry]:
         """Built-in models (the default first), then trained ones by name."""
-        entries = [ModelEntry(m.info, m is self._default, self._started, False) for m in self._builtin.values()]
+        entries = [ModelEntry(m.info, m is self._default, self._started, False, capabilities=m.capabilities)
+                   for m in self._builtin.values()]
         entries.sort(key=lambda e: not e.is_default)
         folders = sorted(p for p in self._dir.iterdir() if MODEL_NAME.match(p.name) and self._is_trained(p))
         entries += [self._trained_entry(f) for f in folders]

@@ -10,6 +10,7 @@ from server.config import Config
 from server.limits import Scheduler, StreamAdmission
 from server.metrics import Metrics
 from server.models import ModelRegistry
+from server.presets import PresetCatalogue
 from server.style_cache import LRUCache
 from server.styles import StyleStore
 
@@ -22,6 +23,7 @@ class Runtime:
     metrics: Metrics
     models: ModelRegistry
     styles: StyleStore
+    presets: PresetCatalogue  # the built-in models' presets, listed beside ``styles``
     scheduler: Scheduler
     registered_codes: LRUCache[StyleCode]  # (style_id, code producer) -> codes of registered styles
     inline_codes: LRUCache[StyleCode]  # (image sha, style size, code producer) -> codes of inline styles

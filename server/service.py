@@ -22,6 +22,7 @@ from server.errors import DataLoss, InvalidArgument, server_stream, unary
 from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
 from server.models import ModelEntry
+from server.presets import PRESETS_TOKEN, PresetCatalogue, model_for
 from server.runtime import Runtime
 from server.stream import StreamSession
 from server.styles import StyleRecord, StyleStore, style_id_for
@@ -60,7 +61,8 @@ class StylizeRpcs(_Base):
     @unary
     async def Stylize(self, request: pb.StylizeRequest, context: grpc.aio.ServicerContext) -> pb.StylizeResponse:
         received = time.perf_counter()
-        model = await asyncio.to_thread(self.runtime.models.get, request.model)  # may load a trained model
+        # The request's presets choose their model; else the named one (may load a trained model).
+        model = await asyncio.to_thread(model_for, self.runtime.presets, request, self.runtime.models.get)
         options = check_stylize_request(request, self.runtime, model)
         timed = await self._schedule(run_stylize(self.runtime, model, request, options), context)
         out = timed.value
@@ -96,6 +98,34 @@ async def _with_thumbnails(styles: StyleStore, records: list[StyleRecord]) -> li
     return [_style_message(r, t) for r, t in zip(records, thumbnails, strict=True)]
 
 
+async def _presets_with_thumbnails(presets: PresetCatalogue, style_ids: list[str]) -> list[pb.Style]:
+    """Preset messages with their thumbnails (rendered off the event loop the first time)."""
+    thumbnails = await asyncio.to_thread(lambda: [presets.thumbnail(i) for i in style_ids])
+    return [presets.message(i, t) for i, t in zip(style_ids, thumbnails, strict=True)]
+
+
+def _list_page(presets: PresetCatalogue, styles: StyleStore, page_size: int, token: str
+               ) -> tuple[list[str], list[StyleRecord], str]:
+    """A ListStyles page: presets first, then registered styles. Tokens ``presets:<n>`` continue the presets at
+    ``n`` (``n`` = their count: the registered styles from their first); others are the style store's."""
+    ids = [e.preset.style_id for e in presets.entries()]
+    if token and not token.startswith(PRESETS_TOKEN):
+        records, following = styles.list(page_size, token)
+        return [], records, following
+    try:
+        offset = int(token.removeprefix(PRESETS_TOKEN) or 0)
+    except ValueError:
+        raise InvalidArgument("page_token is not a token this server issued") from None
+    page = ids[offset : offset + page_size]
+    if offset + len(page) < len(ids):
+        return page, [], f"{PRESETS_TOKEN}{offset + len(page)}"
+    room = page_size - len(page)
+    if room == 0:  # the presets filled the page: a token only if registered styles follow
+        return page, [], f"{PRESETS_TOKEN}{len(ids)}" if styles.list(1, "")[0] else ""
+    records, following = styles.list(room, "")
+    return page, records, following
+
+
 class StyleRpcs(_Base):
     @unary
     async def PutStyle(self, request: pb.PutStyleRequest, context: grpc.aio.ServicerContext) -> pb.Style:
@@ -105,6 +135,8 @@ class StyleRpcs(_Base):
         config = self.runtime.config
         size = request.style_size if request.HasField("style_size") else config.default_style_size
         model = self.runtime.models.default if self.runtime.models.default_name else None  # encodes it now
+        if model is not None and not model.capabilities.style_images:
+            model = None  # a presets-only default: each model makes its code on first use
         width, height = probe_image(request.image, field="image", max_pixels=config.max_image_pixels)
         check_style("image", width, height, size, config, model.capabilities.min_side if model is not None else 1)
         style_id = style_id_for(request.image, size)
@@ -121,6 +153,8 @@ class StyleRpcs(_Base):
 
     @unary
     async def GetStyle(self, request: pb.GetStyleRequest, context: grpc.aio.ServicerContext) -> pb.Style:
+        if self.runtime.presets.get(request.style_id) is not None:
+            return (await _presets_with_thumbnails(self.runtime.presets, [request.style_id]))[0]
         record = await asyncio.to_thread(self.runtime.styles.get, request.style_id)
         return (await _with_thumbnails(self.runtime.styles, [record]))[0]
 
@@ -131,14 +165,16 @@ class StyleRpcs(_Base):
             raise InvalidArgument("page_size must be at most 1000")
         # Parsing every style's metadata takes long with thousands of styles: off the event loop (health checks and
         # every other call are answered meanwhile).
-        records, token = await asyncio.to_thread(self.runtime.styles.list, request.page_size or 100,
-                                                 request.page_token)
-        return pb.ListStylesResponse(styles=await _with_thumbnails(self.runtime.styles, records),
-                                     next_page_token=token)
+        presets, records, token = await asyncio.to_thread(_list_page, self.runtime.presets, self.runtime.styles,
+                                                          request.page_size or 100, request.page_token)
+        styles = await _presets_with_thumbnails(self.runtime.presets, presets)
+        styles += await _with_thumbnails(self.runtime.styles, records)
+        return pb.ListStylesResponse(styles=styles, next_page_token=token)
 
     @unary
     async def DeleteStyle(self, request: pb.DeleteStyleRequest, context: grpc.aio.ServicerContext
                           ) -> pb.DeleteStyleResponse:
+        self.runtime.presets.refuse_delete(request.style_id)
         await asyncio.to_thread(self.runtime.styles.delete, request.style_id)
         self.runtime.registered_codes.discard_where(lambda key: key[0] == request.style_id)
         return pb.DeleteStyleResponse()
@@ -153,7 +189,8 @@ def _model_message(entry: ModelEntry) -> pb.ModelInfo:
         encoder_sha256=weights.get("encoder", ""), decoder_sha256=weights.get("decoder", ""), device=info.device,
         dtype=info.dtype, untrained=info.untrained, is_default=entry.is_default, trained=entry.trained,
         problem=entry.problem, metadata={k: str(v) for k, v in info.metadata.items()},
-        create_time=_timestamp(entry.create_time))
+        create_time=_timestamp(entry.create_time), masks=entry.capabilities.masks.value,
+        style_images=entry.capabilities.style_images)
 
 
 class ModelRpcs(_Base):

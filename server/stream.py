@@ -42,6 +42,7 @@ from model.network import StopCheck
 from model.temporal import DEFAULT_STRENGTH, TemporalStabilizer, check_strength
 from server.costs import check_frame
 from server.errors import DeadlineExpired, InvalidArgument, LimitReached, ShuttingDown, status_for
+from server.presets import model_for
 from server.runtime import Runtime
 from server.stylize import Outcome, Output, PostProcess, check_settings, output_of, render, style_sources
 from styletransfer.v1 import style_transfer_pb2 as pb
@@ -220,8 +221,9 @@ class StreamSession:
     async def _settings(self, settings: pb.StreamSettings) -> Plan:
         """Checks a settings message and encodes its styles, once for the frames that follow it (on a worker)."""
         runtime = self._runtime
-        model = await asyncio.to_thread(runtime.models.get, settings.model)  # may load a trained model
         try:
+            # The styles' presets choose their model; else the named one (may load a trained model).
+            model = await asyncio.to_thread(model_for, runtime.presets, settings, runtime.models.get)
             options = check_settings(settings, runtime, model)
             temporal = _temporal_strength(settings.temporal)
             timed = await runtime.scheduler.run(

@@ -24,6 +24,7 @@ from model.images import (
     probe_image,
     resize_shorter,
 )
+from model.masks import render_batch
 from model.network import StopCheck
 from server.costs import check_content, check_finite, check_style, check_style_count
 from server.errors import InvalidArgument, NotFound
@@ -133,14 +134,19 @@ def check_settings(request: Settings, runtime: Runtime, model: StyleModel) -> St
     tile_size = cfg.tile_size if model.capabilities.tiling else 0  # a server setting, not the request's option
     options = StylizeOptions(alpha=alpha, color=color_mode(request.preserve_color, request.color_preservation),
                              content_size=content_size, style_size=style_size, tile_size=tile_size)
-    model.check(_specs(request, options), options)
+    model.check(_specs(request, options, runtime), options)
     return options
 
 
-def _specs(request: Settings, options: StylizeOptions) -> list[StyleSpec]:
-    """What the model will receive: codes, except images under CORAL (its statistics depend on the content)."""
-    source = "image" if options.color is ColorMode.CORAL else "code"
-    return [StyleSpec(source, w, s.HasField("mask")) for s, w in zip(request.styles, _weights(request), strict=True)]
+def _specs(request: Settings, options: StylizeOptions, runtime: Runtime) -> list[StyleSpec]:
+    """What the model will receive: codes, except images under CORAL (its statistics depend on the content);
+    presets are always codes."""
+    specs = []
+    for style, weight in zip(request.styles, _weights(request), strict=True):
+        preset = style.WhichOneof("source") == "style_id" and runtime.presets.get(style.style_id) is not None
+        source = "image" if options.color is ColorMode.CORAL and not preset else "code"
+        specs.append(StyleSpec(source, weight, style.HasField("mask"), preset))
+    return specs
 
 
 def _decode_style(runtime: Runtime, model: StyleModel | None, data: bytes, field: str, style_size: int
@@ -198,6 +204,9 @@ def _style_source(
     if style.HasField("mask"):
         mask = decode_mask(style.mask, field=f"styles[{index}].mask", max_pixels=max_pixels)
     if style.WhichOneof("source") == "style_id":
+        preset = runtime.presets.get(style.style_id)
+        if preset is not None:
+            return StyleSource(code=preset.preset.code, weight=weight, mask=mask, preset=True)
         if options.color is ColorMode.CORAL:
             # CORAL statistics depend on the content, so the stored original is re-encoded at the request's
             # style_size (as an inline image would be).
@@ -225,7 +234,7 @@ def _run_model(runtime: Runtime, model: StyleModel, content: Image.Image, source
     """Directly on this worker, or through the dynamic batcher (GPUs), which runs same-size requests together."""
     if runtime.batcher is None or not model.capabilities.batching:
         runtime.metrics.batch_size.observe(1)
-        return model.stylize_batch([BatchItem(content, tuple(sources), options)], should_stop=stop)[0]
+        return render_batch(model, [BatchItem(content, tuple(sources), options)], should_stop=stop)[0]
     resized = resize_shorter(content, options.content_size)
     item = BatchItem(resized, tuple(sources), replace(options, content_size=0))
     return runtime.batcher.submit((model, item, stop)).result()
@@ -237,7 +246,7 @@ def run_batch(payloads: Sequence[tuple[StyleModel, BatchItem, StopCheck]]) -> li
     live = [(i, p) for i, p in enumerate(payloads) if not p[2]()]
     if live:
         model = live[0][1][0]
-        images = model.stylize_batch([p[1] for _, p in live], should_stop=lambda: all(p[2]() for _, p in live))
+        images = render_batch(model, [p[1] for _, p in live], should_stop=lambda: all(p[2]() for _, p in live))
         for (i, _), image in zip(live, images, strict=True):
             results[i] = image
     return results

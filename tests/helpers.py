@@ -74,6 +74,7 @@ class Gate:
         self._model = model
         self.info = model.info
         self.capabilities = model.capabilities
+        self.presets = model.presets
         self.entered = threading.Semaphore(0)  # one release per call that has started
         self._open = threading.Semaphore(0)
 

@@ -37,6 +37,7 @@ from model.family import (
     BatchItem,
     Capabilities,
     ColorMode,
+    MaskMode,
     ModelInfo,
     StyleCode,
     StyleSource,
@@ -52,10 +53,10 @@ from model.weights import load_decoder_checkpoint, random_decoder_state, sha256_
 
 __all__ = ["BACKENDS", "CAPABILITIES", "FAMILY", "AdaINModel", "adain_info"]
 
-#: AdaIN takes every option: masks (regional AdaIN), all colour modes, tiling, batched passes. Images need a shorter
-#: side of 9 px: the encoder downsamples 8x to relu4_1 and the decoder reflection-pads its feature maps, which needs at
-#: least 2 feature pixels a side (8 px gives 1-pixel features, which cannot be padded).
-CAPABILITIES = Capabilities(masks=True, tiling=True, batching=True, min_side=9)
+#: AdaIN takes every option: masks (regional AdaIN, inside the network), all colour modes, tiling, batched passes.
+#: Images need a shorter side of 9 px: the encoder downsamples 8x to relu4_1 and the decoder reflection-pads its
+#: feature maps, which needs at least 2 feature pixels a side (8 px gives 1-pixel features, which cannot be padded).
+CAPABILITIES = Capabilities(masks=MaskMode.NATIVE, tiling=True, batching=True, min_side=9)
 
 
 def adain_info(name: str, version: str, encoder: tuple[str, str], decoder: tuple[str, str], *,
@@ -97,6 +98,7 @@ class AdaINModel:
         self.encoder_sha256 = encoder_sha256
         self.code_identity = code_identity(FAMILY, encoder_sha256)  # codes are relu4_1 statistics: the encoder's
         self.capabilities = CAPABILITIES
+        self.presets = ()  # arbitrary styles only
         self.device = torch.device(device)
         self.dtype = dtype
         self.encoder = encoder.eval()

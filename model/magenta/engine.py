@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 
 from model.color import coral, transfer_luminance
-from model.images import resize_shorter
+from model.images import pad_bottom_right, resize_shorter
 from model.magenta.declaration import TRAINED_STYLE_SIZE
 from model.magenta.graphs import PREDICT, TRANSFORM, read_graph, with_symbolic_size
 from model.ort import make_session, session_device
@@ -78,19 +78,9 @@ def _to_image(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray((pixels * 255 + 0.5).clip(0, 255).astype(np.uint8), mode="RGB")
 
 
-def _round_up(side: int, multiple: int, minimum: int) -> int:
-    return max(minimum, -(-side // multiple) * multiple)
-
-
 def _padded(pixels: np.ndarray) -> np.ndarray:
     """Mirror-pads (1, H, W, 3) at the bottom and right to multiples of :data:`SIZE_MULTIPLE` (at least 8 px)."""
-    _, height, width, _ = pixels.shape
-    pad_h = _round_up(height, SIZE_MULTIPLE, _MIN_SIDE) - height
-    pad_w = _round_up(width, SIZE_MULTIPLE, _MIN_SIDE) - width
-    if not pad_h and not pad_w:
-        return pixels
-    # ``symmetric`` (edge pixel repeated) is defined for any pad, even wider than a 1-px image; ``reflect`` is not.
-    return np.pad(pixels, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
+    return pad_bottom_right(pixels, SIZE_MULTIPLE, _MIN_SIDE, axes=(1, 2))
 
 
 def prepare_style(image: Image.Image, style_size: int) -> Image.Image:

@@ -2,8 +2,9 @@
 
 Options: weighted blends of any number of styles (inline images or stored codes), ``alpha`` (interpolation from the
 content's own style vector), colour preservation (``luminance``, ``coral``), ``content_size`` and ``style_size``.
-Masks and tiling are refused by name (:data:`CAPABILITIES`): the transfer network has no notion of regions, and
-contents of any size up to the server's limits run whole (see :mod:`model.magenta.engine`).
+Masks are composited (:mod:`model.masks`: the transfer network has no notion of regions); tiling is refused by
+name (:data:`CAPABILITIES`): contents of any size up to the server's limits run whole (see
+:mod:`model.magenta.engine`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from model.family import (
     BatchItem,
     Capabilities,
     ColorMode,
+    MaskMode,
     ModelInfo,
     StyleCode,
     StyleSource,
@@ -41,15 +43,16 @@ from model.magenta.engine import (
     recolour_style,
 )
 from model.magenta.graphs import PREDICT, TRANSFORM
+from model.masks import render_batch
 from model.network import StopCheck
 
 __all__ = ["CAPABILITIES", "FAMILY", "VERSION", "MagentaModel", "magenta_info"]
 
 #: The TF Hub release the bundled graphs were converted from (int8 TFLite, 256 px style input).
 VERSION = "v1-256-int8"
-#: No masks, no tiling, no batched passes (the graphs' batch axis is 1); every colour mode. Contents of any size run
-#: (small ones are mirror-padded, :mod:`model.magenta.engine`), so the smallest side is 1 px.
-CAPABILITIES = Capabilities(masks=False, tiling=False, batching=False, min_side=1)
+#: Masks by compositing, no tiling, no batched passes (the graphs' batch axis is 1); every colour mode. Contents of
+#: any size run (small ones are mirror-padded, :mod:`model.magenta.engine`), so the smallest side is 1 px.
+CAPABILITIES = Capabilities(masks=MaskMode.COMPOSITED, tiling=False, batching=False, min_side=1)
 _VECTOR = "vector"  # the one tensor of a Magenta style code
 
 
@@ -82,6 +85,7 @@ class MagentaModel:
         self._engine = engine
         self.info = magenta_info(name, device=engine.device)
         self.capabilities = CAPABILITIES
+        self.presets = ()  # arbitrary styles only
         self.code_identity = code_identity(FAMILY, PREDICT.sha256, TRANSFORM.sha256)
 
     @classmethod
@@ -105,15 +109,16 @@ class MagentaModel:
 
     def stylize(self, content: Image.Image, styles: Sequence[StyleSource], options: StylizeOptions | None = None,
                 *, should_stop: StopCheck | None = None) -> Image.Image:
-        """Stylizes ``content``; the result has exactly the (resized) content's size. Easy to call for benchmarks:
+        """Stylizes ``content`` (masks honoured); the result has exactly the (resized) content's size. Easy to call
+        for benchmarks:
         ``MagentaModel.load().stylize(content, [StyleSource(style)], StylizeOptions(style_size=256))`` (256: the
         style size the network was trained at, the crispest results)."""
         item = BatchItem(content, tuple(styles), options or StylizeOptions())
-        return self.stylize_batch([item], should_stop=should_stop)[0]
+        return render_batch(self, [item], should_stop=should_stop)[0]
 
     def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None
                       ) -> list[Image.Image]:
-        """Renders each item in turn (the graphs take one image at a time)."""
+        """Renders each item in turn (the graphs take one image at a time); masks are :mod:`model.masks`' work."""
         return [self._stylize_one(item, should_stop) for item in items]
 
     def _stylize_one(self, item: BatchItem, should_stop: StopCheck | None) -> Image.Image:

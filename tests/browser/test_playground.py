@@ -133,8 +133,10 @@ def test_a_trained_model_from_the_list_stylizes(page, console, trained_server, i
     assert console.errors == []
 
 
-def test_a_painted_mask_confines_the_style(page, console, http, images) -> None:
-    open_page(page, http)
+@pytest.mark.parametrize("server_name", ["http", "offline_server"])
+def test_a_painted_mask_confines_the_style(page, console, images, request, server_name: str) -> None:
+    """With masks inside the network (AdaIN) and by compositing (Magenta, the offline default)."""
+    open_page(page, request.getfixturevalue(server_name))
     prepare(page, images)
     page.check("#paint")
     set_range(page, "#brush-size", "60")
@@ -157,6 +159,26 @@ def test_a_painted_mask_confines_the_style(page, console, http, images) -> None:
     everywhere = np.asarray(result_image(page), dtype=np.float32)
     change = np.abs(masked - everywhere).mean(axis=(0, 2))
     assert change[width * 2 // 3:].mean() > 2 * max(change[: width // 10].mean(), 1.0)
+    assert console.errors == []
+
+
+def test_the_gallery_shows_the_presets_and_one_stylizes_with_its_model(page, console, offline_server, images
+                                                                       ) -> None:
+    open_page(page, offline_server)
+    page.wait_for_selector("#gallery .badge")
+    tiles = page.eval_on_selector_all("#gallery button", "bs => bs.map(b => [b.dataset.key, b.textContent])")
+    presets = [(key, text) for key, text in tiles if key.startswith("presets.")]
+    assert len(presets) == 26 and all("preset · presets" in text for _, text in presets)
+    assert page.get_attribute("#gallery img", "src").startswith("data:image/jpeg;base64,")  # the model's render
+    assert page.input_value("#model") == "magenta"
+    page.set_input_files("#content-file", str(images["content"]))
+    page.wait_for_selector("#stack:not([hidden])")
+    page.select_option("#content-size", "0")
+    page.get_by_role("button", name=re.compile("Night Swirls")).click()
+    assert page.input_value("#model") == "presets"  # a preset picks its own model
+    request = stylize(page)
+    assert request["styles"] == [{"styleId": "presets.night-swirls", "weight": 1}] and request["model"] == "presets"
+    assert result_image(page).size == (96, 64) and "presets" in page.text_content("#result-caption")
     assert console.errors == []
 
 

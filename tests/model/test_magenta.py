@@ -164,15 +164,22 @@ def test_coral_brings_the_results_colours_nearer_the_contents(magenta: MagentaMo
     assert colour_gap(ColorMode.CORAL) < colour_gap(ColorMode.NONE)
 
 
-def test_masks_and_tiling_are_refused_naming_the_option_and_the_model(magenta: MagentaModel, style: Image.Image
-                                                                       ) -> None:
-    masked = StyleSource(style, mask=Image.new("L", (8, 8), 255))
-    with pytest.raises(InvalidOptionError, match="magenta") as err:
-        magenta.check([masked.spec], StylizeOptions())
-    assert "mask" in err.value.option
-    with pytest.raises(InvalidOptionError, match="magenta") as err:
-        magenta.stylize(make_image(32, 32), [masked])
-    assert "mask" in err.value.option
+def test_masks_are_composited(magenta: MagentaModel, code: StyleCode) -> None:
+    """No native masks: a white mask renders as no mask, a black one leaves the content, half a mask half of each."""
+    content = make_image(48, 32, seed=2)
+    plain = pixels(magenta.stylize(content, [StyleSource(code=code)]))
+    masked = [pixels(magenta.stylize(content, [StyleSource(code=code, mask=Image.new("L", (8, 8), level))]))
+              for level in (255, 0)]
+    assert np.abs(masked[0] - plain).max() <= 1 and np.abs(masked[1] - pixels(content)).max() <= 1
+    half = np.zeros((32, 48), dtype=np.uint8)
+    half[:, :24] = 255
+    out = pixels(magenta.stylize(content, [StyleSource(code=code, mask=Image.fromarray(half, "L"))]))
+    assert np.abs(out[:, :20] - plain[:, :20]).max() <= 1
+    assert np.abs(out[:, -20:] - pixels(content)[:, -20:]).max() <= 1
+    assert magenta.capabilities.masks == "composited"
+
+
+def test_tiling_is_refused_naming_the_option_and_the_model(magenta: MagentaModel, style: Image.Image) -> None:
     with pytest.raises(InvalidOptionError, match="magenta") as err:
         magenta.check([StyleSource(style).spec], StylizeOptions(tile_size=512))
     assert err.value.option == "tile_size"

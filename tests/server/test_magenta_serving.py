@@ -1,11 +1,10 @@
 """The Magenta family served: listed by ListModels as a trained model with its hashes and provenance, and Stylize
-through gRPC returns exactly what the model returns in-process (inline and registered styles)."""
+through gRPC returns exactly what the model returns in-process (inline and registered styles, masks)."""
 
 from __future__ import annotations
 
 import io
 
-import grpc
 import numpy as np
 import pytest
 from PIL import Image
@@ -72,9 +71,11 @@ def test_a_registered_style_gives_the_same_result_as_inline(served: RunningServe
     assert np.array_equal(pixels(registered.image), pixels(stylize(served).image))
 
 
-def test_a_mask_is_invalid_argument_naming_mask_and_the_model(served: RunningServer) -> None:
-    mask = encode(Image.new("L", CONTENT.size, 255))
-    with pytest.raises(grpc.RpcError) as err:
-        stylize(served, styles=[pb.StyleInput(image=encode(STYLE), mask=mask)])
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "mask" in err.value.details() and "'magenta'" in err.value.details()
+def test_masks_are_composited_as_the_model_does_in_process(served: RunningServer, magenta: MagentaModel) -> None:
+    left = np.zeros((CONTENT.height, CONTENT.width), dtype=np.uint8)
+    left[:, : CONTENT.width // 2] = 255
+    mask = Image.fromarray(left, "L")
+    out = stylize(served, styles=[pb.StyleInput(image=encode(STYLE), mask=encode(mask))])
+    expected = magenta.stylize(CONTENT, [StyleSource(STYLE, mask=mask)], StylizeOptions(style_size=512))
+    assert np.array_equal(pixels(out.image), pixels(expected))
+    assert np.abs(pixels(out.image)[:, -30:] - pixels(CONTENT)[:, -30:]).max() <= 1  # the unmasked half

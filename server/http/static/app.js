@@ -204,7 +204,7 @@ function maskBase64(region) {
 
 // ---- styles -------------------------------------------------------------------------------------------------------
 
-const selected = []; // {key, name, thumb, styleId?, file?}
+const selected = []; // {key, name, thumb, styleId?, model?, image?}
 
 function renderSelected() {
   const list = $("selected");
@@ -251,6 +251,10 @@ function toggleStyle(style) {
   const at = selected.findIndex((s) => s.key === style.key);
   if (at >= 0) selected.splice(at, 1);
   else selected.push({ ...style, weight: 1, region: "all" });
+  if (at < 0 && style.model && $("model").value !== style.model) {
+    $("model").value = style.model; // a preset is rendered by its own model only
+    notice(`${style.name} is a preset of the ${style.model} model: the model is now ${style.model}.`);
+  }
   renderSelected();
   syncGallery();
 }
@@ -273,6 +277,13 @@ function addToGallery(style) {
   const caption = document.createElement("span");
   caption.textContent = style.name;
   button.append(img, caption);
+  if (style.model) {
+    const badge = document.createElement("small");
+    badge.className = "badge";
+    badge.textContent = `preset · ${style.model}`;
+    button.title = `Built-in preset of the ${style.model} model (read-only)`;
+    button.append(badge);
+  }
   button.addEventListener("click", () => toggleStyle(style));
   item.append(button);
   $("gallery").append(item);
@@ -286,7 +297,7 @@ async function loadGallery() {
     for (const style of page.styles) {
       addToGallery({
         key: style.styleId, styleId: style.styleId, name: style.displayName || style.styleId.slice(0, 8),
-        thumb: style.thumbnail ? dataUrl("image/jpeg", style.thumbnail) : "",
+        thumb: style.thumbnail ? dataUrl("image/jpeg", style.thumbnail) : "", model: style.builtin ? style.model : "",
       });
     }
     token = page.nextPageToken;

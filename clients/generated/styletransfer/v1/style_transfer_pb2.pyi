@@ -111,7 +111,7 @@ class Timing(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., decode_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class StylizeRequest(_message.Message):
-    __slots__ = ("content", "styles", "alpha", "preserve_color", "color_preservation", "content_size", "style_size", "model", "output_format", "quality", "flatten_alpha")
+    __slots__ = ("content", "styles", "alpha", "preserve_color", "color_preservation", "content_size", "style_size", "model", "output_format", "quality", "flatten_alpha", "skip_response_cache")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     STYLES_FIELD_NUMBER: _ClassVar[int]
     ALPHA_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class StylizeRequest(_message.Message):
     OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     FLATTEN_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    SKIP_RESPONSE_CACHE_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     styles: _containers.RepeatedCompositeFieldContainer[StyleInput]
     alpha: float
@@ -134,10 +135,11 @@ class StylizeRequest(_message.Message):
     output_format: ImageFormat
     quality: int
     flatten_alpha: bool
-    def __init__(self, content: _Optional[bytes] = ..., styles: _Optional[_Iterable[_Union[StyleInput, _Mapping]]] = ..., alpha: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., color_preservation: _Optional[_Union[ColorPreservation, str]] = ..., content_size: _Optional[int] = ..., style_size: _Optional[int] = ..., model: _Optional[str] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., flatten_alpha: _Optional[bool] = ...) -> None: ...
+    skip_response_cache: bool
+    def __init__(self, content: _Optional[bytes] = ..., styles: _Optional[_Iterable[_Union[StyleInput, _Mapping]]] = ..., alpha: _Optional[float] = ..., preserve_color: _Optional[bool] = ..., color_preservation: _Optional[_Union[ColorPreservation, str]] = ..., content_size: _Optional[int] = ..., style_size: _Optional[int] = ..., model: _Optional[str] = ..., output_format: _Optional[_Union[ImageFormat, str]] = ..., quality: _Optional[int] = ..., flatten_alpha: _Optional[bool] = ..., skip_response_cache: _Optional[bool] = ...) -> None: ...
 
 class StylizeResponse(_message.Message):
-    __slots__ = ("image", "mime_type", "width", "height", "model", "timing", "untrained", "request_id")
+    __slots__ = ("image", "mime_type", "width", "height", "model", "timing", "untrained", "request_id", "cached")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +148,7 @@ class StylizeResponse(_message.Message):
     TIMING_FIELD_NUMBER: _ClassVar[int]
     UNTRAINED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     mime_type: str
     width: int
@@ -154,7 +157,8 @@ class StylizeResponse(_message.Message):
     timing: Timing
     untrained: bool
     request_id: str
-    def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[str] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., untrained: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    cached: bool
+    def __init__(self, image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., model: _Optional[str] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., untrained: _Optional[bool] = ..., request_id: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class TemporalOptions(_message.Message):
     __slots__ = ("enabled", "strength")
@@ -261,7 +265,7 @@ class StylizeStreamResponse(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., image: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., counters: _Optional[_Union[StreamCounters, _Mapping]] = ..., dropped: _Optional[bool] = ..., error: _Optional[_Union[FrameError, _Mapping]] = ..., model: _Optional[str] = ..., untrained: _Optional[bool] = ..., settings_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Style(_message.Message):
-    __slots__ = ("style_id", "display_name", "width", "height", "style_size", "create_time", "size_bytes", "thumbnail")
+    __slots__ = ("style_id", "display_name", "width", "height", "style_size", "create_time", "size_bytes", "thumbnail", "builtin", "model")
     STYLE_ID_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +274,8 @@ class Style(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     style_id: str
     display_name: str
     width: int
@@ -278,7 +284,9 @@ class Style(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     size_bytes: int
     thumbnail: bytes
-    def __init__(self, style_id: _Optional[str] = ..., display_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., style_size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., thumbnail: _Optional[bytes] = ...) -> None: ...
+    builtin: bool
+    model: str
+    def __init__(self, style_id: _Optional[str] = ..., display_name: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., style_size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., size_bytes: _Optional[int] = ..., thumbnail: _Optional[bytes] = ..., builtin: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
 
 class PutStyleRequest(_message.Message):
     __slots__ = ("image", "style_size", "display_name")
@@ -335,7 +343,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "encoder_source", "decoder_source", "encoder_sha256", "decoder_sha256", "device", "dtype", "untrained", "is_default", "metadata", "create_time", "family", "version", "weights_sha256", "provenance", "trained", "problem")
+    __slots__ = ("name", "encoder_source", "decoder_source", "encoder_sha256", "decoder_sha256", "device", "dtype", "untrained", "is_default", "metadata", "create_time", "family", "version", "weights_sha256", "provenance", "trained", "problem", "masks", "style_images")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +382,8 @@ class ModelInfo(_message.Message):
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     TRAINED_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    MASKS_FIELD_NUMBER: _ClassVar[int]
+    STYLE_IMAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder_source: str
     decoder_source: str
@@ -391,7 +401,9 @@ class ModelInfo(_message.Message):
     provenance: _containers.ScalarMap[str, str]
     trained: bool
     problem: str
-    def __init__(self, name: _Optional[str] = ..., encoder_source: _Optional[str] = ..., decoder_source: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., decoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., untrained: _Optional[bool] = ..., is_default: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., weights_sha256: _Optional[_Mapping[str, str]] = ..., provenance: _Optional[_Mapping[str, str]] = ..., trained: _Optional[bool] = ..., problem: _Optional[str] = ...) -> None: ...
+    masks: str
+    style_images: bool
+    def __init__(self, name: _Optional[str] = ..., encoder_source: _Optional[str] = ..., decoder_source: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., decoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., untrained: _Optional[bool] = ..., is_default: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., weights_sha256: _Optional[_Mapping[str, str]] = ..., provenance: _Optional[_Mapping[str, str]] = ..., trained: _Optional[bool] = ..., problem: _Optional[str] = ..., masks: _Optional[str] = ..., style_images: _Optional[bool] = ...) -> None: ...
 
 class DeleteModelRequest(_message.Message):
     __slots__ = ("name",)

@@ -146,21 +146,23 @@ class StyleTransferServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetStyle(self, request, context):
-        """Returns one registered style.
+        """Returns one style: registered, or a built-in preset.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListStyles(self, request, context):
-        """Lists registered styles, oldest first.
+        """Lists styles: the served models' built-in presets first (each model's in its order), then registered styles,
+        oldest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteStyle(self, request, context):
-        """Deletes a registered style and its cached statistics.
+        """Deletes a registered style and its cached statistics. FAILED_PRECONDITION for a built-in preset (it is part of
+        its model's weights).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

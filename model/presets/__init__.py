@@ -1,0 +1,27 @@
+"""The presets family: the 26 styles trained into the bundled ``multistyle26.onnx`` (Dumoulin et al., ICLR 2017).
+
+``declaration`` is what the server reads; ``catalogue`` names the styles (ids and display names, in the network's
+order); ``engine`` runs the network in ONNX Runtime and says what the graph is; ``model`` is the
+:class:`model.family.StyleModel`, whose ``presets`` the server lists beside registered styles. Names are imported on
+first use, so the declaration is read without starting torch or ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    **dict.fromkeys(("CAPABILITIES", "FAMILY", "VERSION", "PresetsModel", "presets_info"), "model.presets.model"),
+    **dict.fromkeys(("CATALOGUE", "ID_PREFIX"), "model.presets.catalogue"),
+    **dict.fromkeys(("MULTISTYLE26", "NUM_STYLES", "PresetsEngine"), "model.presets.engine"),
+    "DECLARATION": "model.presets.declaration",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'model.presets' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
