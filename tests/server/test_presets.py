@@ -177,5 +177,5 @@ def test_the_cli_shows_presets_as_read_only_with_their_model(offline: RunningSer
 def test_a_presets_only_default_model_still_registers_styles(start_server, presets_model, magenta_model) -> None:
     server = start_server(models=[presets_model, magenta_model])
     style = server.stub().PutStyle(pb.PutStyleRequest(image=STYLE, style_size=32), timeout=60)
-    assert (style.width, style.height) == (32, 32)  # kept without a code; Magenta makes its own on first use
+    assert (style.width, style.style_size) == (40, 32)  # kept without a code; Magenta makes its own on first use
     assert stylize(server, pb.StyleInput(style_id=style.style_id), model="magenta").model == "magenta"
