@@ -168,6 +168,8 @@ class Server:
         self.http_port = 0
         self._metrics_http = None
         self._stopping: asyncio.Task | None = None
+        self._warm_stop = threading.Event()  # ends the presets' thumbnail rendering (start) at shutdown
+        self._warming: threading.Thread | None = None
 
     def _register(self) -> None:
         from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
@@ -191,7 +193,9 @@ class Server:
             await asyncio.to_thread(self._start_jobs)
         await asyncio.to_thread(self.runtime.models.list)  # model_info for the trained models too
         if len(self.runtime.presets):  # their thumbnails, so that the first listing need not render them
-            threading.Thread(target=self.runtime.presets.warm, name="preset-thumbnails", daemon=True).start()
+            self._warming = threading.Thread(target=self.runtime.presets.warm, args=(self._warm_stop,),
+                                             name="preset-thumbnails", daemon=True)
+            self._warming.start()
         self._metrics_http = self.metrics.serve(self.config.metrics_host or self.config.host, self.config.metrics_port)
         if self._metrics_http is not None:
             self.metrics_port = self._metrics_http.server_address[1]
@@ -232,6 +236,7 @@ class Server:
 
     async def _stop(self, grace: float) -> None:
         log.info("shutting down: finishing calls in flight (grace %.0f s)", grace)
+        self._warm_stop.set()
         await self.health.enter_graceful_shutdown()
         self.runtime.scheduler.close()
         self.runtime.streams.close()  # streams end after the frame being stylized (server/stream.py)
@@ -241,6 +246,8 @@ class Server:
         if self.gateway is not None:
             await self.gateway.stop()
         self.runtime.scheduler.shutdown()
+        if self._warming is not None:  # at most one render (a fraction of a second) to finish
+            await asyncio.to_thread(self._warming.join)
         if self.runtime.batcher is not None:
             self.runtime.batcher.close(timeout=5)
         if self._metrics_http is not None:

@@ -73,9 +73,12 @@ class PresetCatalogue:
                 self._thumbnails[style_id] = encode_image(image, "jpeg", quality=80)[0]
             return self._thumbnails[style_id]
 
-    def warm(self) -> None:
-        """Makes every thumbnail (at start-up, in the background, so the first listing is quick)."""
+    def warm(self, stop: threading.Event) -> None:
+        """Makes every thumbnail (at start-up, in the background, so the first listing is quick), until ``stop`` is
+        set: the server stops it before exiting, since a thread killed inside ONNX Runtime aborts the process."""
         for style_id in self._entries:
+            if stop.is_set():
+                return
             try:
                 self.thumbnail(style_id)
             except Exception:  # a listing renders it again and reports the failure there

@@ -88,7 +88,7 @@ def test_presets_are_listed_first_read_only_with_their_model_and_thumbnail(offli
     assert [len(p) for p in pages[:2]] == [10, 10] and len(styles) > 26
     assert [s.style_id for s in styles[:26]] == [p.style_id for p in presets_model.presets]
     mine = next(s for s in styles[26:] if s.style_id == registered.style_id)
-    assert not mine.builtin and mine.model == "" and mine.width == 32
+    assert not mine.builtin and mine.model == "" and mine.style_size == 32
     for style in styles[:26]:
         assert style.builtin and style.model == "presets" and (style.width, style.size_bytes) == (0, 0)
         thumbnail = Image.open(io.BytesIO(style.thumbnail))
