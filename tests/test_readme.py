@@ -37,6 +37,7 @@ OUTPUT_FLAG = re.compile(r"(?:-o\s+|>\s*|\.save\(\")([\w-]+\.\w+)")
 # Masks on the default model (Magenta) come with compositing for every family; until then Magenta refuses them.
 # The images the examples read: small, and large enough for Gatys' two scales (each at least 40 px).
 SIZE = (128, 96)
+FRAMES = 6  # frames of the clip and of the folder the video examples read
 MASKS_PENDING = "masks on the default model (Magenta) are refused until masks work for every family"
 
 
@@ -76,7 +77,8 @@ def _params() -> list:
 
 
 def write_inputs(code: str, folder: Path) -> list[str]:
-    """Small images under every name the code reads (masks: a white half), so it runs as printed."""
+    """Small images under every name the code reads (masks: a white half), so it runs as printed; a short clip and
+    a folder of numbered frames where the code reads ``clip.mp4`` or ``frames``."""
     outputs = set(OUTPUT_FLAG.findall(code))
     names = sorted(set(IMAGE_NAME.findall(code)) - outputs)
     for seed, name in enumerate(names):
@@ -86,7 +88,34 @@ def write_inputs(code: str, folder: Path) -> list[str]:
         else:
             image = make_image(*SIZE, seed, "RGBA" if name.endswith(".png") else "RGB")
         image.save(folder / name)
+    if re.search(r"""(?:\s|["'])frames(?:\s|["'])""", code):
+        (folder / "frames").mkdir()
+        for i in range(1, FRAMES + 1):
+            make_image(*SIZE, 100 + i).save(folder / "frames" / f"frame_{i}.png")
+        names.append("frames")
+    if "clip.mp4" in code:
+        _write_clip(folder / "clip.mp4")
+        names.append("clip.mp4")
     return names
+
+
+def _frames_in(video: Path) -> int:
+    import av
+
+    with av.open(str(video)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def _write_clip(path: Path) -> None:
+    """A short H.264 clip of ``FRAMES`` frames at 12 fps."""
+    import av  # the video command's library; only these examples need it
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
+        for i in range(FRAMES):
+            container.mux(stream.encode(av.VideoFrame.from_image(make_image(*SIZE, 100 + i))))
+        container.mux(stream.encode())
 
 
 class BlockFailed(AssertionError):
@@ -186,11 +215,16 @@ def test_readme_block_runs_as_printed(block: Block, readme_server: ServerProcess
         if uses_masks(block) and default_model_refuses_masks(readme_server):
             raise MasksRefused(str(failure)) from failure
         raise
-    written = [p for p in tmp_path.iterdir() if p.suffix in (".png", ".jpg", ".webp") and p.name not in inputs]
+    written = [p for p in tmp_path.iterdir() if p.name not in inputs and not p.name.startswith(".")]
     assert written or "print(" in block.code or "grpcurl" in block.code
     for path in written:
-        with Image.open(path) as image:
-            assert image.size == SIZE, path.name  # every example keeps the content's size
+        if path.suffix in (".png", ".jpg", ".webp"):
+            with Image.open(path) as image:
+                assert image.size == SIZE, path.name  # every example keeps the content's size
+        elif path.suffix in (".mp4", ".webm"):
+            assert _frames_in(path) == FRAMES, path.name
+        elif path.is_dir():
+            assert len(list(path.glob("*.png"))) == FRAMES, path.name
     if "StyleTransferError" in block.code:
         assert stdout.startswith("NOT_FOUND ") and "magenta" in stdout
     if "curl -s -H" in block.code:
@@ -226,3 +260,20 @@ def test_the_start_up_log_says_briefly_what_is_served_and_what_is_missing(readme
     listening = next(i for i, line in enumerate(lines) if line.startswith("serving styletransfer.v1.StyleTransfer on"))
     url = next(i for i, line in enumerate(lines) if line.startswith("HTTP/JSON gateway and playground on http://"))
     assert url > listening  # the URL is printed once the server listens
+
+
+def _normalised(line: str) -> str:
+    """A log line without its time, addresses and numbers (ports, thread counts), which differ between machines."""
+    line = re.sub(r"^\S+ \S+ (?=[A-Z]+ )", "", line)  # the date and time
+    return re.sub(r"\d+", "N", re.sub(r"\b(?:127\.0\.0\.1|0\.0\.0\.0|localhost)\b", "HOST", line))
+
+
+@pytest.mark.slow
+def test_the_readmes_start_up_log_is_what_the_server_prints(readme_server: ServerProcess) -> None:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```console\n", text.index("`make run`'s log says")) + len("```console\n")
+    shown = text[start:text.index("```", start)].splitlines()
+    printed = {_normalised(line) for line in readme_server.log.read_text().splitlines()}
+    if (ROOT / "weights" / "vgg_normalised.pth").is_file():  # this checkout has the AdaIN weights
+        shown = [line for line in shown if "not serving adain" not in line]
+    assert shown and all(_normalised(line) in printed for line in shown), (shown, printed)
