@@ -197,3 +197,31 @@ def server_process(args: Sequence[str], port: int, log: Path, *, cwd: Path | Non
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+CLIP_RATE = 12  # frames per second of write_clip's clips
+
+
+def write_clip(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48), audio: str | None = "aac") -> None:
+    """A small clip: a camera panning over a smooth random scene, and (unless ``audio`` is None) a 440 Hz tone of
+    the clip's length in that codec."""
+    import av  # local: the tests that write no video need no PyAV
+
+    width, height = size
+    scene = make_image(width + 2 * frames, height + frames, seed=3)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=CLIP_RATE)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        sound = out.add_stream(audio, rate=16000, layout="mono") if audio else None
+        for i in range(frames):
+            frame = av.VideoFrame.from_image(scene.crop((2 * i, i, 2 * i + width, i + height)))
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        if sound is not None:
+            t = np.arange(16000 * frames // CLIP_RATE) / 16000
+            tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
+                                              format="fltp", layout="mono")
+            tone.sample_rate, tone.pts = 16000, 0
+            out.mux(sound.encode(tone))
+            out.mux(sound.encode(None))
+        out.mux(stream.encode(None))

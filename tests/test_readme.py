@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from clients import StyleClient, StyleTransferError
-from tests.helpers import encode, free_port, make_image, server_process
+from tests.helpers import encode, free_port, make_image, server_process, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -94,7 +94,7 @@ def write_inputs(code: str, folder: Path) -> list[str]:
             make_image(*SIZE, 100 + i).save(folder / "frames" / f"frame_{i}.png")
         names.append("frames")
     if "clip.mp4" in code:
-        _write_clip(folder / "clip.mp4")
+        write_clip(folder / "clip.mp4", frames=FRAMES, size=SIZE)  # with an audio track, which the video keeps
         names.append("clip.mp4")
     return names
 
@@ -104,18 +104,6 @@ def _frames_in(video: Path) -> int:
 
     with av.open(str(video)) as container:
         return sum(1 for _ in container.decode(video=0))
-
-
-def _write_clip(path: Path) -> None:
-    """A short H.264 clip of ``FRAMES`` frames at 12 fps."""
-    import av  # the video command's library; only these examples need it
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = *SIZE, "yuv420p"
-        for i in range(FRAMES):
-            container.mux(stream.encode(av.VideoFrame.from_image(make_image(*SIZE, 100 + i))))
-        container.mux(stream.encode())
 
 
 class BlockFailed(AssertionError):

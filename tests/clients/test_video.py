@@ -15,32 +15,7 @@ from PIL import Image
 
 from clients import video
 from clients.cli import main as cli
-from tests.helpers import make_image, png_bytes
-
-RATE = 12
-
-
-def write_clip(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48), audio: str | None = "aac") -> None:
-    """A small clip: a camera panning over a smooth random scene, and (unless ``audio`` is None) a 440 Hz tone of
-    the clip's length in that codec."""
-    width, height = size
-    scene = make_image(width + 2 * frames, height + frames, seed=3)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=RATE)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        sound = out.add_stream(audio, rate=16000, layout="mono") if audio else None
-        for i in range(frames):
-            frame = av.VideoFrame.from_image(scene.crop((2 * i, i, 2 * i + width, i + height)))
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        if sound is not None:
-            t = np.arange(16000 * frames // RATE) / 16000
-            tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
-                                              format="fltp", layout="mono")
-            tone.sample_rate, tone.pts = 16000, 0
-            out.mux(sound.encode(tone))
-            out.mux(sound.encode(None))
-        out.mux(stream.encode(None))
+from tests.helpers import CLIP_RATE, make_image, png_bytes, write_clip
 
 
 def probe(path: Path) -> dict:
@@ -73,7 +48,7 @@ def test_a_video_round_trips_with_its_frames_rate_size_and_audio(server, tmp_pat
     write_clip(tmp_path / "clip.mp4")
     assert run(server, str(tmp_path / "clip.mp4"), style, "-o", str(tmp_path / "out.mp4"), "--temporal") == 0
     got, source = probe(tmp_path / "out.mp4"), probe(tmp_path / "clip.mp4")
-    assert (len(got["frames"]), got["rate"], got["size"], got["audio"]) == (8, RATE, (64, 48), "aac")
+    assert (len(got["frames"]), got["rate"], got["size"], got["audio"]) == (8, CLIP_RATE, (64, 48), "aac")
     assert got["audio_seconds"] == pytest.approx(source["audio_seconds"], abs=0.001)  # copied
     difference = np.abs(np.asarray(got["frames"][3], float) - np.asarray(source["frames"][3], float)).mean()
     assert difference > 10  # stylized, not the input passed through
