@@ -136,8 +136,8 @@ def measure_model(stub: StyleTransferStub, model: str, style: bytes, frames: lis
     every_frame(stub, model, style, frames[:2])
     return {"every_frame": every_frame(stub, model, style, frames),
             "every_frame_temporal": every_frame(stub, model, style, frames, temporal=True),
-            "live": live(stub, model, style, frames, seconds=3 if quick else 8),
-            "against_unary": against_unary(stub, model, style, frames[: len(frames) // 2], 1 if quick else 3)}
+            "live": live(stub, model, style, frames, seconds=3 if quick else 6),
+            "against_unary": against_unary(stub, model, style, frames[: len(frames) // 2], 1 if quick else 2)}
 
 
 def _models(stub: StyleTransferStub) -> list[tuple[str, str]]:
@@ -151,7 +151,7 @@ def measure_streaming(quick: bool = False, out: Path | None = None) -> dict:
     when given."""
     result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": _machine(), "load_before": os.getloadavg(),
               "rows": []}
-    count = 6 if quick else 16
+    count = 6 if quick else 10
     style = _jpeg(photo(STYLE, 512, shorter=True))
     with server() as srv:
         for size in SIZES:
