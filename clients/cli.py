@@ -298,10 +298,12 @@ def _write_frames(results: Iterator[FrameResult], sink: FrameSink, total: int | 
 
 def _describe_style(style: StyleInfo) -> str:
     """A style as ``styles list`` and ``get`` print it: id, the stored image's size, the shorter side models encode
-    it at (0: its own size), name; a preset instead says which model it belongs to."""
+    it at (0: its own size; registered without one: each model's own default), name; a preset instead says which
+    model it belongs to."""
     if style.builtin:
         return f"{style.style_id}  preset of {style.model}, read-only  {style.display_name}"
-    return f"{style.style_id}  {style.width}x{style.height}  style size {style.style_size}  {style.display_name}"
+    size = "each model's default" if style.style_size is None else style.style_size
+    return f"{style.style_id}  {style.width}x{style.height}  style size {size}  {style.display_name}"
 
 
 def _cmd_styles(client: StyleClient, args: argparse.Namespace) -> None:
@@ -336,6 +338,10 @@ def _describe_model(m: ModelInfo) -> list[str]:
         lines.append(f"    takes {kind}; masks {m.masks}")
     if m.provenance:
         lines.append("    " + ", ".join(f"{role}: {source}" for role, source in sorted(m.provenance.items())))
+    if m.defaults is not None:
+        d = m.defaults
+        content = d.content_size or "kept"
+        lines.append(f"    defaults: style size {d.style_size}, alpha {d.alpha:g}, content size {content}")
     facts = [f"{label} {m.metadata[key]}" for key, label in _TRAINING_FACTS if m.metadata.get(key)]
     if facts:
         lines.append("    trained on " + ", ".join(facts))

@@ -33,6 +33,7 @@ __all__ = [
     "JobProgress",
     "JobResult",
     "JobState",
+    "ModelDefaults",
     "ModelInfo",
     "StreamCounters",
     "StreamSettings",
@@ -137,13 +138,22 @@ class StylizeResult(_EncodedImage):
 class StyleInfo:
     style_id: str
     display_name: str
-    width: int  # 0 for presets, which have no image
+    width: int  # of the stored image; 0 for presets, which have no image
     height: int
-    style_size: int
+    style_size: int | None  # None: registered without one; each model encodes it at its own default size
     size_bytes: int
     builtin: bool = False  # a model's built-in preset: read-only, used with its model only
     model: str = ""  # the model a preset belongs to; empty for registered styles
     thumbnail: bytes = b""  # a JPEG for galleries, at most 160 px a side
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a model uses for the options a call leaves unset (they differ between families)."""
+
+    style_size: int
+    alpha: float
+    content_size: int
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,7 @@ class ModelInfo:
     problem: str = ""  # why the model cannot be used; empty when it can
     masks: str = ""  # "native" or "composited": how the model honours masks
     style_images: bool = True  # False: it renders only its built-in presets (list_styles: builtin, model)
+    defaults: ModelDefaults | None = None  # None from a server that does not report them
 
 
 @dataclass(frozen=True)
@@ -413,6 +424,13 @@ def _in_order(results: Iterable[FrameResult]) -> Iterator[FrameResult]:
     yield from (early[k] for k in sorted(early))
 
 
+def _defaults(message: pb.ModelInfo) -> ModelDefaults | None:
+    if not message.HasField("defaults"):
+        return None
+    d = message.defaults
+    return ModelDefaults(d.style_size, round(d.alpha, 6), d.content_size)  # alpha travels as a 32-bit float
+
+
 class StyleClient:
     """``with StyleClient("localhost:50051") as client: client.stylize("photo.jpg", "starry.jpg").save("out.png")``."""
 
@@ -535,7 +553,8 @@ class StyleClient:
 
     @staticmethod
     def _style(message: pb.Style) -> StyleInfo:
-        return StyleInfo(message.style_id, message.display_name, message.width, message.height, message.style_size,
+        size = message.style_size if message.HasField("style_size") else None
+        return StyleInfo(message.style_id, message.display_name, message.width, message.height, size,
                          message.size_bytes, message.builtin, message.model, message.thumbnail)
 
     def put_style(self, image: ImageInput, *, style_size: int | None = None, display_name: str = "") -> StyleInfo:
@@ -565,7 +584,8 @@ class StyleClient:
         reply = self._call("ListModels", pb.ListModelsRequest())
         return [ModelInfo(m.name, m.encoder_source, m.decoder_source, m.encoder_sha256, m.decoder_sha256, m.device,
                           m.dtype, m.untrained, m.is_default, dict(m.metadata), m.family, m.version,
-                          dict(m.weights_sha256), dict(m.provenance), m.trained, m.problem, m.masks, m.style_images)
+                          dict(m.weights_sha256), dict(m.provenance), m.trained, m.problem, m.masks, m.style_images,
+                          _defaults(m))
                 for m in reply.models]
 
     def delete_model(self, name: str) -> None:

@@ -142,6 +142,9 @@ class ModelInfo:
     device: str = "cpu"
     dtype: str = "float32"
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # What requests that leave an option unset get from this model: its family's declared defaults
+    # (model.declaration.Family.defaults), e.g. the style size the network was trained at.
+    defaults: StylizeOptions = field(default_factory=StylizeOptions)
 
     @property
     def address(self) -> str:
@@ -177,9 +180,10 @@ class StyleModel(Protocol):
         """Raises InvalidOptionError (naming the option, and the model when it lacks the option) or returns."""
         ...
 
-    def encode_style(self, image: Image.Image, *, style_size: int = 512,
+    def encode_style(self, image: Image.Image, *, style_size: int | None = None,
                      should_stop: StopCheck | None = None) -> StyleCode:
-        """A style image's code, to store and reuse."""
+        """A style image's code, to store and reuse; ``style_size`` None is the model's default
+        (``info.defaults.style_size``)."""
         ...
 
     def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None

@@ -93,7 +93,6 @@ class Config:
     max_output_pixels: int = _opt(16_777_216, "largest stylized output (width x height) after content_size")
     max_style_pixels: int = _opt(2_097_152, "largest style image as encoded, after style_size (width x height; "
                                             "styles are encoded whole, about 0.5 GB of memory per megapixel)")
-    default_style_size: int = _opt(512, "shorter side of inline style images when a request leaves style_size unset")
     max_styles: int = _opt(8, "most styles in one request")
     workers: int = _opt(0, "inference workers running Stylize at once; 0 picks 1 on CPU and 2 on CUDA")
     torch_threads: int = _opt(0, "torch intra-op threads per worker; 0 divides the cores among the workers")
@@ -204,7 +203,7 @@ class Config:
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"--{_flag(name)} must be a finite number of seconds")
         non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "tile_size",
-                        "max_queued_jobs", "job_workers", "default_style_size", "grace_period", "max_connection_age",
+                        "max_queued_jobs", "job_workers", "grace_period", "max_connection_age",
                         "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds", "retain_memory_mb",
                         "stream_max_concurrent", "stream_idle_timeout")
         for name in non_negative:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from model.declaration import Family, TrainedModel
 from model.errors import Unavailable, WeightsError
-from model.family import Capabilities, ModelInfo, StyleModel
+from model.family import Capabilities, ModelInfo, StyleModel, StylizeOptions
 from model.pins import sha256_file
 from model.registry import FAMILIES
 from server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -254,7 +254,10 @@ class ModelRegistry:
             capabilities = next((m.capabilities for m in builtins), Capabilities())
             return ModelEntry(info, False, record.create_time, True, capabilities=capabilities)
         except Exception as exc:
-            info = ModelInfo(folder.name, self._family_name(folder), folder.name, {}, {})
+            family = self._family_name(folder)
+            declared = self._families.get(family)
+            info = ModelInfo(folder.name, family, folder.name, {}, {},
+                             defaults=declared.defaults if declared is not None else StylizeOptions())
             return ModelEntry(info, False, 0.0, True, problem=f"{type(exc).__name__}: {exc}")
 
     def list(self, *, notify: bool = True) -> list[ModelEntry]:

@@ -26,7 +26,7 @@ from server.presets import PRESETS_TOKEN, PresetCatalogue, model_for
 from server.runtime import Runtime
 from server.stream import StreamSession
 from server.styles import StyleRecord, StyleStore, style_id_for
-from server.stylize import check_stylize_request, run_put_style, run_stylize
+from server.stylize import check_stylize_request, registered_size, run_put_style, run_stylize
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
 
@@ -133,12 +133,14 @@ class StyleRpcs(_Base):
             raise InvalidArgument("image: a style image is required")
         check_display_name(request.display_name)
         config = self.runtime.config
-        size = request.style_size if request.HasField("style_size") else config.default_style_size
+        # Without a size, each model encodes the style at its own default size (registered_size).
+        size = request.style_size if request.HasField("style_size") else None
         model = self.runtime.models.default if self.runtime.models.default_name else None  # encodes it now
         if model is not None and not model.capabilities.style_images:
             model = None  # a presets-only default: each model makes its code on first use
         width, height = probe_image(request.image, field="image", max_pixels=config.max_image_pixels)
-        check_style("image", width, height, size, config, model.capabilities.min_side if model is not None else 1)
+        check_style("image", width, height, registered_size(model, size), config,
+                    model.capabilities.min_side if model is not None else 1)
         style_id = style_id_for(request.image, size)
         styles = self.runtime.styles
         with contextlib.suppress(LookupError, DataLoss):  # already registered: idempotent (a damaged one is replaced)
@@ -190,7 +192,9 @@ def _model_message(entry: ModelEntry) -> pb.ModelInfo:
         dtype=info.dtype, untrained=info.untrained, is_default=entry.is_default, trained=entry.trained,
         problem=entry.problem, metadata={k: str(v) for k, v in info.metadata.items()},
         create_time=_timestamp(entry.create_time), masks=entry.capabilities.masks.value,
-        style_images=entry.capabilities.style_images)
+        style_images=entry.capabilities.style_images,
+        defaults=pb.ModelDefaults(style_size=info.defaults.style_size, alpha=info.defaults.alpha,
+                                  content_size=info.defaults.content_size))
 
 
 class ModelRpcs(_Base):

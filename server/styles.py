@@ -39,14 +39,14 @@ class StyleRecord:
     display_name: str
     width: int
     height: int
-    style_size: int
+    style_size: int | None  # None: registered without one, each model encodes it at its own default
     create_time: float
     size_bytes: int
 
 
-def style_id_for(image: bytes, style_size: int) -> str:
+def style_id_for(image: bytes, style_size: int | None) -> str:
     digest = hashlib.sha256(image)
-    digest.update(f":{style_size}".encode())
+    digest.update(f":{'default' if style_size is None else style_size}".encode())
     return digest.hexdigest()[:32]
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "color_mode",
     "output_format",
     "output_of",
+    "registered_size",
     "render",
     "run_stylize",
     "style_code_for_id",
@@ -118,7 +119,8 @@ def check_settings(request: Settings, runtime: Runtime, model: StyleModel) -> St
     cfg = runtime.config
     check_finite(request)
     check_style_count(len(request.styles), cfg)
-    style_size = request.style_size if request.HasField("style_size") else cfg.default_style_size
+    defaults = model.info.defaults  # what the model's family declares for options the request leaves unset
+    style_size = request.style_size if request.HasField("style_size") else defaults.style_size
     for i, style in enumerate(request.styles):
         source = style.WhichOneof("source")
         if source is None or (source == "image" and not style.image) or (source == "style_id" and not style.style_id):
@@ -128,8 +130,8 @@ def check_settings(request: Settings, runtime: Runtime, model: StyleModel) -> St
             check_style(f"styles[{i}].image", width, height, style_size, cfg, model.capabilities.min_side)
         if style.HasField("mask"):
             probe_image(style.mask, field=f"styles[{i}].mask", max_pixels=cfg.max_image_pixels)
-    alpha = request.alpha if request.HasField("alpha") else StylizeOptions.alpha
-    content_size = request.content_size if request.HasField("content_size") else 0
+    alpha = request.alpha if request.HasField("alpha") else defaults.alpha
+    content_size = request.content_size if request.HasField("content_size") else defaults.content_size
     output_of(request)
     tile_size = cfg.tile_size if model.capabilities.tiling else 0  # a server setting, not the request's option
     options = StylizeOptions(alpha=alpha, color=color_mode(request.preserve_color, request.color_preservation),
@@ -167,9 +169,9 @@ def style_code_for_id(runtime: Runtime, model: StyleModel, style_id: str, stop: 
         return cached
     code = _stored_code(runtime, style_id, model.code_identity)
     if code is None:
-        record = runtime.styles.get(style_id)
-        image = _decode_style(runtime, model, runtime.styles.image(style_id), f"style {style_id}", record.style_size)
-        code = model.encode_style(image, style_size=record.style_size, should_stop=stop)
+        size = registered_size(model, runtime.styles.get(style_id).style_size)
+        image = _decode_style(runtime, model, runtime.styles.image(style_id), f"style {style_id}", size)
+        code = model.encode_style(image, style_size=size, should_stop=stop)
         runtime.styles.save_code(style_id, code)
     runtime.registered_codes.put(key, code)
     # A DeleteStyle may have run while this call encoded: it removes the folder, then the cache entries. Checking the
@@ -304,15 +306,24 @@ def run_stylize(
     return work
 
 
+def registered_size(model: StyleModel | None, style_size: int | None) -> int:
+    """The style size a registered style is encoded at for ``model``: the one it was registered with, else (None)
+    the model's own default, so every model encodes a style registered without a size at its best size."""
+    if style_size is not None:
+        return style_size
+    return (model.info.defaults if model is not None else StylizeOptions()).style_size
+
+
 def run_put_style(
-    runtime: Runtime, model: StyleModel | None, image_bytes: bytes, style_size: int
+    runtime: Runtime, model: StyleModel | None, image_bytes: bytes, style_size: int | None
 ) -> Callable[[StopCheck], tuple[StyleCode | None, tuple[int, int], bytes]]:
     """Decodes a style and encodes it with ``model`` (None: no model is served; codes are made on first use).
-    Returns the code, the size of the image stored (models resize it to ``style_size`` when they encode it, each its
-    own way) and the bytes to store (see :func:`stored_image`)."""
+    Returns the code, the size of the image stored (each model resizes it to the registered ``style_size``, or to
+    its own default when None, as it encodes it) and the bytes to store (see :func:`stored_image`)."""
     def work(stop: StopCheck) -> tuple[StyleCode | None, tuple[int, int], bytes]:
-        image = _decode_style(runtime, model, image_bytes, "image", style_size)
-        code = model.encode_style(image, style_size=style_size, should_stop=stop) if model is not None else None
+        size = registered_size(model, style_size)
+        image = _decode_style(runtime, model, image_bytes, "image", size)
+        code = model.encode_style(image, style_size=size, should_stop=stop) if model is not None else None
         return code, image.size, stored_image(image_bytes, image)
 
     return work

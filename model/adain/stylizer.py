@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from model.adain.declaration import BACKENDS
+from model.adain.declaration import BACKENDS, DECLARATION
 from model.adain.declaration import NAME as FAMILY
 from model.adain.fast import FastDecoder, FastEncoder
 from model.adain.onnx_backend import OrtDecoder, OrtEncoder, ort_networks
@@ -64,7 +64,7 @@ def adain_info(name: str, version: str, encoder: tuple[str, str], decoder: tuple
     """An AdaIN model's description; ``encoder`` and ``decoder`` are (sha256, provenance) pairs."""
     return ModelInfo(name, FAMILY, version, {"encoder": encoder[0], "decoder": decoder[0]},
                      {"encoder": encoder[1], "decoder": decoder[1]}, untrained,
-                     metadata={k: str(v) for k, v in (metadata or {}).items()})
+                     metadata={k: str(v) for k, v in (metadata or {}).items()}, defaults=DECLARATION.defaults)
 
 
 class AdaINModel:
@@ -199,9 +199,11 @@ class AdaINModel:
         """The shared request rules (:func:`model.family.check_request`); AdaIN supports every option."""
         check_request(self.info, self.capabilities, styles, options)
 
-    def encode_style(self, image: Image.Image, *, style_size: int = 512, should_stop: StopCheck | None = None
+    def encode_style(self, image: Image.Image, *, style_size: int | None = None, should_stop: StopCheck | None = None
                      ) -> StyleCode:
-        """A style image's relu4_1 statistics, to keep and reuse (the avatar workload: few styles, many calls)."""
+        """A style image's relu4_1 statistics, to keep and reuse (the avatar workload: few styles, many calls);
+        ``style_size`` None is the model's default."""
+        style_size = self.info.defaults.style_size if style_size is None else style_size
         if style_size < 0:
             raise InvalidOptionError("style_size", "must not be negative")
         resized = resize_shorter(image, style_size)
@@ -232,8 +234,9 @@ class AdaINModel:
         *,
         should_stop: StopCheck | None = None,
     ) -> Image.Image:
-        """Stylizes ``content``; the result has exactly the (resized) content's size."""
-        item = BatchItem(content, tuple(styles), options or StylizeOptions())
+        """Stylizes ``content``; the result has exactly the (resized) content's size. ``options`` default to the
+        model's own (``info.defaults``)."""
+        item = BatchItem(content, tuple(styles), options or self.info.defaults)
         return self.stylize_batch([item], should_stop=should_stop)[0]
 
     def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None

@@ -32,6 +32,7 @@ from model.family import (
     require_producer,
 )
 from model.images import resize_shorter
+from model.magenta.declaration import DECLARATION
 from model.magenta.declaration import NAME as FAMILY
 from model.magenta.engine import (
     TRAINED_STYLE_SIZE,
@@ -68,6 +69,7 @@ def magenta_info(name: str = FAMILY, *, device: str = "cpu") -> ModelInfo:
                     "transform": f"{TRANSFORM.source} <- {upstream.format('transfer')}"},
         device=device,
         dtype="int8",
+        defaults=DECLARATION.defaults,
         metadata={
             "paper": "Ghiasi, Lee, Kudlur, Dumoulin, Shlens: Exploring the structure of a real-time, arbitrary "
                      "neural artistic stylization network (BMVC 2017)",
@@ -97,9 +99,11 @@ class MagentaModel:
         """The shared request rules; masks and tiling are refused naming the option and this model."""
         check_request(self.info, self.capabilities, styles, options)
 
-    def encode_style(self, image: Image.Image, *, style_size: int = 512, should_stop: StopCheck | None = None
+    def encode_style(self, image: Image.Image, *, style_size: int | None = None, should_stop: StopCheck | None = None
                      ) -> StyleCode:
-        """A style image's style vector, to store and reuse (``style_size``: its shorter side before prediction)."""
+        """A style image's style vector, to store and reuse (``style_size``: its shorter side before prediction; None
+        is the model's default, the size the network was trained at)."""
+        style_size = self.info.defaults.style_size if style_size is None else style_size
         if style_size < 0:
             raise InvalidOptionError("style_size", "must not be negative")
         _stop_if(should_stop)
@@ -109,11 +113,10 @@ class MagentaModel:
 
     def stylize(self, content: Image.Image, styles: Sequence[StyleSource], options: StylizeOptions | None = None,
                 *, should_stop: StopCheck | None = None) -> Image.Image:
-        """Stylizes ``content`` (masks honoured); the result has exactly the (resized) content's size. Easy to call
-        for benchmarks:
-        ``MagentaModel.load().stylize(content, [StyleSource(style)], StylizeOptions(style_size=256))`` (256: the
-        style size the network was trained at, the crispest results)."""
-        item = BatchItem(content, tuple(styles), options or StylizeOptions())
+        """Stylizes ``content`` (masks honoured); the result has exactly the (resized) content's size. ``options``
+        default to the model's own (``info.defaults``: styles at 256 px, the size the network was trained at):
+        ``MagentaModel.load().stylize(content, [StyleSource(style)])``."""
+        item = BatchItem(content, tuple(styles), options or self.info.defaults)
         return render_batch(self, [item], should_stop=should_stop)[0]
 
     def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None

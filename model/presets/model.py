@@ -46,6 +46,7 @@ from model.images import image_to_tensor, resize_shorter, tensor_to_image
 from model.masks import render_batch
 from model.network import StopCheck
 from model.presets.catalogue import CATALOGUE
+from model.presets.declaration import DECLARATION
 from model.presets.declaration import NAME as FAMILY
 from model.presets.engine import MULTISTYLE26, NUM_STYLES, PresetsEngine
 
@@ -69,6 +70,7 @@ def presets_info(name: str = FAMILY, *, device: str = "cpu") -> ModelInfo:
         provenance={"transform": MULTISTYLE26.source},
         device=device,
         dtype="float32",
+        defaults=DECLARATION.defaults,
         metadata={
             "paper": "Dumoulin, Shlens, Kudlur: A learned representation for artistic style (ICLR 2017)",
             "styles": str(NUM_STYLES),
@@ -104,7 +106,7 @@ class PresetsModel:
         """The shared request rules: style images, CORAL and tiling are refused naming the option and this model."""
         check_request(self.info, self.capabilities, styles, options)
 
-    def encode_style(self, image: Image.Image, *, style_size: int = 512, should_stop: StopCheck | None = None
+    def encode_style(self, image: Image.Image, *, style_size: int | None = None, should_stop: StopCheck | None = None
                      ) -> StyleCode:
         """Refused: the network renders only the styles it was trained on."""
         raise InvalidOptionError("styles", f"model {self.info.name!r} (family {FAMILY}) cannot encode a style "
@@ -114,7 +116,7 @@ class PresetsModel:
                 *, should_stop: StopCheck | None = None) -> Image.Image:
         """Stylizes ``content`` (masks honoured); the result has exactly the (resized) content's size. E.g.
         ``model.stylize(photo, [StyleSource(code=p.code, preset=True) for p in model.presets[:2]])``."""
-        item = BatchItem(content, tuple(styles), options or StylizeOptions())
+        item = BatchItem(content, tuple(styles), options or self.info.defaults)
         return render_batch(self, [item], should_stop=should_stop)[0]
 
     def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from clients import cli
-from clients.client import Job, JobKind, JobProgress, JobResult, JobState, ModelInfo
+from clients.client import Job, JobKind, JobProgress, JobResult, JobState, ModelDefaults, ModelInfo
 from model.adain.train import TrainOptions
 from model.gatys.optimise import GatysOptions
 from styletransfer.v1 import style_transfer_pb2 as pb
@@ -143,7 +143,7 @@ class FakeClient:
         return [ModelInfo("avatars", "", "", "e" * 64, "d" * 64, "cpu", "float32", False, False, meta),
                 ModelInfo("magenta", "", "", "", "", "cpu", "float32", False, True, {}, "magenta", "v1",
                           {"transfer": "a" * 64, "predictor": "b" * 64}, {"transfer": "pkg:transfer.tflite"},
-                          problem="OSError: unreadable")]
+                          problem="OSError: unreadable", defaults=ModelDefaults(256, 1.0, 0))]
 
 
 def _run(command: list[str], client: FakeClient) -> None:
@@ -178,7 +178,9 @@ def test_models_shows_each_familys_roles_where_they_came_from_and_problems(capsy
     _run(["models"], FakeClient([]))
     lines = capsys.readouterr().out.splitlines()
     at = lines.index("magenta (magenta/v1) (default)  cpu/float32  predictor bbbbbbbbbbbb  transfer aaaaaaaaaaaa")
-    assert lines[at + 1:at + 3] == ["    transfer: pkg:transfer.tflite", "    problem: OSError: unreadable"]
+    assert lines[at + 1:at + 4] == ["    transfer: pkg:transfer.tflite",
+                                    "    defaults: style size 256, alpha 1, content size kept",
+                                    "    problem: OSError: unreadable"]
 
 
 def test_the_progress_bar_of_a_resumed_job_is_sane(monkeypatch, capsys) -> None:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from clients.cli import main as cli
-from clients.client import JobState, StyleClient, StyleRef, StyleTransferError
+from clients.client import JobState, ModelDefaults, StyleClient, StyleRef, StyleTransferError
 from tests.helpers import install_decoder, make_image, png_bytes
 
 
@@ -70,6 +70,7 @@ def test_models(client: StyleClient) -> None:
     assert set(model.weights_sha256) == {"encoder", "decoder"} == set(model.provenance)
     assert model.weights_sha256["decoder"] == model.decoder_sha256 and len(model.decoder_sha256) == 64
     assert model.provenance["decoder"] == "random(seed=0)"
+    assert model.defaults == ModelDefaults(style_size=512, alpha=1.0, content_size=0)  # AdaIN's own
 
 
 def _register_trained(server, name: str, tmp_path: Path) -> None:

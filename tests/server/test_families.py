@@ -1,6 +1,6 @@
-"""The seam: a tiny fake family, declared in this file with an option and trained models of its own, served over gRPC
-without a line of server code knowing it; the model repository (family/version addressing, default model,
-DeleteModel, corrupt trained models) and a server with no AdaIN weights."""
+"""The seam: a tiny fake family (tests/server/fake_family.py), declared with an option, defaults and trained models of
+its own, served over gRPC without a line of server code knowing it; the model repository (family/version addressing,
+default model, DeleteModel, corrupt trained models) and a server with no AdaIN weights."""
 
 from __future__ import annotations
 
@@ -8,35 +8,19 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from model.adain import AdaINModel
-from model.declaration import Family, Option, TrainedModel, TrainedModels
+from model.declaration import Family, Option
 from model.encoders import vgg_spec
-from model.errors import IncompatibleModelError, Unavailable
-from model.family import (
-    BatchItem,
-    Capabilities,
-    ColorMode,
-    ModelInfo,
-    StyleCode,
-    StyleModel,
-    StyleSource,
-    StyleSpec,
-    StylizeOptions,
-    check_request,
-    code_identity,
-    require_producer,
-)
-from model.images import resize_shorter
-from model.network import StopCheck
+from model.errors import IncompatibleModelError
+from model.family import BatchItem, StyleCode, StyleModel, StyleSource
+from model.images import resized_size
 from model.registry import FAMILIES
 from server.config import Config, build_parser, load_config, settings
 from server.errors import AlreadyExists
@@ -44,6 +28,7 @@ from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import encode, install_decoder, make_image
 from tests.server.conftest import RunningServer
+from tests.server.fake_family import FLAT, TINT_FILE, FlatColour
 
 CONTENT = encode(make_image(24, 16, seed=1))
 STYLE = encode(Image.new("RGB", (20, 20), (200, 40, 10)))
@@ -53,80 +38,6 @@ def error_of(call) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as info:
         call()
     return info.value
-
-
-class FlatColour:
-    """A fake family: the code is the style's mean colour; stylizing paints the content that colour (times alpha).
-    No native masks, no colour preservation, no tiling, no batching, no presets: what a minimal family declares. A
-    trained model of it carries a tint (its one weight file) that it mixes half and half into every style's colour."""
-
-    capabilities = Capabilities(colors=frozenset({ColorMode.NONE}))
-    presets = ()
-
-    def __init__(self, name: str = "flat", version: str = "v1", seed: int = 0,
-                 tint: tuple[int, int, int] | None = None, weights: dict[str, str] | None = None) -> None:
-        digest = f"{seed:064x}"
-        self.info = ModelInfo(name, "flat", version, weights or {"palette": digest}, {"palette": "tests"})
-        self.code_identity = code_identity("flat", digest)
-        self.seed, self.tint = seed, tint
-
-    def check(self, styles: Sequence[StyleSpec], options: StylizeOptions) -> None:
-        check_request(self.info, self.capabilities, styles, options)
-
-    def encode_style(self, image: Image.Image, *, style_size: int = 512,
-                     should_stop: StopCheck | None = None) -> StyleCode:
-        resized = resize_shorter(image.convert("RGB"), style_size)
-        rgb = torch.from_numpy(np.asarray(resized, dtype=np.float32).reshape(-1, 3).mean(axis=0))
-        return StyleCode(self.code_identity, {"rgb": rgb}, resized.width, resized.height)
-
-    def stylize_batch(self, items: Sequence[BatchItem], *, should_stop: StopCheck | None = None
-                      ) -> list[Image.Image]:
-        out = []
-        for item in items:
-            weights = check_request(self.info, self.capabilities, [s.spec for s in item.styles], item.options)
-            colour = sum(w * self._code(s, item.options).tensors["rgb"] for w, s in zip(weights, item.styles,
-                                                                                        strict=True))
-            if self.tint is not None:
-                colour = (colour + torch.tensor(self.tint, dtype=torch.float32)) / 2
-            content = np.asarray(resize_shorter(item.content, item.options.content_size), dtype=np.float32)
-            a = item.options.alpha
-            pixels = content * (1 - a) + np.asarray(colour, dtype=np.float32) * a
-            out.append(Image.fromarray(np.round(pixels).clip(0, 255).astype(np.uint8), "RGB"))
-        return out
-
-    def _code(self, style: StyleSource, options: StylizeOptions) -> StyleCode:
-        if style.code is not None:
-            require_producer(style.code, self.code_identity, self.info.name)
-            return style.code
-        assert style.image is not None
-        return self.encode_style(style.image, style_size=options.style_size)
-
-
-# --- the fake family's declaration: everything the server learns about it -------------------------------------------
-
-TINT_FILE = "tint.json"
-
-
-def _flat_info(trained: TrainedModel, builtins: Sequence[StyleModel]) -> ModelInfo:
-    if not builtins:
-        raise Unavailable("trained flat models need the built-in flat model")
-    return ModelInfo(trained.name, "flat", trained.name, dict(trained.weights), {"tint": str(trained.folder)},
-                     metadata=dict(trained.metadata))
-
-
-def _flat_load(trained: TrainedModel, builtins: Sequence[StyleModel]) -> FlatColour:
-    tint = json.loads((trained.folder / TINT_FILE).read_text())["rgb"]
-    info = _flat_info(trained, builtins)
-    return FlatColour(info.name, info.version, seed=builtins[0].seed, tint=tuple(tint), weights=dict(info.weights))
-
-
-FLAT = Family(
-    name="flat",
-    build=lambda context: [FlatColour(version=f"seed{context.options['flat_seed']}",
-                                      seed=context.options["flat_seed"])],
-    options=(Option("flat_seed", 0, "the flat family's palette seed"),),
-    trained=TrainedModels(files={"tint": TINT_FILE}, info=_flat_info, load=_flat_load),
-)
 
 
 def test_the_fake_family_satisfies_the_protocol(shared_model: AdaINModel) -> None:
@@ -148,7 +59,7 @@ def _pixels(response: pb.StylizeResponse) -> np.ndarray:
 
 
 def test_a_fake_family_serves_over_grpc_by_name_and_by_family_version(two_families: RunningServer) -> None:
-    by_name = _stylize(two_families, model="flat")
+    by_name = _stylize(two_families, model="flat", alpha=1.0)
     assert by_name.model == "flat" and (by_name.width, by_name.height) == (24, 16)
     assert (_pixels(by_name) == (200, 40, 10)).all()  # alpha 1: the style's colour everywhere
     by_address = _stylize(two_families, model="flat/v1", alpha=0.5)
@@ -158,11 +69,43 @@ def test_a_fake_family_serves_over_grpc_by_name_and_by_family_version(two_famili
 
 def test_registered_styles_get_a_code_per_model(two_families: RunningServer, tmp_path: Path) -> None:
     style = two_families.stub().PutStyle(pb.PutStyleRequest(image=STYLE, style_size=16), timeout=60)
-    out = _stylize(two_families, model="flat", styles=[pb.StyleInput(style_id=style.style_id)])
+    out = _stylize(two_families, model="flat", styles=[pb.StyleInput(style_id=style.style_id)], alpha=1.0)
     assert (_pixels(out) == (200, 40, 10)).all()
     _stylize(two_families, styles=[pb.StyleInput(style_id=style.style_id)])  # AdaIN's own code
     codes = sorted(p.name for p in (tmp_path / "data" / "styles" / style.style_id).glob("code-*.safetensors"))
     assert len(codes) == 2 and any(name.startswith("code-flat") for name in codes)
+
+
+def _code_size(folder: Path, family: str) -> tuple[int, int]:
+    (path,) = folder.glob(f"code-{family}-*.safetensors")
+    code = StyleCode.from_bytes(path.read_bytes())
+    return code.width, code.height
+
+
+def test_options_a_request_leaves_unset_take_each_models_own_defaults(two_families: RunningServer,
+                                                                      tmp_path: Path) -> None:
+    stub = two_families.stub()
+    listed = {m.name: m.defaults for m in stub.ListModels(pb.ListModelsRequest(), timeout=30).models}
+    assert (listed["flat"].style_size, listed["flat"].alpha, listed["flat"].content_size) == (16, 0.75, 0)
+    assert (listed["default"].style_size, listed["default"].alpha) == (512, 1.0)  # AdaIN's reference values
+    full, unset = _pixels(_stylize(two_families, model="flat", alpha=1.0)), _pixels(_stylize(two_families,
+                                                                                                model="flat"))
+    content = _pixels(pb.StylizeResponse(image=CONTENT)).astype(float)
+    assert np.abs(unset - (0.25 * content + 0.75 * full)).max() <= 1  # alpha 0.75, the family's default
+    # A style registered without a size: each model encodes it at its own default size; with one, at that size.
+    image = encode(Image.new("RGB", (40, 24), (200, 40, 10)))
+    style = stub.PutStyle(pb.PutStyleRequest(image=image), timeout=60)
+    assert not style.HasField("style_size") and (style.width, style.height) == (40, 24)  # as uploaded
+    for model in ("flat", "default"):
+        _stylize(two_families, model=model, styles=[pb.StyleInput(style_id=style.style_id)])
+    folder = tmp_path / "data" / "styles" / style.style_id
+    assert _code_size(folder, "flat") == resized_size(40, 24, 16) and _code_size(folder, "adain") == (853, 512)
+    sized = stub.PutStyle(pb.PutStyleRequest(image=image, style_size=20), timeout=60)
+    assert sized.style_id != style.style_id and (sized.style_size, sized.width, sized.height) == (20, 40, 24)
+    for model in ("flat", "default"):
+        _stylize(two_families, model=model, styles=[pb.StyleInput(style_id=sized.style_id)])
+    folder = tmp_path / "data" / "styles" / sized.style_id
+    assert _code_size(folder, "flat") == _code_size(folder, "adain") == resized_size(40, 24, 20)
 
 
 def test_options_a_family_lacks_are_refused_naming_option_and_model(two_families: RunningServer) -> None:
@@ -176,7 +119,7 @@ def test_a_family_without_native_masks_gets_them_by_compositing(two_families: Ru
     """The left half masked white: the style's colour there, the content on the right, a soft edge between."""
     mask = np.zeros((16, 24), dtype=np.uint8)
     mask[:, :12] = 255
-    out = _pixels(_stylize(two_families, model="flat",
+    out = _pixels(_stylize(two_families, model="flat", alpha=1.0,
                            styles=[pb.StyleInput(image=STYLE, mask=encode(Image.fromarray(mask, "L")))]))
     content = np.asarray(Image.open(io.BytesIO(CONTENT)).convert("RGB"))
     assert (np.abs(out[:, :6].astype(int) - (200, 40, 10)) <= 1).all()
@@ -252,9 +195,10 @@ def test_a_new_family_and_its_trained_models_are_served_from_its_declaration(sta
                                                                                                 "", "1")
     assert teal.weights_sha256["tint"] == hashlib.sha256((tmp_path / "tint.json").read_bytes()).hexdigest()
     assert (listed["mint"].family, listed["mint"].problem) == ("flat", "")
-    assert (_pixels(_stylize(server)) == (200, 40, 10)).all()
-    assert (_pixels(_stylize(server, model="flat/teal")) == (100, 120, 55)).all()  # the style's colour, half tint
-    assert (_pixels(_stylize(server, model="mint")) == (150, 70, 55)).all()
+    assert (_pixels(_stylize(server, alpha=1.0)) == (200, 40, 10)).all()
+    teal_out = _stylize(server, model="flat/teal", alpha=1.0)
+    assert (_pixels(teal_out) == (100, 120, 55)).all()  # the style's colour, half tint
+    assert (_pixels(_stylize(server, model="mint", alpha=1.0)) == (150, 70, 55)).all()
     server.stub().DeleteModel(pb.DeleteModelRequest(name="teal"), timeout=30)
     assert error_of(lambda: _stylize(server, model="teal")).code() == grpc.StatusCode.NOT_FOUND
     assert error_of(lambda: _stylize(server, model="adain/mint")).code() == grpc.StatusCode.NOT_FOUND

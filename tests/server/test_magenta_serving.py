@@ -4,13 +4,14 @@ through gRPC returns exactly what the model returns in-process (inline and regis
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from model.adain import AdaINModel
-from model.family import StyleSource, StylizeOptions
+from model.family import StyleSource
 from model.magenta import MagentaModel, graphs
 from server.config import Config
 from server.families import build_models
@@ -61,8 +62,17 @@ def test_list_models_shows_magenta_as_a_trained_model_with_hashes_and_provenance
 def test_stylize_over_grpc_equals_the_model_in_process(served: RunningServer, magenta: MagentaModel) -> None:
     out = stylize(served, alpha=0.7, model="magenta/v1-256-int8")
     assert (out.model, out.width, out.height, out.untrained) == ("magenta", 97, 66, False)
-    expected = magenta.stylize(CONTENT, [StyleSource(STYLE)], StylizeOptions(alpha=0.7))
+    expected = magenta.stylize(CONTENT, [StyleSource(STYLE)], replace(magenta.info.defaults, alpha=0.7))
     assert np.array_equal(pixels(out.image), pixels(expected))
+
+
+def test_an_unset_style_size_is_the_size_magenta_was_trained_at(served: RunningServer, magenta: MagentaModel) -> None:
+    listed = {m.name: m for m in served.stub().ListModels(pb.ListModelsRequest(), timeout=30).models}
+    assert listed["magenta"].defaults.style_size == 256 and listed["default"].defaults.style_size == 512
+    unset, at_256, at_512 = (pixels(stylize(served, **size).image) for size in ({}, {"style_size": 256},
+                                                                                 {"style_size": 512}))
+    assert np.array_equal(unset, at_256) and not np.array_equal(unset, at_512)
+    assert np.array_equal(unset, pixels(magenta.stylize(CONTENT, [StyleSource(STYLE)])))  # in process: the same
 
 
 def test_a_registered_style_gives_the_same_result_as_inline(served: RunningServer) -> None:
@@ -76,6 +86,6 @@ def test_masks_are_composited_as_the_model_does_in_process(served: RunningServer
     left[:, : CONTENT.width // 2] = 255
     mask = Image.fromarray(left, "L")
     out = stylize(served, styles=[pb.StyleInput(image=encode(STYLE), mask=encode(mask))])
-    expected = magenta.stylize(CONTENT, [StyleSource(STYLE, mask=mask)], StylizeOptions(style_size=512))
+    expected = magenta.stylize(CONTENT, [StyleSource(STYLE, mask=mask)])  # its own defaults, as the server
     assert np.array_equal(pixels(out.image), pixels(expected))
     assert np.abs(pixels(out.image)[:, -30:] - pixels(CONTENT)[:, -30:]).max() <= 1  # the unmasked half

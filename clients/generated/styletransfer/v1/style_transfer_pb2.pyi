@@ -343,7 +343,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "encoder_source", "decoder_source", "encoder_sha256", "decoder_sha256", "device", "dtype", "untrained", "is_default", "metadata", "create_time", "family", "version", "weights_sha256", "provenance", "trained", "problem", "masks", "style_images")
+    __slots__ = ("name", "encoder_source", "decoder_source", "encoder_sha256", "decoder_sha256", "device", "dtype", "untrained", "is_default", "metadata", "create_time", "family", "version", "weights_sha256", "provenance", "trained", "problem", "masks", "style_images", "defaults")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +384,7 @@ class ModelInfo(_message.Message):
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     MASKS_FIELD_NUMBER: _ClassVar[int]
     STYLE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     encoder_source: str
     decoder_source: str
@@ -403,7 +404,18 @@ class ModelInfo(_message.Message):
     problem: str
     masks: str
     style_images: bool
-    def __init__(self, name: _Optional[str] = ..., encoder_source: _Optional[str] = ..., decoder_source: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., decoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., untrained: _Optional[bool] = ..., is_default: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., weights_sha256: _Optional[_Mapping[str, str]] = ..., provenance: _Optional[_Mapping[str, str]] = ..., trained: _Optional[bool] = ..., problem: _Optional[str] = ..., masks: _Optional[str] = ..., style_images: _Optional[bool] = ...) -> None: ...
+    defaults: ModelDefaults
+    def __init__(self, name: _Optional[str] = ..., encoder_source: _Optional[str] = ..., decoder_source: _Optional[str] = ..., encoder_sha256: _Optional[str] = ..., decoder_sha256: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., untrained: _Optional[bool] = ..., is_default: _Optional[bool] = ..., metadata: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., family: _Optional[str] = ..., version: _Optional[str] = ..., weights_sha256: _Optional[_Mapping[str, str]] = ..., provenance: _Optional[_Mapping[str, str]] = ..., trained: _Optional[bool] = ..., problem: _Optional[str] = ..., masks: _Optional[str] = ..., style_images: _Optional[bool] = ..., defaults: _Optional[_Union[ModelDefaults, _Mapping]] = ...) -> None: ...
+
+class ModelDefaults(_message.Message):
+    __slots__ = ("style_size", "alpha", "content_size")
+    STYLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    style_size: int
+    alpha: float
+    content_size: int
+    def __init__(self, style_size: _Optional[int] = ..., alpha: _Optional[float] = ..., content_size: _Optional[int] = ...) -> None: ...
 
 class DeleteModelRequest(_message.Message):
     __slots__ = ("name",)
