@@ -20,12 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 from PIL import Image
 
-from clients import StyleClient, StyleTransferError
-from tests.helpers import encode, free_port, make_image, server_process, write_clip
+from tests.helpers import free_port, make_image, server_process, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -34,11 +32,9 @@ HTTP_URL = "http://localhost:8080"
 IMAGE_NAME = re.compile(r"\b[\w-]+\.(?:jpg|jpeg|png|webp)\b")
 # Outputs the examples write: never made as inputs.
 OUTPUT_FLAG = re.compile(r"(?:-o\s+|>\s*|\.save\(\")([\w-]+\.\w+)")
-# Masks on the default model (Magenta) come with compositing for every family; until then Magenta refuses them.
 # The images the examples read: small, and large enough for Gatys' two scales (each at least 40 px).
 SIZE = (128, 96)
 FRAMES = 6  # frames of the clip and of the folder the video examples read
-MASKS_PENDING = "masks on the default model (Magenta) are refused until masks work for every family"
 
 
 @dataclass(frozen=True)
@@ -62,18 +58,6 @@ def fenced_blocks(page: Path) -> list[Block]:
 
 
 BLOCKS = [block for page in PAGES for block in fenced_blocks(page)]
-
-
-def uses_masks(block: Block) -> bool:
-    return "mask" in block.code
-
-
-def _params() -> list:
-    params = []
-    for block in BLOCKS:
-        marks = [pytest.mark.xfail(raises=MasksRefused, strict=True, reason=MASKS_PENDING)] if uses_masks(block) else []
-        params.append(pytest.param(block, id=block.id, marks=marks))
-    return params
 
 
 def write_inputs(code: str, folder: Path) -> list[str]:
@@ -114,10 +98,6 @@ class BlockFailed(AssertionError):
         self.stderr = stderr
 
 
-class MasksRefused(AssertionError):
-    """A block failed because the default model refused a mask (the one failure a mask example may have today)."""
-
-
 @dataclass(frozen=True)
 class ServerProcess:
     target: str
@@ -141,18 +121,6 @@ def make_run_server(folder: Path) -> Iterator[ServerProcess]:
 def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with make_run_server(tmp_path_factory.mktemp("readme-server")) as server:
         yield server
-
-
-def default_model_refuses_masks(server: ServerProcess) -> bool:
-    """Whether a masked Stylize on the default model is INVALID_ARGUMENT naming the mask."""
-    content, style = encode(make_image(32, 32, 1)), encode(make_image(32, 32, 2))
-    mask = encode(Image.new("L", (32, 32), 255))
-    with StyleClient(server.target, timeout=120) as client:
-        try:
-            client.stylize(content, style, masks=[mask])
-        except StyleTransferError as error:
-            return error.code == grpc.StatusCode.INVALID_ARGUMENT and "mask" in error.details
-    return False
 
 
 def shell_env(server: ServerProcess, folder: Path) -> dict[str, str]:
@@ -194,15 +162,10 @@ def test_the_readme_has_examples_of_every_kind() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # a hang bound: the first block also waits for the server to load its models
-@pytest.mark.parametrize("block", _params())
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
 def test_readme_block_runs_as_printed(block: Block, readme_server: ServerProcess, tmp_path: Path) -> None:
     inputs = write_inputs(block.code, tmp_path)
-    try:
-        stdout = run_block(block, readme_server, tmp_path)
-    except BlockFailed as failure:
-        if uses_masks(block) and default_model_refuses_masks(readme_server):
-            raise MasksRefused(str(failure)) from failure
-        raise
+    stdout = run_block(block, readme_server, tmp_path)
     written = [p for p in tmp_path.iterdir() if p.name not in inputs and not p.name.startswith(".")]
     assert written or "print(" in block.code or "grpcurl" in block.code
     for path in written:
@@ -261,7 +224,10 @@ def test_the_readmes_start_up_log_is_what_the_server_prints(readme_server: Serve
     text = (ROOT / "README.md").read_text()
     start = text.index("```console\n", text.index("`make run`'s log says")) + len("```console\n")
     shown = text[start:text.index("```", start)].splitlines()
-    printed = {_normalised(line) for line in readme_server.log.read_text().splitlines()}
+    log = readme_server.log.read_text().splitlines()
+    ready = next(i for i, line in enumerate(log) if "HTTP/JSON gateway and playground on" in line)
+    printed = [_normalised(line) for line in log[:ready + 1]]  # the start-up, not what requests logged since
     if (ROOT / "weights" / "vgg_normalised.pth").is_file():  # this checkout has the AdaIN weights
         shown = [line for line in shown if "not serving adain" not in line]
-    assert shown and all(_normalised(line) in printed for line in shown), (shown, printed)
+        printed = [line for line in printed if "serving adain" not in line]
+    assert [_normalised(line) for line in shown] == printed
