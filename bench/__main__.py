@@ -42,6 +42,7 @@ from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results 
 from bench.quality import measure_quality, quality_table  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
 from bench.streaming import measure_streaming, streaming_table  # noqa: E402
+from bench.temporal import measure_temporal, temporal_table  # noqa: E402
 from model.adain.stylizer import AdaINModel  # noqa: E402
 from model.devices import select_device  # noqa: E402
 from model.family import StyleSource, StylizeOptions  # noqa: E402
@@ -180,6 +181,8 @@ SECTIONS: list[Section] = [
             peer_table),
     Section("quality", "every servable model, Gatys and an untrained baseline on photo x style pairs, one evaluator",
             lambda run: measure_quality(out=run.args.out), quality_table),
+    Section("temporal", "per-frame against temporally stabilised video on clips with known motion, every family",
+            lambda run: measure_temporal(frames=6 if run.args.quick else 12, out=run.args.out), temporal_table),
     Section("gatys", "Gatys seconds per iteration",
             lambda run: bench_gatys(run.device, (128,) if run.args.quick else (256, 512), 4 if run.args.quick else 6),
             report.gatys_table),

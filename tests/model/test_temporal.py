@@ -3,6 +3,7 @@ known motion, and the stabiliser lowering it for a real family on such a clip.""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,7 +16,7 @@ from model.quality import warping_error
 from model.temporal import Motion, TemporalStabilizer, check_strength, warp
 from tests.helpers import make_image
 
-SIDE = 96  # frame height; the width is 1.25x
+SIDE = 128  # frame height; the width is 1.25x
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,11 @@ def magenta() -> MagentaModel:
 
 
 def _flicker(frame: Image.Image, seed: int) -> Image.Image:
-    """A stand-in per-frame stylization: the frame with noise that lands differently on every frame."""
-    noise = np.random.default_rng(seed).normal(0, 25, (frame.height, frame.width, 1))
-    return Image.fromarray(np.clip(np.asarray(frame, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
+    """A stand-in per-frame stylization: the frame under blotches a few pixels wide (a network's strokes) that land
+    differently on every frame."""
+    noise = np.random.default_rng(seed).normal(0, 60, (frame.height, frame.width)).astype(np.float32)
+    blotches = cv2.GaussianBlur(noise, (0, 0), 2.0)[..., None]
+    return Image.fromarray(np.clip(np.asarray(frame, dtype=np.float32) + blotches, 0, 255).astype(np.uint8))
 
 
 def test_strength_zero_returns_the_per_frame_output(pan) -> None:
@@ -105,7 +108,7 @@ def test_scene_cut_starts_again_from_the_per_frame_output(pan) -> None:
     stabilizer = TemporalStabilizer(1.0)
     for t, frame in enumerate(pan.frames[:3]):
         stabilizer.stabilize(frame, _flicker(frame, t))
-    assert stabilizer.last_visible_share > 0.8
+    assert stabilizer.last_visible_share > 0.6
     stylized = _flicker(other, 99)
     out = stabilizer.stabilize(other, stylized)
     assert np.array_equal(np.asarray(out), np.asarray(stylized))
@@ -121,7 +124,7 @@ def test_reset_and_a_new_size_start_again(pan) -> None:
     stabilizer.reset()
     stylized = _flicker(pan.frames[1], 1)
     assert np.array_equal(np.asarray(stabilizer.stabilize(pan.frames[1], stylized)), np.asarray(stylized))
-    smaller = _flicker(pan.frames[2].resize((60, 48)), 2)
+    smaller = _flicker(pan.frames[2].resize((80, 64)), 2)
     assert np.array_equal(np.asarray(stabilizer.stabilize(pan.frames[2], smaller)), np.asarray(smaller))
     assert stabilizer.scene_cuts == 0
 
@@ -129,9 +132,9 @@ def test_reset_and_a_new_size_start_again(pan) -> None:
 def test_input_frame_larger_than_the_output_is_resized_to_it(pan) -> None:
     """A family that resized the content (content_size) returns a smaller output; the result keeps its size."""
     stabilizer = TemporalStabilizer(1.0)
-    outputs = [stabilizer.stabilize(frame, _flicker(frame.resize((100, 80)), t)) for t, frame in enumerate(pan.frames)]
-    assert {o.size for o in outputs} == {(100, 80)}
-    assert stabilizer.scene_cuts == 0 and stabilizer.last_visible_share > 0.8
+    outputs = [stabilizer.stabilize(frame, _flicker(frame.resize((120, 96)), t)) for t, frame in enumerate(pan.frames)]
+    assert {o.size for o in outputs} == {(120, 96)}
+    assert stabilizer.scene_cuts == 0 and stabilizer.last_visible_share > 0.6
 
 
 def test_clip_files_for_players_and_fake_cameras(pan, tmp_path) -> None:

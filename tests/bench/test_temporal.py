@@ -1,0 +1,51 @@
+"""The temporal benchmark on a tiny clip: rows for both ways, the table's ratios, and the strip it writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.temporal import StreamContender, measure_temporal, temporal_table
+
+pytestmark = pytest.mark.slow  # the evaluator VGG19 loads and scores every frame
+
+
+def _flicker(frame: Image.Image, style: Image.Image) -> Image.Image:
+    """A stand-in stylization: the frame under noise drawn anew on every call, as a network's strokes land anew."""
+    noise = np.random.default_rng().normal(0, 30, (frame.height, frame.width, 1))
+    return Image.fromarray(np.clip(np.asarray(frame, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("temporal")
+    contender = StreamContender("flicker: noise", "flicker", "trained", _flicker)
+    res = measure_temporal([contender], clips=("rotate",), frames=6, side=64, styles=("retina",), out=out)
+    res["out"] = out
+    return res
+
+
+def test_rows_compare_both_ways_and_the_stabiliser_wins(results: dict) -> None:
+    (row,) = results["rows"]
+    assert (row["clip"], row["style"], row["frames"], row["size"]) == ("rotate", "retina", 6, [80, 64])
+    per_frame, temporal = row["per_frame"], row["temporal"]
+    assert temporal["warping_error"] < 0.5 * per_frame["warping_error"]
+    assert temporal["warping_error_lai"] < per_frame["warping_error_lai"]
+    assert temporal["seconds_per_frame"] > per_frame["seconds_per_frame"] > 0
+    assert temporal["stabilise_seconds_per_frame"] > 0
+    assert per_frame["style_distance"] > 0 and temporal["style_distance"] > 0
+
+
+def test_table_shows_each_ratio(results: dict) -> None:
+    (row,) = results["rows"]
+    lines = temporal_table(results)
+    line = next(entry for entry in lines if entry.startswith("| flicker: noise"))
+    ratio = row["temporal"]["warping_error"] / row["per_frame"]["warping_error"]
+    assert f"| {ratio:.2f} |" in line
+    assert line.count("|") == lines[2].count("|")  # as many cells as the header
+
+
+def test_strip_shows_consecutive_frames_in_five_rows(results: dict) -> None:
+    strip = Image.open(results["out"] / "temporal_strip_flicker.png")
+    assert strip.size == (4 * 80, 5 * (64 + 16))
