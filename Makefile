@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 # Programs the tests use besides Python packages (promtool, PostgreSQL, Node.js with npm), each installed only when
 # missing and on its own: apt-get on Debian/Ubuntu, Homebrew on macOS. See tools/system-deps.
 system-deps:
-	@tools/system-deps
+	@GRPCURL_DIR=$${GRPCURL_DIR:-$(BIN)} tools/system-deps
 
 # Regenerates the committed stubs from the proto (never edit them by hand).
 proto: $(STAMP)

