@@ -1,16 +1,18 @@
 """Temporal stability benchmark: per-frame stylization against the stabiliser, for every family, on clips with known
 motion (:mod:`bench.clips`).
 
-For each model a server started with the default configuration here serves (Magenta, the presets model, the
-official AdaIN when its files are present...) plus AdaIN on seeded random weights (labelled untrained: it shows the
-mechanics, not a real stylization), the style is encoded once, as a stream does, and each clip's frames are
+For each model a server started with the default configuration here serves (Magenta with two style photos, the
+presets model with two of its presets, the official AdaIN when its files are present...) plus AdaIN on seeded random
+weights with one photo (labelled untrained: it shows the mechanics, not a real stylization), each style is encoded
+once, as a stream does, and each clip's frames are
 stylized in order; each per-frame output is then stabilised (:class:`model.temporal.TemporalStabilizer`, default
 strength). Both sequences are scored with:
 
 - the warping error of Lai et al. (2018) along the clip's true motion, over pixels visible in both frames
   (:func:`model.quality.warping_error`): the mean absolute difference per channel in [0, 1] (the target's measure)
   and the paper's mean squared RGB distance;
-- the style distance of :func:`model.quality.quality_score` (mean/std over relu1_1..relu4_1), averaged over frames;
+- the style distance of :func:`model.quality.quality_score` (mean/std over relu1_1..relu4_1), averaged over frames,
+  against the style photo (for presets, which have no image: against the per-frame output of the first frame);
 - compute per frame: the stylize call, and stylize plus stabilise (timed in the same loop, frame by frame).
 
 Writes ``temporal.json``, ``temporal.md`` and, per model, ``temporal_strip_<family>.png`` (four consecutive frames
@@ -23,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from PIL import Image, ImageDraw
 from bench.clips import CLIPS, Clip, make_clip
 from bench.gatys_peer import photo
 from model.encoders import BUNDLED, load_encoder
-from model.family import BatchItem, StyleCode, StyleModel, StyleSource, StylizeOptions
+from model.family import BatchItem, StyleModel, StyleSource, StylizeOptions
 from model.images import image_to_tensor
 from model.network import RELU4_1, Encoder
 from model.quality import quality_score, warping_error
@@ -52,34 +54,49 @@ STRIP_CLIP, STRIP_FIRST, STRIP_FRAMES = "rotate", 8, 4
 
 @dataclass(frozen=True)
 class StreamContender:
-    """A model as a stream runs it: its style encoded once, then one call per frame."""
+    """A model as a stream runs it: each style encoded once, then one call per frame.
+
+    ``styles`` are scikit-image photo names, or preset ids for a family without style images; ``references`` maps a
+    style to the image its style distance is measured against (the photo; None for a preset, which has no image:
+    its per-frame output on the clip's first frame stands in for it)."""
 
     name: str
     family: str
     label: str  # "trained" or "untrained (random weights)"
-    stylize: Callable[[Image.Image, Image.Image], Image.Image]  # (frame, style) -> output; the style's code cached
+    styles: tuple[str, ...]
+    stylize: Callable[[Image.Image, str], Image.Image]  # (frame, style) -> output
+    references: Mapping[str, Image.Image | None]
 
 
-def _contender(model: StyleModel) -> StreamContender:
-    codes: dict[int, StyleCode] = {}
+def _contender(model: StyleModel, styles: Sequence[str]) -> StreamContender:
+    """``model`` with photo styles, or its first two presets when it takes no style images."""
     options = StylizeOptions(style_size=SIDE)
+    presets = getattr(model, "presets", ())
+    if presets and not model.capabilities.style_images:
+        codes = {preset.style_id: StyleSource(code=preset.code, preset=True) for preset in presets[:2]}
+        references: dict[str, Image.Image | None] = dict.fromkeys(codes)
+    else:
+        references = {name: photo(name, SIDE, shorter=True) for name in styles}
+        codes = {name: StyleSource(code=model.encode_style(image, style_size=SIDE))
+                 for name, image in references.items()}
 
-    def stylize(frame: Image.Image, style: Image.Image) -> Image.Image:
-        if id(style) not in codes:
-            codes[id(style)] = model.encode_style(style, style_size=SIDE)
-        return model.stylize_batch([BatchItem(frame, (StyleSource(code=codes[id(style)]),), options)])[0]
+    def stylize(frame: Image.Image, style: str) -> Image.Image:
+        return model.stylize_batch([BatchItem(frame, (codes[style],), options)])[0]
 
     label = "untrained (random weights)" if model.info.untrained else "trained"
-    return StreamContender(f"{model.info.family}: {model.info.name}", model.info.family, label, stylize)
+    return StreamContender(f"{model.info.family}: {model.info.name}", model.info.family, label, tuple(codes),
+                           stylize, references)
 
 
-def stream_contenders() -> list[StreamContender]:
-    """What a default server here serves, plus AdaIN on random weights (the mechanics on every machine)."""
+def stream_contenders(styles: Sequence[str] = STYLES) -> list[StreamContender]:
+    """What a default server here serves (each with ``styles``, or two of its presets), plus AdaIN on random weights
+    with the first style (it shows the mechanics on every machine, not a stylization)."""
     from model.adain import AdaINModel
     from server.config import load_config
     from server.families import build_models
 
-    return [_contender(model) for model in (*build_models(load_config([])), AdaINModel.random(0, device="cpu"))]
+    served = [_contender(model, styles) for model in build_models(load_config([]))]
+    return [*served, _contender(AdaINModel.random(0, device="cpu"), styles[:1])]
 
 
 @dataclass(frozen=True)
@@ -90,9 +107,9 @@ class _Run:
     stabilise_seconds: float
 
 
-def _run(contender: StreamContender, clip: Clip, style: Image.Image, strength: float) -> _Run:
+def _run(contender: StreamContender, clip: Clip, style: str, strength: float) -> _Run:
     stabilizer = TemporalStabilizer(strength)
-    contender.stylize(clip.frames[0], style)  # warm-up (the style's code, first-call allocations), not timed
+    contender.stylize(clip.frames[0], style)  # warm-up (first-call allocations), not timed
     per_frame, stable, stylize_seconds, stabilise_seconds = [], [], 0.0, 0.0
     for frame in clip.frames:
         start = time.perf_counter()
@@ -112,10 +129,9 @@ def _style_distance(encoder: Encoder, outputs: Sequence[Image.Image], clip: Clip
                           for out, frame in zip(outputs[1::2], clip.frames[1::2], strict=True)]))
 
 
-def _row(contender: StreamContender, clip: Clip, run: _Run, encoder: Encoder, style: tuple[str, Image.Image]
-         ) -> dict:
+def _row(contender: StreamContender, clip: Clip, run: _Run, encoder: Encoder, style_name: str) -> dict:
     before, after = warping_error(run.per_frame, clip.motions), warping_error(run.stable, clip.motions)
-    frames, (style_name, style_image) = len(clip.frames), style
+    frames, style_image = len(clip.frames), contender.references[style_name] or run.per_frame[0]
     return {"model": contender.name, "family": contender.family, "label": contender.label, "clip": clip.name,
             "style": style_name, "frames": frames, "size": list(clip.frames[0].size),
             "per_frame": {"warping_error": before.mean_abs, "warping_error_lai": before.lai,
@@ -131,25 +147,24 @@ def measure_temporal(contenders: Sequence[StreamContender] | None = None, *, cli
                      frames: int = FRAMES, side: int = SIDE, strength: float = DEFAULT_STRENGTH,
                      styles: Sequence[str] = STYLES, out: Path = RESULTS,
                      on_row: Callable[[dict], None] | None = None) -> dict:
-    """Every contender on every clip and style, both ways; writes a strip per contender (first style); the rows.
+    """Every contender on every clip in each of its styles, both ways; a strip per contender (its first style).
 
     ``on_row`` gets the results so far after each row (a run stopped half-way keeps what it measured)."""
-    images = {name: photo(name, side, shorter=True) for name in styles}
-    contenders = list(contenders) if contenders is not None else stream_contenders()
+    contenders = list(contenders) if contenders is not None else stream_contenders(styles)
     encoder, weights = load_encoder(BUNDLED, RELU4_1)
     made = [make_clip(name, frames=frames, side=side) for name in clips]
     strip_clip = STRIP_CLIP if STRIP_CLIP in clips else clips[0]
     results = {"evaluator": weights.source, "strength": strength, "side": side, "rows": []}
     out.mkdir(parents=True, exist_ok=True)
     for contender in contenders:
-        for style in images.items():
+        for style in contender.styles:
             for clip in made:
-                print(f"  {contender.name} on {clip.name} in {style[0]}", flush=True)
-                run = _run(contender, clip, style[1], strength)
+                print(f"  {contender.name} on {clip.name} in {style}", flush=True)
+                run = _run(contender, clip, style, strength)
                 results["rows"].append(_row(contender, clip, run, encoder, style))
                 if on_row is not None:
                     on_row(results)
-                if clip.name == strip_clip and style[0] == styles[0]:
+                if clip.name == strip_clip and style == contender.styles[0]:
                     write_strip(clip, run.per_frame, run.stable, out / f"temporal_strip_{contender.family}.png")
     return results
 
