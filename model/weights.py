@@ -19,16 +19,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from model.errors import WeightsError, WeightsLayoutError, WeightsNotFoundError
+from model.files import atomic_file, atomic_write
 from model.network import (
     build_decoder_sequential,
     build_vgg_sequential,
@@ -196,18 +198,6 @@ def random_decoder_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in seq.state_dict().items()}
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_decoder_checkpoint(
     path: str | os.PathLike[str],
     state: Mapping[str, torch.Tensor],
@@ -224,7 +214,8 @@ def save_decoder_checkpoint(
     check_layout(state, decoder_layout(), what=f"decoder {path}")
     meta = {**(metadata or {}), "encoder_sha256": encoder_sha256, "format": "styletransfer.decoder.v1"}
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in state.items()}
-    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, safetensors_bytes(tensors, metadata={k: str(v) for k, v in meta.items()}))
     return sha256_file(path)
 
 
@@ -251,7 +242,7 @@ def _local_pins(dest: Path) -> dict[str, str]:
 
 def _record_local_pin(dest: Path, filename: str, digest: str) -> None:
     pins = {**_local_pins(dest), filename: digest}
-    _atomic_write(dest / LOCAL_PINS, lambda tmp: tmp.write_text(json.dumps(pins, indent=2, sort_keys=True) + "\n"))
+    atomic_write(dest / LOCAL_PINS, (json.dumps(pins, indent=2, sort_keys=True) + "\n").encode())
 
 
 def verify_file(path: Path, official: OfficialFile, dest: Path) -> str:
@@ -268,8 +259,8 @@ def verify_file(path: Path, official: OfficialFile, dest: Path) -> str:
     return digest
 
 
-def _download(url: str, target: Path, *, timeout: float, progress: bool) -> None:
-    """Streams ``url`` into ``target``; a body shorter than its Content-Length is an error."""
+def _download(url: str, out: BinaryIO, *, timeout: float, progress: bool) -> None:
+    """Streams ``url`` into ``out``; a body shorter than its Content-Length is an error."""
     import urllib.error
     import urllib.request
 
@@ -279,10 +270,11 @@ def _download(url: str, target: Path, *, timeout: float, progress: bool) -> None
         response = urllib.request.urlopen(url, timeout=timeout)
     except (urllib.error.URLError, OSError) as exc:
         raise WeightsError(f"cannot download {url}: {exc}") from None
-    with response, open(target, "wb") as out:
+    with response:
         expected = int(response.headers.get("Content-Length") or 0) or None
         received = 0
-        with tqdm(total=expected, unit="B", unit_scale=True, desc=target.name.strip("."), disable=not progress) as bar:
+        desc = url.rpartition("/")[2]
+        with tqdm(total=expected, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
             while True:
                 try:
                     chunk = response.read(_CHUNK)
@@ -312,15 +304,10 @@ def fetch(
     if final.is_file():
         verify_file(final, official, dest)
         return final
-    fd, tmp_name = tempfile.mkstemp(dir=dest, prefix=f".{record.filename}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _download(url or record.url, tmp, timeout=timeout, progress=progress)
-        digest = verify_file(tmp, official, dest)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(final) as out:  # a download that fails or does not verify leaves nothing behind
+        _download(url or record.url, out, timeout=timeout, progress=progress)
+        out.flush()
+        digest = verify_file(Path(out.name), official, dest)
     if not record.sha256 and record.filename not in _local_pins(dest):
         _record_local_pin(dest, record.filename, digest)
     return final

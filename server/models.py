@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -27,6 +26,7 @@ from pathlib import Path
 from model.declaration import Family, TrainedModel
 from model.errors import Unavailable, WeightsError
 from model.family import Capabilities, ModelInfo, StyleModel, StylizeOptions
+from model.files import atomic_directory
 from model.pins import sha256_file
 from model.registry import FAMILIES
 from server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -212,8 +212,7 @@ class ModelRegistry:
         declared = self._families[family].trained.files
         if set(files) != set(declared):
             raise ValueError(f"a {family} model needs the files {sorted(declared)}, got {sorted(files)}")
-        staging = Path(tempfile.mkdtemp(dir=self._dir, prefix=f".{name}."))
-        try:
+        with atomic_directory(self._dir / name) as staging:
             for role, source in files.items():
                 shutil.copyfile(source, staging / declared[role])
             meta = {"name": name, "family": family, "create_time": time.time(),
@@ -221,9 +220,6 @@ class ModelRegistry:
                     "metadata": dict(metadata)}
             (staging / META_FILE).write_text(json.dumps(meta, indent=2))
             self._load(staging)  # refuses e.g. a decoder trained against another encoder before it is installed
-            os.replace(staging, self._dir / name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         with self._lock:
             self._loaded.pop(name, None)
         model = self.get(name)

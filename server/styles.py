@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from model.errors import InvalidImageError
 from model.family import StyleCode
+from model.files import atomic_directory, atomic_write
 from model.images import decode_image, encode_image
 from server.errors import DataLoss, InvalidArgument, NotFound
 
@@ -50,17 +50,6 @@ def style_id_for(image: bytes, style_size: int | None) -> str:
     return digest.hexdigest()[:32]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class StyleStore:
     def __init__(self, root: Path) -> None:
         self._root = root
@@ -81,15 +70,11 @@ class StyleStore:
                     return self.get(record.style_id), False
                 except DataLoss:  # a damaged style is replaced by the new registration
                     shutil.rmtree(self._move_aside(final), ignore_errors=True)
-            staging = Path(tempfile.mkdtemp(dir=self._root, prefix=".new-"))
-            try:
+            with atomic_directory(final) as staging:
                 (staging / IMAGE_FILE).write_bytes(image)
                 if code is not None:
                     (staging / self._code_name(code.producer)).write_bytes(code.to_bytes())
                 (staging / META_FILE).write_text(json.dumps(asdict(record)))
-                os.replace(staging, final)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
         return record, True
 
     def get(self, style_id: str) -> StyleRecord:
@@ -134,7 +119,7 @@ class StyleStore:
         image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         data, _ = encode_image(image, "jpeg", quality=80)
         if path.parent.is_dir():
-            _atomic_write(path, data)
+            atomic_write(path, data)
         return data
 
     @staticmethod
@@ -149,7 +134,7 @@ class StyleStore:
     def save_code(self, style_id: str, code: StyleCode) -> None:
         folder = self._dir(style_id)
         if folder.is_dir():
-            _atomic_write(folder / self._code_name(code.producer), code.to_bytes())
+            atomic_write(folder / self._code_name(code.producer), code.to_bytes())
 
     def delete(self, style_id: str) -> None:
         folder = self._dir(style_id)

@@ -39,6 +39,7 @@ from model.adain.declaration import NAME as FAMILY
 from model.adain.ops import adain, calc_mean_std
 from model.errors import Cancelled, InvalidOptionError
 from model.family import StyleModel
+from model.files import PREVIEW_FILE, atomic_write
 from model.images import image_to_tensor, to_rgb
 from model.network import RELU4_1, STYLE_LAYERS, Decoder, Encoder, StopCheck
 from model.weights import save_decoder_checkpoint
@@ -49,7 +50,6 @@ __all__ = ["DECODER_FILE", "FAMILY", "ImageFolder", "TrainOptions", "TrainProgre
 log = logging.getLogger(__name__)
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 STATE_FILE = "train_state.pt"
-PREVIEW_FILE = "preview.png"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,9 +220,7 @@ def _save_state(path: Path, state: _State, optimizer: torch.optim.Optimizer, opt
     buf = io.BytesIO()
     torch.save({"step": state.step, "history": state.history, "optimizer": optimizer.state_dict(),
                 "options": asdict(options)}, buf)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, buf.getvalue())
 
 
 def _load_state(path: Path) -> dict | None:
@@ -255,9 +253,7 @@ def _preview(path: Path, history: Sequence[dict[str, float]], samples: Image.Ima
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, buf.getvalue())
 
 
 def _samples(encoder: Encoder, decoder: nn.Module, content: torch.Tensor, style: torch.Tensor) -> Image.Image:

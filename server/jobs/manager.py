@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.errors import Cancelled
+from model.files import PREVIEW_FILE, atomic_write
 from server.errors import AlreadyExists, Overloaded
 from server.jobs.store import (
     CANCELLED,
@@ -46,24 +46,10 @@ from server.threads import run_in_own_thread
 __all__ = ["JobContext", "JobEvents", "JobManager", "Runner"]
 
 log = logging.getLogger(__name__)
-PREVIEW_FILE = "preview.png"  # a runner's latest intermediate image, in the job folder or a sub-folder
+RESULT_FILE = "result"  # a finished job's image, in the job folder
 STORE_RETRY_SECONDS = 1.0  # pause before retrying an unreachable job store
 JOB_NICENESS = 19  # the lowest priority: Stylize keeps the CPU whenever it wants it
 SWEEP_BATCH = 500  # jobs deleted per retention transaction (the sweep never holds every finished job at once)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @dataclass
@@ -95,18 +81,22 @@ class JobContext:
         return self.folder / "checkpoint"
 
     def save_checkpoint(self, data: bytes) -> None:
-        atomic_write(self.checkpoint_path, data)
+        self._write(self.checkpoint_path, data)
 
     def load_checkpoint(self) -> bytes | None:
         return self.checkpoint_path.read_bytes() if self.checkpoint_path.is_file() else None
 
     def save_preview(self, png: bytes) -> None:
         """The latest intermediate image (PNG), served by GetJobResult(preview=true) while the job runs."""
-        atomic_write(self.folder / PREVIEW_FILE, png)
+        self._write(self.folder / PREVIEW_FILE, png)
 
     def write_result(self, data: bytes, mime_type: str, width: int, height: int) -> dict:
-        atomic_write(self.folder / "result", data)
-        return {"path": str(self.folder / "result"), "mime_type": mime_type, "width": width, "height": height}
+        self._write(self.folder / RESULT_FILE, data)
+        return {"path": str(self.folder / RESULT_FILE), "mime_type": mime_type, "width": width, "height": height}
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
 
 
 Runner = Callable[[JobContext], dict]

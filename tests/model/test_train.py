@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from model.adain.stylizer import AdaINModel, adain_info
-from model.adain.train import DECODER_FILE, PREVIEW_FILE, STATE_FILE, TrainOptions, TrainProgress, train_decoder
+from model.adain.train import DECODER_FILE, STATE_FILE, TrainOptions, TrainProgress, train_decoder
 from model.errors import Cancelled, InvalidOptionError
 from model.family import StyleSource
+from model.files import PREVIEW_FILE
 from model.network import Decoder, Encoder
 from model.weights import load_decoder_checkpoint, random_decoder_state, random_vgg_state, state_sha256
 from tests.helpers import make_image
