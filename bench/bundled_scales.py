@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 import torch
-from PIL import Image
 from torch import nn
 
+from bench.photos import load_photo
 from bench.train_data import content_photos
 from model.bundled import load_bundled_vgg_state
 from model.images import image_to_tensor
@@ -26,8 +26,7 @@ def relu_means(side: int = 256) -> list[float]:
     state, _ = load_bundled_vgg_state(normalise=False)
     network = build_vgg_sequential()
     network.load_state_dict(state)
-    x = torch.cat([image_to_tensor(Image.open(path).convert("RGB").resize((side, side), Image.Resampling.LANCZOS))
-                   for _, path in content_photos()])
+    x = torch.cat([image_to_tensor(load_photo(path, side, fit="square")) for _, path in content_photos()])
     means = []
     with torch.no_grad():
         for module in network:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.photos import load_photo
 from model.temporal import Motion
 
 __all__ = ["CLIPS", "Clip", "make_clip", "write_frames", "write_y4m"]
@@ -47,9 +48,7 @@ class Clip:
 
 
 def _photo(name: str) -> np.ndarray:
-    from skimage import data  # local: only the benchmarks and tests need scikit-image
-
-    return np.ascontiguousarray(getattr(data, name)()[..., :3])
+    return np.asarray(load_photo(name))
 
 
 def _camera(center: np.ndarray, scale: float, degrees: float, size: tuple[int, int]) -> np.ndarray:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from bench.photos import contact_sheet, load_photo
 from bench.train_data import STYLE_GENERATORS, content_photos
 from model.adain.ops import adain, calc_mean_std
+from model.adain.train import DECODER_FILE
 from model.encoders import BUNDLED, load_encoder
 from model.images import image_to_tensor, tensor_to_image
 from model.network import RELU4_1, Decoder, Encoder
@@ -43,9 +44,7 @@ def _stylize(encoder: Encoder, decoder: Decoder, content: torch.Tensor, style: t
 
 def _pairs(side: int) -> list[tuple[str, torch.Tensor, str, torch.Tensor]]:
     photos = {p.stem: p for _, p in content_photos()}
-    square = (side, side)
-    contents = [(n, image_to_tensor(Image.open(photos[n]).convert("RGB").resize(square, Image.Resampling.LANCZOS)))
-                for n in _PHOTOS if n in photos]
+    contents = [(n, image_to_tensor(load_photo(photos[n], side, fit="square"))) for n in _PHOTOS if n in photos]
     styles = []
     for kind in ("brush", "mosaic", "cubist", "dots"):
         image = STYLE_GENERATORS[kind](np.random.default_rng([_HELD_OUT_SEED, len(kind)]), side)
@@ -58,7 +57,7 @@ def evaluate(decoder: Decoder, encoder: Encoder, side: int, sheet: Path | None =
     content, style, untrained, trained)."""
     torch.manual_seed(0)
     untrained = Decoder().eval()
-    rows, tiles = [], []
+    rows, sheet_rows = [], []
     pairs = _pairs(side)
     shown = len(pairs) // len(_PHOTOS) + 1  # the sheet shows the diagonal: photo i with style i
     for index, (cn, c, sn, s) in enumerate(pairs):
@@ -69,9 +68,9 @@ def evaluate(decoder: Decoder, encoder: Encoder, side: int, sheet: Path | None =
                      "style_distance": {w: scores[w].style for w in ("content_itself", "untrained", "trained")},
                      "content_distance": {w: scores[w].content for w in ("style_itself", "untrained", "trained")}})
         if index % shown == 0:
-            tiles.append(torch.cat([c, s, untrained_out, trained_out], dim=3))
+            sheet_rows.append([tensor_to_image(t) for t in (c, s, untrained_out, trained_out)])
     if sheet is not None:
-        tensor_to_image(torch.cat(tiles, dim=2)).save(sheet)
+        contact_sheet(sheet_rows, ["content", "style", "untrained", "trained"], cell=side).save(sheet, optimize=True)
     summary = {kind: {who: float(np.mean([r[kind][who] for r in rows])) for who in rows[0][kind]}
                for kind in ("style_distance", "content_distance")}
     return {"side": side, "pairs": len(rows), "mean": summary, "rows": rows}
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     encoder, _ = load_encoder(BUNDLED, RELU4_1)
     decoder = Decoder()
-    decoder.load_official(load_decoder_checkpoint(args.run / "decoder.safetensors")[0])
+    decoder.load_official(load_decoder_checkpoint(args.run / DECODER_FILE)[0])
     scores = evaluate(decoder.eval(), encoder, args.side, args.sheet)
     print(json.dumps({k: v for k, v in scores.items() if k != "rows"}, indent=2))
     return 0

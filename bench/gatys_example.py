@@ -13,7 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.gatys_peer import RESULTS, photo, side_by_side
+from bench.gatys_peer import RESULTS
+from bench.photos import contact_sheet, load_photo
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysOptions, GatysProgress, stylize_gatys
 from model.network import RELU5_1
@@ -36,13 +37,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "gatys_example.png")
     args = parser.parse_args(argv)
     encoder, weights = load_encoder(BUNDLED, RELU5_1)
-    content, style = photo(args.content, args.size), photo(args.style, args.size)
+    content, style = load_photo(args.content, args.size), load_photo(args.style, args.size)
     start = time.perf_counter()
     result = stylize_gatys(encoder, content, [(style, 1.0)], GatysOptions(size=args.size),
                            on_progress=_print_progress)
     print(f"{time.perf_counter() - start:.1f} s on {weights.source}", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    side_by_side([content, style, result], args.size).save(args.out, optimize=True)
+    contact_sheet([[content, style, result]], cell=args.size).save(args.out, optimize=True)
 
 
 if __name__ == "__main__":

@@ -31,30 +31,20 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from bench.photos import contact_sheet, load_photo
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysCheckpoint, GatysOptions, stylize_gatys
 from model.images import image_to_tensor
 from model.network import RELU5_1, Encoder
 from model.quality import GatysScore, gatys_score
 
-__all__ = ["PAIRS", "PEER_STEPS", "measure_gatys_peer", "peer_table", "photo", "run_ours", "score",
-           "side_by_side", "write_sheet"]
+__all__ = ["PAIRS", "PEER_STEPS", "measure_gatys_peer", "peer_table", "run_ours", "score", "write_sheet"]
 
 #: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field.
 PAIRS: tuple[tuple[str, str], ...] = (("astronaut", "hubble_deep_field"),)
 PEER_STEPS = 300
 RESULTS = Path(__file__).parent / "results"
 _STEP_LINE = re.compile(r"^(\d+)\s+([\d.]+)\s+\S+$")
-
-
-def photo(name: str, side: int, *, shorter: bool = False) -> Image.Image:
-    """A photo shipped inside scikit-image's wheel (``skimage.data.<name>``), RGB, resized so that its longer side
-    (its shorter side with ``shorter``) is ``side``."""
-    from skimage import data  # local: only the benchmarks and the docs' examples need scikit-image
-
-    image = Image.fromarray(getattr(data, name)()).convert("RGB")
-    scale = side / (min(image.size) if shorter else max(image.size))
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
 
 
 def score(encoder: Encoder, result: Image.Image | torch.Tensor, content: Image.Image,
@@ -129,23 +119,12 @@ def _max_difference(a: Image.Image, b: Image.Image) -> int:
     return int((image_to_tensor(a) - image_to_tensor(b)).abs().max() * 255 + 0.5)
 
 
-def side_by_side(images: Sequence[Image.Image], height: int, gap: int = 4) -> Image.Image:
-    """The images scaled to one height, left to right on white."""
-    scaled = [im.resize((round(im.width * height / im.height), height), Image.Resampling.LANCZOS) for im in images]
-    sheet = Image.new("RGB", (sum(im.width for im in scaled) + gap * (len(scaled) - 1), height), "white")
-    x = 0
-    for im in scaled:
-        sheet.paste(im, (x, 0))
-        x += im.width + gap
-    return sheet
-
-
 def write_sheet(out: Path, pair: tuple[str, str], size: int) -> Path:
     """content | style | pastiche | ours, from the images a measurement saved."""
-    images = [photo(pair[0], size), photo(pair[1], size),
-              *(Image.open(out / f"gatys_{pair[0]}_{size}_{side}.png").convert("RGB") for side in ("pastiche", "ours"))]
+    images = [load_photo(pair[0], size), load_photo(pair[1], size),
+              *(load_photo(out / f"gatys_{pair[0]}_{size}_{side}.png") for side in ("pastiche", "ours"))]
     path = out / f"gatys_{pair[0]}_{size}_sheet.png"
-    side_by_side(images, size).save(path, optimize=True)
+    contact_sheet([images], cell=size).save(path, optimize=True)
     return path
 
 
@@ -155,7 +134,7 @@ def _load() -> list[float]:
 
 def measure_pair(encoder: Encoder, pair: tuple[str, str], size: int, out: Path) -> dict:
     """One content/style pair at one size: pastiche, then ours, both scored; images saved under ``out``."""
-    content, style = photo(pair[0], size), photo(pair[1], size)
+    content, style = load_photo(pair[0], size), load_photo(pair[1], size)
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(tmp) / "content.png", Path(tmp) / "style.png"]
@@ -163,7 +142,7 @@ def measure_pair(encoder: Encoder, pair: tuple[str, str], size: int, out: Path) 
         style.save(paths[1])
         peer_path = out / f"gatys_{pair[0]}_{size}_pastiche.png"
         peer = run_peer(paths[0], paths[1], size, PEER_STEPS, peer_path)
-    peer_score = score(encoder, Image.open(peer_path).convert("RGB"), content, style)
+    peer_score = score(encoder, load_photo(peer_path), content, style)
     ours = run_ours(encoder, content, style, size, target=peer_score.total)
     ours["image"].save(out / f"gatys_{pair[0]}_{size}_ours.png")
     our_score = score(encoder, ours.pop("image"), content, style)

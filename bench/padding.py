@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from bench.photos import load_photo
 from model.adain import calc_mean_std
 from model.encoders import BUNDLED, load_encoder
 from model.images import image_to_tensor
@@ -37,29 +38,26 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
-def padding_difference(image: Image.Image, side: int, border: int = 2) -> dict[str, float]:
-    """Relative differences (reflection vs zero padding) of relu4_1 and of its AdaIN statistics at ``side`` px."""
+def padding_difference(image: Image.Image, border: int = 2) -> dict[str, float]:
+    """Relative differences (reflection vs zero padding) of relu4_1 and of its AdaIN statistics on ``image``."""
     reflect, _ = load_encoder(BUNDLED, RELU4_1)
     zero = zero_padded(reflect)
-    x = image_to_tensor(image.convert("RGB").resize((side, side), Image.Resampling.LANCZOS))
+    x = image_to_tensor(image)
     with torch.no_grad():
         a, b = reflect(x), zero(x)
     (mean_a, std_a), (mean_b, std_b) = calc_mean_std(a), calc_mean_std(b)
     inner = (slice(None), slice(None), slice(border, -border), slice(border, -border))
-    return {"side": side, "relu4_1": _relative(a, b), "relu4_1_interior": _relative(a[inner], b[inner]),
+    return {"side": min(image.size), "relu4_1": _relative(a, b), "relu4_1_interior": _relative(a[inner], b[inner]),
             "mean": _relative(mean_a, mean_b), "std": _relative(std_a, std_b)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    from skimage import data
-
     parser = argparse.ArgumentParser(prog="python -m bench.padding", description=__doc__.splitlines()[0])
     parser.add_argument("--sides", default="128,256,512")
     args = parser.parse_args(argv)
     for name in ("astronaut", "coffee"):
-        image = Image.fromarray(getattr(data, name)())
         for side in map(int, args.sides.split(",")):
-            print(json.dumps({"image": name, **padding_difference(image, side)}))
+            print(json.dumps({"image": name, **padding_difference(load_photo(name, side, fit="square"))}))
     return 0
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from bench.gatys_peer import photo
+from bench.photos import contact_sheet, load_photo
 from model.encoders import BUNDLED, load_encoder
 from model.family import StyleSource, StylizeOptions
 from model.images import image_to_tensor
@@ -117,7 +117,7 @@ def measure_quality(contenders: Sequence[Contender] | None = None, pairs: Sequen
     encoder, weights = load_encoder(BUNDLED, RELU4_1)
     rows, references, sheet_rows = [], [], []
     for content_name, style_name in pairs:
-        content, style = photo(content_name, side, shorter=True), photo(style_name, side, shorter=True)
+        content, style = load_photo(content_name, side, fit="shorter"), load_photo(style_name, side, fit="shorter")
         c, s = image_to_tensor(content), image_to_tensor(style)
         own = {"content_image_style_distance": quality_score(encoder, c, c, s).style,
                "style_image_content_distance": quality_score(encoder, s, c, s).content}
@@ -135,23 +135,9 @@ def measure_quality(contenders: Sequence[Contender] | None = None, pairs: Sequen
             images.append(result)
         sheet_rows.append(images)
     out.mkdir(parents=True, exist_ok=True)
-    write_sheet(sheet_rows, ["content", "style", *(c.name for c in contenders)], out / "contact_sheet.png")
+    titles = ["content", "style", *(c.name for c in contenders)]
+    contact_sheet(sheet_rows, titles).save(out / "contact_sheet.png", optimize=True)
     return {"evaluator": weights.source, "side": side, "rows": rows, "references": references}
-
-
-def write_sheet(rows: Sequence[Sequence[Image.Image]], titles: Sequence[str], path: Path, cell: int = 192) -> None:
-    """A grid: one row per pair, one column per title, each image fitted into a ``cell`` square."""
-    header = 22
-    sheet = Image.new("RGB", (cell * len(titles), header + cell * len(rows)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for col, title in enumerate(titles):
-        draw.text((col * cell + 4, 5), title[:30], fill="black")
-    for r, images in enumerate(rows):
-        for col, image in enumerate(images):
-            tile = image.copy()
-            tile.thumbnail((cell, cell), Image.Resampling.LANCZOS)
-            sheet.paste(tile, (col * cell + (cell - tile.width) // 2, header + r * cell + (cell - tile.height) // 2))
-    sheet.save(path)
 
 
 def quality_table(results: dict) -> list[str]:

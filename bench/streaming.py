@@ -34,7 +34,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.clips import make_clip
-from bench.gatys_peer import photo
+from bench.photos import load_photo
 from bench.serving import server
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1.style_transfer_pb2_grpc import StyleTransferStub
@@ -152,7 +152,7 @@ def measure_streaming(quick: bool = False, out: Path | None = None) -> dict:
     result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": _machine(), "load_before": os.getloadavg(),
               "rows": []}
     count = 6 if quick else 10
-    style = _jpeg(photo(STYLE, 512, shorter=True))
+    style = _jpeg(load_photo(STYLE, 512, fit="shorter"))
     with server() as srv:
         for size in SIZES:
             frames = [_jpeg(f) for f in make_clip("pan", frames=count, side=size).frames]

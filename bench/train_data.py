@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from bench.photos import load_photo
+
 __all__ = ["STYLE_GENERATORS", "build", "content_photos", "generated_styles", "texture_styles"]
 
 # Natural photos (RGB or grey) of skimage/data and sklearn/datasets/images.
@@ -36,11 +38,6 @@ Rng = np.random.Generator
 def _package_file(distribution: str, relative: str) -> Path:
     """A file inside an installed wheel, located without importing the package."""
     return Path(str(metadata.distribution(distribution).locate_file(relative)))
-
-
-def _open_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as img:
-        return img.convert("RGB")
 
 
 def _crops(image: Image.Image, rng: Rng, count: int, side: int) -> Iterator[Image.Image]:
@@ -212,11 +209,11 @@ def build(out: Path, *, seed: int = 0, crops_per_photo: int = 8, styles_per_kind
     (out / "style").mkdir(parents=True, exist_ok=True)
     sources: dict[str, list[str]] = {"content": [], "style": []}
     for who, path in content_photos():
-        for i, crop in enumerate(_crops(_open_rgb(path), rng, crops_per_photo, side)):
+        for i, crop in enumerate(_crops(load_photo(path), rng, crops_per_photo, side)):
             crop.save(out / "content" / f"{path.stem}-{i}.png")
         sources["content"].append(f"{who}: {path.name} x{crops_per_photo} crops")
     for path in texture_styles():
-        for i, crop in enumerate(_crops(_open_rgb(path), rng, 4, side)):
+        for i, crop in enumerate(_crops(load_photo(path), rng, 4, side)):
             crop.save(out / "style" / f"{path.stem}-{i}.png")
         sources["style"].append(f"scikit-image: {path.name} x4 crops")
     for name, image in generated_styles(seed, styles_per_kind, side):

@@ -7,7 +7,8 @@ import math
 import pytest
 from PIL import Image
 
-from bench.gatys_peer import peer_table, photo, run_ours, score
+from bench.gatys_peer import peer_table, run_ours, score
+from bench.photos import load_photo
 from model.encoders import load_encoder, random_spec
 from model.gatys import GatysOptions
 from model.network import RELU5_1, Encoder
@@ -24,7 +25,7 @@ def encoder() -> Encoder:
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[Image.Image, Image.Image]:
-    return photo("astronaut", SIZE), photo("hubble_deep_field", SIZE)
+    return load_photo("astronaut", SIZE), load_photo("hubble_deep_field", SIZE)
 
 
 def test_the_replay_repeats_the_timed_run_and_scores_only_the_last_scale(encoder, pair) -> None:

@@ -50,6 +50,6 @@ def test_the_identity_scores_as_the_content_itself(results: dict) -> None:
 
 def test_the_sheet_and_table_cover_every_model(results: dict) -> None:
     sheet = Image.open(results["out"] / "contact_sheet.png")
-    assert sheet.width == 192 * 4  # content, style, two models
+    assert sheet.width == 192 * 4 + 4 * 3  # content, style, two models, 4 px apart
     table = "\n".join(quality_table(json.loads(json.dumps({k: v for k, v in results.items() if k != "out"}))))
     assert "| magenta | trained |" in table and "*style image itself*" in table
