@@ -13,11 +13,9 @@ from model.magenta import MagentaModel
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    magenta = MagentaModel.load(device="cpu")
-
+def results(tmp_path_factory: pytest.TempPathFactory, magenta_model: MagentaModel) -> dict:
     def stylize(content: Image.Image, style: Image.Image) -> Image.Image:
-        return magenta.stylize(content, [StyleSource(image=style)], StylizeOptions(style_size=64))
+        return magenta_model.stylize(content, [StyleSource(image=style)], StylizeOptions(style_size=64))
 
     def unchanged(content: Image.Image, style: Image.Image) -> Image.Image:
         return content.copy()

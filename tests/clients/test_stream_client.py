@@ -41,8 +41,8 @@ def test_settings_among_the_frames_apply_from_the_next_frame(client: StyleClient
     assert [(r.sequence, r.settings_version, r.width) for r in results] == [(0, 1, 40), (1, 2, 20)]
 
 
-def test_live_results_come_in_order_with_the_dropped_frames(start_server, shared_model) -> None:
-    gate = Gate(shared_model)
+def test_live_results_come_in_order_with_the_dropped_frames(start_server, random_model) -> None:
+    gate = Gate(random_model)
     server = start_server(models=[gate])
 
     def frames() -> Iterator[bytes]:

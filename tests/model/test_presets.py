@@ -22,11 +22,6 @@ from model.previews import preview
 from tests.helpers import make_image
 
 
-@pytest.fixture(scope="module")
-def presets() -> PresetsModel:
-    return PresetsModel.load(device="cpu", threads=1)
-
-
 def preset(model: PresetsModel, slug: str, **kwargs) -> StyleSource:
     code = next(p.code for p in model.presets if p.style_id == f"presets.{slug}")
     return StyleSource(code=code, preset=True, **kwargs)
@@ -42,55 +37,56 @@ def shipped(content: Image.Image, weights: np.ndarray) -> np.ndarray:
     return np.round(out[0][0].transpose(1, 2, 0) * 255).astype(np.int16)
 
 
-def test_it_is_a_style_model_that_declares_its_26_presets(presets: PresetsModel) -> None:
-    assert isinstance(presets, StyleModel)
-    assert (presets.info.address, presets.info.untrained) == ("presets/multistyle26", False)
-    assert presets.info.weights == {"transform": MULTISTYLE26.sha256}
-    assert "multistyle26.onnx" in presets.info.provenance["transform"]
-    ids = [p.style_id for p in presets.presets]
+def test_it_is_a_style_model_that_declares_its_26_presets(presets_model: PresetsModel) -> None:
+    assert isinstance(presets_model, StyleModel)
+    assert (presets_model.info.address, presets_model.info.untrained) == ("presets/multistyle26", False)
+    assert presets_model.info.weights == {"transform": MULTISTYLE26.sha256}
+    assert "multistyle26.onnx" in presets_model.info.provenance["transform"]
+    ids = [p.style_id for p in presets_model.presets]
     assert len(ids) == len(set(ids)) == NUM_STYLES == len(CATALOGUE)
     assert all(re.fullmatch(r"presets\.[a-z]+(-[a-z]+)*", i) for i in ids)  # never a registered style's 32 hex
-    assert len({p.display_name for p in presets.presets}) == NUM_STYLES
-    for i, p in enumerate(presets.presets):  # each preset is its own row of the network's style weights
-        assert p.code.producer == presets.code_identity
+    assert len({p.display_name for p in presets_model.presets}) == NUM_STYLES
+    for i, p in enumerate(presets_model.presets):  # each preset is its own row of the network's style weights
+        assert p.code.producer == presets_model.code_identity
         assert p.code.tensors["weights"].argmax().item() == i and p.code.tensors["weights"].sum().item() == 1.0
 
 
-def test_a_preset_renders_exactly_what_the_shipped_graph_does(presets: PresetsModel) -> None:
+def test_a_preset_renders_exactly_what_the_shipped_graph_does(presets_model: PresetsModel) -> None:
     content = make_image(64, 48, seed=4)
-    out = presets.stylize(content, [preset(presets, "night-swirls")])
+    out = presets_model.stylize(content, [preset(presets_model, "night-swirls")])
     weights = np.zeros(NUM_STYLES)
     weights[19] = 1.0
     assert np.array_equal(pixels(out), shipped(content, weights))
 
 
 @pytest.mark.parametrize("size", [(9, 9), (13, 30), (65, 33)])
-def test_outputs_have_exactly_the_contents_size(presets: PresetsModel, size: tuple[int, int]) -> None:
-    out = presets.stylize(make_image(*size, seed=1), [preset(presets, "ember")])
+def test_outputs_have_exactly_the_contents_size(presets_model: PresetsModel, size: tuple[int, int]) -> None:
+    out = presets_model.stylize(make_image(*size, seed=1), [preset(presets_model, "ember")])
     assert out.size == size
 
 
-def test_presets_differ_and_blends_are_the_paper_s_weighted_rows(presets: PresetsModel) -> None:
+def test_presets_differ_and_blends_are_the_paper_s_weighted_rows(presets_model: PresetsModel) -> None:
     content = make_image(64, 48, seed=2)
-    a, b = preset(presets, "pastel-sky"), preset(presets, "ember")
-    one, other = pixels(presets.stylize(content, [a])), pixels(presets.stylize(content, [b]))
+    a, b = preset(presets_model, "pastel-sky"), preset(presets_model, "ember")
+    one, other = pixels(presets_model.stylize(content, [a])), pixels(presets_model.stylize(content, [b]))
     assert np.abs(one - other).mean() > 20
-    blend = presets.stylize(content, [preset(presets, "pastel-sky", weight=3.0), preset(presets, "ember")])
+    blend = presets_model.stylize(content, [preset(presets_model, "pastel-sky", weight=3.0),
+                                            preset(presets_model, "ember")])
     weights = np.zeros(NUM_STYLES)
     weights[[0, 20]] = 0.75, 0.25
     assert np.abs(pixels(blend) - shipped(content, weights)).max() <= 1  # the conditional norms blend, not pixels
-    zero = presets.stylize(content, [a, preset(presets, "ember", weight=0.0)])
+    zero = presets_model.stylize(content, [a, preset(presets_model, "ember", weight=0.0)])
     assert np.array_equal(pixels(zero), one)
 
 
-def test_alpha_mixes_with_the_content_and_luminance_keeps_its_colours(presets: PresetsModel) -> None:
+def test_alpha_mixes_with_the_content_and_luminance_keeps_its_colours(presets_model: PresetsModel) -> None:
     content = make_image(48, 48, seed=3)
-    full = pixels(presets.stylize(content, [preset(presets, "ember")]))
-    none = pixels(presets.stylize(content, [preset(presets, "ember")], StylizeOptions(alpha=0.0)))
-    half = pixels(presets.stylize(content, [preset(presets, "ember")], StylizeOptions(alpha=0.5)))
+    full = pixels(presets_model.stylize(content, [preset(presets_model, "ember")]))
+    none = pixels(presets_model.stylize(content, [preset(presets_model, "ember")], StylizeOptions(alpha=0.0)))
+    half = pixels(presets_model.stylize(content, [preset(presets_model, "ember")], StylizeOptions(alpha=0.5)))
     assert np.abs(none - pixels(content)).max() <= 1
     assert np.abs(half - (full + pixels(content)) / 2).max() <= 1
-    kept = presets.stylize(content, [preset(presets, "ember")], StylizeOptions(color=ColorMode.LUMINANCE))
+    kept = presets_model.stylize(content, [preset(presets_model, "ember")], StylizeOptions(color=ColorMode.LUMINANCE))
 
     def chroma(image: np.ndarray) -> np.ndarray:
         return rgb_to_yiq(image_to_tensor(Image.fromarray(image.astype(np.uint8))))[0, 1:].numpy()
@@ -100,46 +96,46 @@ def test_alpha_mixes_with_the_content_and_luminance_keeps_its_colours(presets: P
     assert kept_gap < ember_gap / 3  # ...luminance keeps its colours (up to clipping at the gamut's edge)
 
 
-def test_what_it_cannot_do_is_refused_naming_the_option_and_the_model(presets: PresetsModel) -> None:
+def test_what_it_cannot_do_is_refused_naming_the_option_and_the_model(presets_model: PresetsModel) -> None:
     content = make_image(32, 32)
     for styles, options, option in (
         ([StyleSource(image=make_image(32, 32))], StylizeOptions(), "styles[0]"),
-        ([preset(presets, "ember")], StylizeOptions(color=ColorMode.CORAL), "color_preservation"),
-        ([preset(presets, "ember")], StylizeOptions(tile_size=512), "tile_size"),
+        ([preset(presets_model, "ember")], StylizeOptions(color=ColorMode.CORAL), "color_preservation"),
+        ([preset(presets_model, "ember")], StylizeOptions(tile_size=512), "tile_size"),
     ):
         with pytest.raises(InvalidOptionError, match="'presets'") as err:
-            presets.stylize(content, styles, options)
+            presets_model.stylize(content, styles, options)
         assert err.value.option == option
     with pytest.raises(InvalidOptionError, match="'presets'"):
-        presets.encode_style(make_image(32, 32))
-    foreign = StyleCode("magenta:0123456789abcdef", {"weights": presets.presets[0].code.tensors["weights"]}, 0, 0)
+        presets_model.encode_style(make_image(32, 32))
+    foreign = StyleCode("magenta:0123456789abcdef", {"weights": presets_model.presets[0].code.tensors["weights"]}, 0, 0)
     with pytest.raises(IncompatibleModelError):
-        presets.stylize(content, [StyleSource(code=foreign, preset=True)])
+        presets_model.stylize(content, [StyleSource(code=foreign, preset=True)])
 
 
-def test_masks_are_composited(presets: PresetsModel) -> None:
-    assert presets.capabilities.masks is MaskMode.COMPOSITED
+def test_masks_are_composited(presets_model: PresetsModel) -> None:
+    assert presets_model.capabilities.masks is MaskMode.COMPOSITED
     content = make_image(48, 32, seed=6)
     left = np.zeros((32, 48), dtype=np.uint8)
     left[:, :24] = 255
-    out = pixels(presets.stylize(content, [preset(presets, "ember", mask=Image.fromarray(left, "L")),
-                                           preset(presets, "teal-wash", mask=Image.fromarray(255 - left, "L"))]))
-    ember = pixels(presets.stylize(content, [preset(presets, "ember")]))
-    teal = pixels(presets.stylize(content, [preset(presets, "teal-wash")]))
+    out = pixels(presets_model.stylize(content, [preset(presets_model, "ember", mask=Image.fromarray(left, "L")),
+                                           preset(presets_model, "teal-wash", mask=Image.fromarray(255 - left, "L"))]))
+    ember = pixels(presets_model.stylize(content, [preset(presets_model, "ember")]))
+    teal = pixels(presets_model.stylize(content, [preset(presets_model, "teal-wash")]))
     assert np.abs(out[:, :20] - ember[:, :20]).max() <= 1 and np.abs(out[:, -20:] - teal[:, -20:]).max() <= 1
 
 
-def test_outputs_are_deterministic(presets: PresetsModel) -> None:
+def test_outputs_are_deterministic(presets_model: PresetsModel) -> None:
     """The response cache serves a repeated request's bytes: the model must give the same ones each time."""
     content = make_image(72, 40, seed=8)
-    styles = [preset(presets, "ember", weight=0.4), preset(presets, "night-swirls", weight=0.6)]
-    first = presets.stylize(content, styles, StylizeOptions(alpha=0.8))
-    assert all(presets.stylize(content, styles, StylizeOptions(alpha=0.8)).tobytes() == first.tobytes()
+    styles = [preset(presets_model, "ember", weight=0.4), preset(presets_model, "night-swirls", weight=0.6)]
+    first = presets_model.stylize(content, styles, StylizeOptions(alpha=0.8))
+    assert all(presets_model.stylize(content, styles, StylizeOptions(alpha=0.8)).tobytes() == first.tobytes()
                for _ in range(3))
 
 
-def test_previews_are_renders_of_the_bundled_portrait(presets: PresetsModel) -> None:
-    image = preview(presets, presets.presets[0], 160)
+def test_previews_are_renders_of_the_bundled_portrait(presets_model: PresetsModel) -> None:
+    image = preview(presets_model, presets_model.presets[0], 160)
     assert max(image.size) == 160
-    other = preview(presets, presets.presets[17], 160)
+    other = preview(presets_model, presets_model.presets[17], 160)
     assert np.abs(pixels(image) - pixels(other)).mean() > 20

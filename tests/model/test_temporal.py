@@ -24,11 +24,6 @@ def pan():
     return make_clip("pan", frames=6, side=SIDE)
 
 
-@pytest.fixture(scope="module")
-def magenta() -> MagentaModel:
-    return MagentaModel.load(device="cpu", threads=1)
-
-
 def _flicker(frame: Image.Image, seed: int) -> Image.Image:
     """A stand-in per-frame stylization: the frame under blotches a few pixels wide (a network's strokes) that land
     differently on every frame."""
@@ -94,10 +89,10 @@ def test_stabiliser_lowers_the_warping_error_of_a_flickering_output(pan) -> None
 
 
 @pytest.mark.slow
-def test_stabiliser_halves_magentas_warping_error_on_a_rotating_clip(magenta: MagentaModel) -> None:
+def test_stabiliser_halves_magentas_warping_error_on_a_rotating_clip(magenta_model: MagentaModel) -> None:
     clip = make_clip("rotate", frames=5, side=SIDE)
-    code = magenta.encode_style(make_image(128, 128, seed=3), style_size=128)
-    per_frame = [magenta.stylize(frame, [StyleSource(code=code)]) for frame in clip.frames]
+    code = magenta_model.encode_style(make_image(128, 128, seed=3), style_size=128)
+    per_frame = [magenta_model.stylize(frame, [StyleSource(code=code)]) for frame in clip.frames]
     stabilizer = TemporalStabilizer()
     stable = [stabilizer.stabilize(frame, out) for frame, out in zip(clip.frames, per_frame, strict=True)]
     assert warping_error(stable, clip.motions).mean_abs < 0.5 * warping_error(per_frame, clip.motions).mean_abs

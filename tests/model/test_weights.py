@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -29,6 +28,7 @@ from model.weights import (
     sha256_file,
     state_sha256,
 )
+from tests.helpers import free_port
 
 TINY_LAYOUT = {"0.weight": (2, 3), "0.bias": (2,)}
 
@@ -139,9 +139,7 @@ def test_wrong_layout_download_is_refused(server: str, tiny_official: str, tmp_p
 
 
 def test_server_down_and_not_found(server: str, tiny_official: str, tmp_path: Path) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/tiny.pth"
+    dead = f"http://127.0.0.1:{free_port()}/tiny.pth"  # nothing listens there
     with pytest.raises(WeightsError, match="cannot download"):
         fetch(tiny_official, tmp_path / "w", url=dead, progress=False, timeout=5)
     with pytest.raises(WeightsError, match="cannot download"):

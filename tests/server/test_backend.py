@@ -14,8 +14,7 @@ from model.family import StyleSource
 from server.config import ConfigError, load_config, settings
 from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import free_port, make_image, png_bytes
-from tests.server.conftest import RunningServer, base_config
+from tests.helpers import RunningServer, base_config, free_port, make_image, png_bytes
 
 
 def test_backend_flag_offers_the_model_backends() -> None:

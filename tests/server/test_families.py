@@ -26,8 +26,7 @@ from server.config import Config, build_parser, load_config, settings
 from server.errors import AlreadyExists
 from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import encode, install_decoder, make_image
-from tests.server.conftest import RunningServer
+from tests.helpers import RunningServer, encode, install_decoder, make_image
 from tests.server.fake_family import FLAT, TINT_FILE, FlatColour
 
 CONTENT = encode(make_image(24, 16, seed=1))
@@ -40,13 +39,13 @@ def error_of(call) -> grpc.RpcError:
     return info.value
 
 
-def test_the_fake_family_satisfies_the_protocol(shared_model: AdaINModel) -> None:
-    assert isinstance(FlatColour(), StyleModel) and isinstance(shared_model, StyleModel)
+def test_the_fake_family_satisfies_the_protocol(random_model: AdaINModel) -> None:
+    assert isinstance(FlatColour(), StyleModel) and isinstance(random_model, StyleModel)
 
 
 @pytest.fixture
-def two_families(start_server, shared_model: AdaINModel) -> RunningServer:
-    return start_server(models=[shared_model, FlatColour()])
+def two_families(start_server, random_model: AdaINModel) -> RunningServer:
+    return start_server(models=[random_model, FlatColour()])
 
 
 def _stylize(server: RunningServer, **fields) -> pb.StylizeResponse:
@@ -134,13 +133,13 @@ def test_unknown_models_are_not_found_naming_the_models_served(two_families: Run
     assert "default" in err.details() and "flat" in err.details()
 
 
-def test_codes_from_another_model_are_refused(shared_model: AdaINModel) -> None:
+def test_codes_from_another_model_are_refused(random_model: AdaINModel) -> None:
     flat, other = FlatColour(), FlatColour("flat2", seed=1)
     style = Image.new("RGB", (16, 16), (1, 2, 3))
     content = make_image(16, 16)
-    for model, foreign in ((flat, shared_model.encode_style(style, style_size=16)),
+    for model, foreign in ((flat, random_model.encode_style(style, style_size=16)),
                            (flat, other.encode_style(style)),
-                           (shared_model, flat.encode_style(style))):
+                           (random_model, flat.encode_style(style))):
         with pytest.raises(IncompatibleModelError, match="re-encode"):
             model.stylize_batch([BatchItem(content, (StyleSource(code=foreign),))])
     restored = StyleCode.from_bytes(flat.encode_style(style).to_bytes())
@@ -148,8 +147,8 @@ def test_codes_from_another_model_are_refused(shared_model: AdaINModel) -> None:
     assert flat.stylize_batch([BatchItem(content, (StyleSource(code=restored),))])[0].getpixel((0, 0)) == (1, 2, 3)
 
 
-def test_list_models_reports_family_version_hashes_and_provenance(start_server, shared_model: AdaINModel) -> None:
-    server = start_server(models=[shared_model, FlatColour()], default_model="flat/v1")
+def test_list_models_reports_family_version_hashes_and_provenance(start_server, random_model: AdaINModel) -> None:
+    server = start_server(models=[random_model, FlatColour()], default_model="flat/v1")
     listing = server.stub().ListModels(pb.ListModelsRequest(), timeout=30)
     assert listing.default_model == "flat"
     first, second = listing.models

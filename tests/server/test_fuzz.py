@@ -18,9 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import encode, make_image
-from tests.server.conftest import RunningServer, base_config
-from tests.server.test_train import make_datasets
+from tests.helpers import RunningServer, base_config, encode, make_datasets, make_image
 
 BAD = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 VALID = [encode(make_image(32, 32, 1)), encode(make_image(24, 40, 2)), encode(make_image(40, 40, 3), "JPEG")]
@@ -90,7 +88,7 @@ def messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy:
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory, shared_model) -> Iterator[RunningServer]:
+def fuzz_server(tmp_path_factory, random_model) -> Iterator[RunningServer]:
     data = tmp_path_factory.mktemp("fuzz") / "data"
     make_datasets(data / "datasets")
     config = base_config(data_dir=str(data), metrics_port=0, max_image_pixels=256 * 256, max_output_pixels=128 * 128,
@@ -98,7 +96,7 @@ def fuzz_server(tmp_path_factory, shared_model) -> Iterator[RunningServer]:
                          gatys_max_iterations=3, gatys_default_iterations=2, train_max_iterations=3,
                          train_default_iterations=2, train_max_batch_pixels=2 * 32 * 32, train_max_processes=1,
                          max_queued_jobs=4, job_workers=1)
-    server = RunningServer(config, shared_model)
+    server = RunningServer(config, random_model)
     stub = server.stub()
     stub.PutStyle(pb.PutStyleRequest(image=IMAGES[0], style_size=32), timeout=60)  # something to find
     yield server

@@ -11,8 +11,7 @@ import pytest
 from PIL import Image
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import code_of, encode, make_image, png_bytes
-from tests.server.test_train import make_datasets, train_request
+from tests.helpers import code_of, encode, make_datasets, make_image, png_bytes, train_request
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 CONTENT = png_bytes(32, 32, 1)

@@ -8,14 +8,10 @@ import grpc
 from PIL import Image
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import code_of, png_bytes, wait_for
+from tests.helpers import code_of, gatys_request, png_bytes, wait_for
 
 CONTENT = png_bytes(64, 48, seed=1)
 STYLE = png_bytes(64, 64, seed=2)
-
-
-def gatys(iterations: int = 8, **fields) -> pb.GatysRequest:
-    return pb.GatysRequest(content=CONTENT, styles=[pb.StyleInput(image=STYLE)], iterations=iterations, **fields)
 
 
 def state(stub, job_id: str) -> int:
@@ -24,7 +20,7 @@ def state(stub, job_id: str) -> int:
 
 def test_watch_streams_progress_until_success_and_the_result_is_served(server) -> None:
     stub = server.stub()
-    job = stub.SubmitGatys(gatys(10, num_scales=1), timeout=30)
+    job = stub.SubmitGatys(gatys_request(10, num_scales=1), timeout=30)
     assert job.state == pb.JOB_STATE_QUEUED and job.kind == pb.JOB_KIND_GATYS
     updates = list(stub.WatchJob(pb.WatchJobRequest(id=job.id), timeout=300))
     steps = [u.progress.step for u in updates]
@@ -42,8 +38,8 @@ def test_watch_streams_progress_until_success_and_the_result_is_served(server) -
 def test_cancel_queued_and_running_jobs(start_server) -> None:
     server = start_server(job_workers=1)
     stub = server.stub()
-    running = stub.SubmitGatys(gatys(2000), timeout=30)
-    queued = stub.SubmitGatys(gatys(5), timeout=30)
+    running = stub.SubmitGatys(gatys_request(2000), timeout=30)
+    queued = stub.SubmitGatys(gatys_request(5), timeout=30)
     wait_for(lambda: stub.GetJob(pb.GetJobRequest(id=running.id)).progress.step > 0)
     assert code_of(lambda: stub.GetJobResult(pb.GetJobResultRequest(id=running.id))) == \
         grpc.StatusCode.FAILED_PRECONDITION
@@ -57,22 +53,22 @@ def test_cancel_queued_and_running_jobs(start_server) -> None:
 def test_limits(start_server) -> None:
     server = start_server(job_workers=1, max_queued_jobs=1, gatys_max_iterations=100, gatys_max_pixels=64 * 64)
     stub = server.stub()
-    assert code_of(lambda: stub.SubmitGatys(gatys(101))) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code_of(lambda: stub.SubmitGatys(gatys(5, size=128))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: stub.SubmitGatys(gatys_request(101))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: stub.SubmitGatys(gatys_request(5, size=128))) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(lambda: stub.SubmitGatys(pb.GatysRequest(content=CONTENT))) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code_of(lambda: stub.SubmitGatys(gatys(5, style_loss="fancy"))) == grpc.StatusCode.INVALID_ARGUMENT
-    running = stub.SubmitGatys(gatys(100))
+    assert code_of(lambda: stub.SubmitGatys(gatys_request(5, style_loss="fancy"))) == grpc.StatusCode.INVALID_ARGUMENT
+    running = stub.SubmitGatys(gatys_request(100))
     wait_for(lambda: state(stub, running.id) == pb.JOB_STATE_RUNNING)
-    stub.SubmitGatys(gatys(5))  # fills the queue of one
-    assert code_of(lambda: stub.SubmitGatys(gatys(5))) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    stub.SubmitGatys(gatys_request(5))  # fills the queue of one
+    assert code_of(lambda: stub.SubmitGatys(gatys_request(5))) == grpc.StatusCode.RESOURCE_EXHAUSTED
     stub.CancelJob(pb.CancelJobRequest(id=running.id))
 
 
 def test_list_jobs_pages_and_filters(start_server) -> None:
     server = start_server(job_workers=1)
     stub = server.stub()
-    blocker = stub.SubmitGatys(gatys(2000))
-    ids = [stub.SubmitGatys(gatys(3)).id for _ in range(4)]
+    blocker = stub.SubmitGatys(gatys_request(2000))
+    ids = [stub.SubmitGatys(gatys_request(3)).id for _ in range(4)]
     seen, token, pages = [], "", 0
     while True:
         reply = stub.ListJobs(pb.ListJobsRequest(page_size=2, page_token=token))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,21 +10,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.config import ConfigError, load_config
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
-from tests.helpers import png_bytes, wait_for
-from tests.server.test_limits import SLOW
+from tests.helpers import free_port, png_bytes, random_weights_args, server_process, wait_for
 
 STYLE = png_bytes(32, 32, seed=2)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Upscaled on the server to 512 px: a call that is still computing when SIGTERM comes on most machines (the test
+# holds either way: a call that finished before the signal is not in flight, and new calls are refused after it).
+IN_FLIGHT = pb.StylizeRequest(content=png_bytes(64, 64, 1), styles=[pb.StyleInput(image=png_bytes(32, 32, 2))],
+                              content_size=512, style_size=32)
 
 
 def test_registered_styles_survive_a_restart(start_server, tmp_path: Path) -> None:
@@ -79,41 +73,21 @@ def test_missing_adain_weights_start_the_server_with_what_it_has(tmp_path: Path)
 
 
 def test_sigterm_drains_calls_in_flight_then_exits_zero(tmp_path: Path) -> None:
-    port, metrics_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--random-weights", "--host", "127.0.0.1", "--port", str(port),
-         "--metrics-port", str(metrics_port), "--data-dir", str(tmp_path / "d"), "--grace-period", "60",
-         "--log-format", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        health = health_pb2_grpc.HealthStub(channel)
-
-        def serving() -> bool:
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                return reply.status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.RpcError:
-                return False
-
-        wait_for(serving, timeout=120)
-        stub = pb_grpc.StyleTransferStub(channel)
-        in_flight = ThreadPoolExecutor(1).submit(stub.Stylize, SLOW, timeout=120)
+    port, metrics_port, log = free_port(), free_port(), tmp_path / "server.log"
+    args = random_weights_args(tmp_path / "d", port, "--metrics-port", str(metrics_port), "--grace-period", "60",
+                               "--log-format", "json")
+    with server_process(args, port, log, timeout=120) as node:
+        in_flight = ThreadPoolExecutor(1).submit(node.stub.Stylize, IN_FLIGHT, timeout=120)
         wait_for(lambda: _inflight(metrics_port) == 1)
-        proc.send_signal(signal.SIGTERM)
+        node.proc.send_signal(signal.SIGTERM)
         reply = in_flight.result()  # the call in flight completes
         assert reply.width == 512
         with pytest.raises(grpc.RpcError) as info:  # new calls are refused while draining or after
             pb_grpc.StyleTransferStub(grpc.insecure_channel(f"127.0.0.1:{port}")).ListModels(
                 pb.ListModelsRequest(), timeout=5)
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert proc.wait(timeout=60) == 0
-        assert '"message": "stopped"' in proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert node.proc.wait(timeout=60) == 0
+    assert '"message": "stopped"' in log.read_text()
 
 
 def _inflight(port: int) -> float:

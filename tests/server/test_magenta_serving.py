@@ -16,21 +16,15 @@ from model.magenta import MagentaModel, graphs
 from server.config import Config
 from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import encode, make_image
-from tests.server.conftest import RunningServer
+from tests.helpers import RunningServer, encode, make_image
 
 CONTENT = make_image(97, 66, seed=1)
 STYLE = make_image(80, 64, seed=2)
 
 
-@pytest.fixture(scope="module")
-def magenta() -> MagentaModel:
-    return MagentaModel.load(device="cpu", threads=1)
-
-
 @pytest.fixture
-def served(start_server, shared_model: AdaINModel, magenta: MagentaModel) -> RunningServer:
-    return start_server(models=[shared_model, magenta])
+def served(start_server, random_model: AdaINModel, magenta_model: MagentaModel) -> RunningServer:
+    return start_server(models=[random_model, magenta_model])
 
 
 def stylize(server: RunningServer, **fields) -> pb.StylizeResponse:
@@ -59,20 +53,21 @@ def test_list_models_shows_magenta_as_a_trained_model_with_hashes_and_provenance
     assert "arbitrary_predict.onnx" in info.provenance["predict"] and "Apache-2.0" in info.metadata["license"]
 
 
-def test_stylize_over_grpc_equals_the_model_in_process(served: RunningServer, magenta: MagentaModel) -> None:
+def test_stylize_over_grpc_equals_the_model_in_process(served: RunningServer, magenta_model: MagentaModel) -> None:
     out = stylize(served, alpha=0.7, model="magenta/v1-256-int8")
     assert (out.model, out.width, out.height, out.untrained) == ("magenta", 97, 66, False)
-    expected = magenta.stylize(CONTENT, [StyleSource(STYLE)], replace(magenta.info.defaults, alpha=0.7))
+    expected = magenta_model.stylize(CONTENT, [StyleSource(STYLE)], replace(magenta_model.info.defaults, alpha=0.7))
     assert np.array_equal(pixels(out.image), pixels(expected))
 
 
-def test_an_unset_style_size_is_the_size_magenta_was_trained_at(served: RunningServer, magenta: MagentaModel) -> None:
+def test_an_unset_style_size_is_the_size_magenta_was_trained_at(served: RunningServer,
+                                                                 magenta_model: MagentaModel) -> None:
     listed = {m.name: m for m in served.stub().ListModels(pb.ListModelsRequest(), timeout=30).models}
     assert listed["magenta"].defaults.style_size == 256 and listed["default"].defaults.style_size == 512
     unset, at_256, at_512 = (pixels(stylize(served, **size).image) for size in ({}, {"style_size": 256},
                                                                                  {"style_size": 512}))
     assert np.array_equal(unset, at_256) and not np.array_equal(unset, at_512)
-    assert np.array_equal(unset, pixels(magenta.stylize(CONTENT, [StyleSource(STYLE)])))  # in process: the same
+    assert np.array_equal(unset, pixels(magenta_model.stylize(CONTENT, [StyleSource(STYLE)])))  # in process: the same
 
 
 def test_a_registered_style_gives_the_same_result_as_inline(served: RunningServer) -> None:
@@ -81,11 +76,11 @@ def test_a_registered_style_gives_the_same_result_as_inline(served: RunningServe
     assert np.array_equal(pixels(registered.image), pixels(stylize(served).image))
 
 
-def test_masks_are_composited_as_the_model_does_in_process(served: RunningServer, magenta: MagentaModel) -> None:
+def test_masks_are_composited_as_the_model_does_in_process(served: RunningServer, magenta_model: MagentaModel) -> None:
     left = np.zeros((CONTENT.height, CONTENT.width), dtype=np.uint8)
     left[:, : CONTENT.width // 2] = 255
     mask = Image.fromarray(left, "L")
     out = stylize(served, styles=[pb.StyleInput(image=encode(STYLE), mask=encode(mask))])
-    expected = magenta.stylize(CONTENT, [StyleSource(STYLE, mask=mask)])  # its own defaults, as the server
+    expected = magenta_model.stylize(CONTENT, [StyleSource(STYLE, mask=mask)])  # its own defaults, as the server
     assert np.array_equal(pixels(out.image), pixels(expected))
     assert np.abs(pixels(out.image)[:, -30:] - pixels(CONTENT)[:, -30:]).max() <= 1  # the unmasked half

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
-from tests.helpers import code_of, encode, png_bytes, wait_for
-from tests.server.test_train import make_datasets, train_request
+from tests.helpers import (
+    ServerProcess,
+    code_of,
+    encode,
+    free_port,
+    is_serving,
+    make_datasets,
+    png_bytes,
+    random_weights_args,
+    server_process,
+    train_request,
+)
 
 LIMIT_BYTES = int(4.5 * 2**30)
 BOUNDS = {"--max-style-pixels": 256 * 256, "--max-output-pixels": 512 * 512, "--gatys-max-pixels": 128 * 128,
@@ -36,47 +41,19 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT_BYTES, LIMIT_BYTES))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def capped_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, grpc.Channel]]:
-    data = tmp_path / "data"
+def capped_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    data, port = tmp_path / "data", free_port()
     make_datasets(data / "datasets")
-    port = _free_port()
     flags = [str(x) for item in BOUNDS.items() for x in item]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--random-weights", "--host", "127.0.0.1", "--port", str(port),
-         "--metrics-port", "0", "--data-dir", str(data), "--retain-memory-mb", "0", "--job-workers", "0", *flags],
-        stdout=log, stderr=log, env=env, preexec_fn=_cap_memory)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    health = health_pb2_grpc.HealthStub(channel)
-
-    def serving() -> bool:
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-        try:
-            return health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1
-        except grpc.RpcError:
-            return False
-
-    try:
-        wait_for(serving, timeout=180)
-        yield proc, channel
-    finally:
-        channel.close()
-        proc.kill()
-        proc.wait()
-        log.close()
+    args = random_weights_args(data, port, "--retain-memory-mb", "0", "--job-workers", "0", *flags)
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "OPENBLAS_NUM_THREADS": "1"}
+    with server_process(args, port, tmp_path / "server.log", env=env, preexec_fn=_cap_memory, timeout=180) as node:
+        yield node
 
 
-def test_bounded_inputs_are_refused_or_served_under_a_memory_limit(capped_server) -> None:
-    proc, channel = capped_server
-    stub = pb_grpc.StyleTransferStub(channel)
+def test_bounded_inputs_are_refused_or_served_under_a_memory_limit(capped_server: ServerProcess) -> None:
+    stub = capped_server.stub
     small, sliver = png_bytes(64, 64, 1), encode(Image.new("RGB", (2000, 1)))
     style = pb.StyleInput(image=png_bytes(64, 64, 2))
     over = [
@@ -97,6 +74,5 @@ def test_bounded_inputs_are_refused_or_served_under_a_memory_limit(capped_server
                          timeout=600)
     assert (reply.width, reply.height) == (512, 512)
     assert stub.PutStyle(pb.PutStyleRequest(image=small, style_size=256), timeout=600).style_size == 256
-    assert proc.poll() is None
-    health = health_pb2_grpc.HealthStub(channel)
-    assert health.Check(health_pb2.HealthCheckRequest(), timeout=10).status == health_pb2.HealthCheckResponse.SERVING
+    assert capped_server.proc.poll() is None
+    assert is_serving(capped_server.channel, timeout=10)

@@ -16,24 +16,12 @@ from PIL import Image
 
 from clients import StyleClient, StyleRef, cli
 from model.family import ColorMode, StyleSource, StylizeOptions
-from model.magenta import MagentaModel
 from model.presets import PresetsModel
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import encode, free_port, make_image
-from tests.server.conftest import RunningServer, base_config
+from tests.helpers import RunningServer, base_config, encode, free_port, make_image
 
 CONTENT = make_image(48, 32, seed=1)
 STYLE = encode(make_image(40, 40, seed=2))
-
-
-@pytest.fixture(scope="module")
-def presets_model() -> PresetsModel:
-    return PresetsModel.load(device="cpu", threads=1)
-
-
-@pytest.fixture(scope="module")
-def magenta_model() -> MagentaModel:
-    return MagentaModel.load(device="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")

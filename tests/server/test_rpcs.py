@@ -13,9 +13,7 @@ from PIL import Image
 
 from server.logs import request_id_var
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import encode, make_image, png_bytes
-from tests.model.test_images import bomb_png
-from tests.server.conftest import RunningServer
+from tests.helpers import RunningServer, bomb_png, encode, make_image, png_bytes
 
 CONTENT = png_bytes(48, 40, seed=1)
 STYLE = png_bytes(40, 40, seed=2)

@@ -13,10 +13,7 @@ from pathlib import Path
 import pytest
 
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import wait_for
-from tests.server.test_job_recovery import server_process
-from tests.server.test_jobs import gatys
-from tests.server.test_lifecycle import free_port
+from tests.helpers import free_port, gatys_request, random_weights_args, server_process, wait_for
 
 # Waits are on conditions; their bounds only catch a hang, so they are generous (a loaded 2-core machine runs these
 # several times slower than an idle one).
@@ -32,10 +29,16 @@ def starts(log: Path) -> list[tuple[str, int]]:
 
 
 def replicas(stack: ExitStack, tmp_path: Path, url: str, lease: float) -> list[tuple]:
+    """Two server processes on one store and data directory: (process, stub, log) each."""
     data = tmp_path / "shared-data"
-    flags = ("--job-store", url, "--job-lease-seconds", str(lease), "--job-retention-hours", "0")
-    return [(*stack.enter_context(server_process(data, free_port(), *flags, log=tmp_path / f"{name}.log")),
-             tmp_path / f"{name}.log") for name in ("a", "b")]
+    flags = ("--job-store", url, "--job-lease-seconds", str(lease), "--job-retention-hours", "0",
+             "--gatys-checkpoint-every", "5")
+    nodes = []
+    for name in ("a", "b"):
+        port, log = free_port(), tmp_path / f"{name}.log"
+        node = stack.enter_context(server_process(random_weights_args(data, port, *flags), port, log, timeout=BOUND))
+        nodes.append((node.proc, node.stub, log))
+    return nodes
 
 
 @SLOW
@@ -43,7 +46,7 @@ def test_two_replicas_never_run_the_same_job_twice(tmp_path: Path, postgres) -> 
     with ExitStack() as stack:
         # A long lease: nothing here needs one to expire, so no slow heartbeat can make a job run twice.
         (_, stub_a, log_a), (_, stub_b, log_b) = replicas(stack, tmp_path, postgres.new_database(), lease=60)
-        ids = [(stub_a if i % 2 else stub_b).SubmitGatys(gatys(4), timeout=30).id for i in range(6)]
+        ids = [(stub_a if i % 2 else stub_b).SubmitGatys(gatys_request(4), timeout=30).id for i in range(6)]
 
         def all_done() -> bool:
             return all(stub_b.GetJob(pb.GetJobRequest(id=i), timeout=10).state == pb.JOB_STATE_SUCCEEDED
@@ -66,7 +69,7 @@ def test_a_job_whose_worker_is_killed_is_finished_by_the_other_replica(tmp_path:
     with ExitStack() as stack:
         nodes = replicas(stack, tmp_path, postgres.new_database(), lease=3)  # the survivor waits this out
         stub = nodes[0][1]
-        job = stub.SubmitGatys(gatys(60), timeout=30)
+        job = stub.SubmitGatys(gatys_request(60), timeout=30)
         wait_for(lambda: stub.GetJob(pb.GetJobRequest(id=job.id)).progress.step >= 12, timeout=BOUND)
         owner = next(n for n in nodes if (job.id, 1) in starts(n[2]))
         survivor = next(n for n in nodes if n is not owner)
@@ -83,7 +86,7 @@ def test_a_job_whose_worker_is_killed_is_finished_by_the_other_replica(tmp_path:
 def test_a_replica_without_job_workers_leaves_jobs_to_the_others(start_server, postgres, tmp_path: Path) -> None:
     url, data = postgres.new_database(), str(tmp_path / "shared")
     front = start_server(job_store=url, job_workers=0, data_dir=data)
-    job = front.stub().SubmitGatys(gatys(4), timeout=30)
+    job = front.stub().SubmitGatys(gatys_request(4), timeout=30)
     time.sleep(2)  # several claim intervals: nobody may take it
     assert front.stub().GetJob(pb.GetJobRequest(id=job.id)).state == pb.JOB_STATE_QUEUED
     start_server(job_store=url, job_workers=1, data_dir=data)

@@ -88,8 +88,8 @@ class Sender:
 
 
 @pytest.fixture
-def gate(shared_model) -> Gate:
-    return Gate(shared_model)
+def gate(random_model) -> Gate:
+    return Gate(random_model)
 
 
 # --- the basics ------------------------------------------------------------------------------------------------------

@@ -13,21 +13,7 @@ from PIL import Image
 from server.config import Config
 from server.jobs.train_runner import train_options
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import code_of, make_image, png_bytes, wait_for
-
-
-def make_datasets(root: Path) -> None:
-    for kind, offset in (("faces", 0), ("house-style", 50)):
-        (root / kind).mkdir(parents=True, exist_ok=True)
-        for i in range(4):
-            make_image(64, 64, seed=offset + i).save(root / kind / f"{i}.png")
-    (root / "faces" / "corrupt.png").write_bytes(b"\x89PNG broken")
-
-
-def train_request(**fields) -> pb.TrainRequest:
-    base = {"content_dir": "faces", "style_dir": "house-style", "iterations": 12, "batch_size": 2,
-            "image_size": 32, "lr": 3e-5, "checkpoint_every": 6, "model_name": "avatars", "seed": 1}
-    return pb.TrainRequest(**{**base, **fields})
+from tests.helpers import code_of, make_datasets, png_bytes, train_request, wait_for
 
 
 @pytest.fixture
