@@ -177,8 +177,11 @@ def measure_gatys_peer(sizes: Sequence[int], out: Path = RESULTS,
 
 def peer_table(rows: list[dict]) -> list[str]:
     """Markdown: per pair and size, both sides' time, steps, s/step, evaluations/step, scores, time to the peer's."""
-    lines = ["| Gatys vs pastiche | size | side | seconds | steps | s / step | evals / step | content | style | "
-             "score | reached pastiche's score | target (there in <= 1/2 its time) | load (1 min, before/after) |",
+    lines = ["Both sides scored by model.quality.gatys_score on the bundled VGG19 (distances relative to their "
+             "targets, lower is closer; its Gram style distance is not the quality benchmark's mean/std one).", "",
+             "| Gatys vs pastiche | size | side | seconds | steps | s / step | evals / step | "
+             f"{GatysScore.CONTENT} | {GatysScore.STYLE} | score (their sum) | reached pastiche's score | "
+             "target (there in <= 1/2 its time) | load (1 min, before/after) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         pair = f"{row['pair'][0]} x {row['pair'][1]}"

@@ -30,7 +30,7 @@ from model.encoders import BUNDLED, load_encoder
 from model.family import StyleSource, StylizeOptions
 from model.images import image_to_tensor
 from model.network import RELU4_1
-from model.quality import quality_score
+from model.quality import QualityScore, quality_score
 
 __all__ = ["PAIRS", "measure_quality", "quality_table"]
 
@@ -144,7 +144,7 @@ def quality_table(results: dict) -> list[str]:
     """Markdown: per model, the means over the pairs, then the reference points."""
     lines = [f"Scored with {results['evaluator']} at {results['side']} px (lower distances are closer; SSIM of "
              "luminance against the content, 1 is identical).", "",
-             "| model | kind | content distance (relu4_1) | style distance (mean/std) | SSIM | s/image |",
+             f"| model | kind | {QualityScore.CONTENT} | {QualityScore.STYLE} | SSIM | s/image |",
              "|---|---|---|---|---|---|"]
     models = dict.fromkeys(r["model"] for r in results["rows"])
     for name in models:

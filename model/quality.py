@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +38,10 @@ __all__ = ["GatysScore", "QualityScore", "WarpingError", "gatys_score", "quality
 class QualityScore:
     """AdaIN's measures: relu4_1 content distance, mean/std style distance (both relative, lower is closer)."""
 
+    # The column names every table of these numbers uses: the two measures' style distances are not comparable.
+    CONTENT: ClassVar[str] = "content distance (relu4_1)"
+    STYLE: ClassVar[str] = "style distance (mean/std, relu1_1..relu4_1)"
+
     content: float
     style: float
 
@@ -44,6 +49,9 @@ class QualityScore:
 @dataclass(frozen=True)
 class GatysScore:
     """Gatys' measures: relu4_2 content distance, Gram style distance (both relative, lower is closer)."""
+
+    CONTENT: ClassVar[str] = "content distance (relu4_2)"
+    STYLE: ClassVar[str] = "style distance (Gram, relu1_1..relu5_1)"
 
     content: float
     style: float
