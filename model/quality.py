@@ -35,26 +35,29 @@ __all__ = ["GatysScore", "QualityScore", "WarpingError", "gatys_score", "quality
 
 
 @dataclass(frozen=True)
-class QualityScore:
-    """AdaIN's measures: relu4_1 content distance, mean/std style distance (both relative, lower is closer)."""
+class _Distances:
+    content: float  # relative to the content's own features, lower is closer
+    style: float  # relative to the style's own statistics, lower is closer
 
-    # The column names every table of these numbers uses: the two measures' style distances are not comparable.
-    CONTENT: ClassVar[str] = "content distance (relu4_1)"
-    STYLE: ClassVar[str] = "style distance (mean/std, relu1_1..relu4_1)"
-
-    content: float
-    style: float
+    # The column titles of every table of these numbers: the two measures' style distances do not compare.
+    CONTENT: ClassVar[str]
+    STYLE: ClassVar[str]
 
 
 @dataclass(frozen=True)
-class GatysScore:
-    """Gatys' measures: relu4_2 content distance, Gram style distance (both relative, lower is closer)."""
+class QualityScore(_Distances):
+    """AdaIN's measures: relu4_1 content distance, mean/std style distance."""
 
-    CONTENT: ClassVar[str] = "content distance (relu4_2)"
-    STYLE: ClassVar[str] = "style distance (Gram, relu1_1..relu5_1)"
+    CONTENT = "content distance (relu4_1)"
+    STYLE = "style distance (mean/std, relu1_1..relu4_1)"
 
-    content: float
-    style: float
+
+@dataclass(frozen=True)
+class GatysScore(_Distances):
+    """Gatys' measures: relu4_2 content distance, Gram style distance."""
+
+    CONTENT = "content distance (relu4_2)"
+    STYLE = "style distance (Gram, relu1_1..relu5_1)"
 
     @property
     def total(self) -> float:

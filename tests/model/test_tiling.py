@@ -26,15 +26,17 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+def _assert_same(tiled: torch.Tensor, full: torch.Tensor) -> None:
+    assert tiled.shape == full.shape
+    assert _relative_error(tiled, full) < 1e-5
+
+
 @pytest.mark.parametrize("size", [(131, 97), (64, 200), (40, 40)])
 def test_encode_tiled_matches_untiled(nets: tuple[Encoder, Decoder], size: tuple[int, int]) -> None:
     encoder, _ = nets
     image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
-        full = encoder(image)
-        tiled = encode_tiled(encoder, image, tile=32)
-    assert tiled.shape == full.shape
-    assert _relative_error(tiled, full) < 1e-5
+        _assert_same(encode_tiled(encoder, image, tile=32), encoder(image))
 
 
 def test_decode_tiled_matches_untiled(nets: tuple[Encoder, Decoder]) -> None:
@@ -42,10 +44,7 @@ def test_decode_tiled_matches_untiled(nets: tuple[Encoder, Decoder]) -> None:
     image = torch.rand(1, 3, 120, 88, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         feat = encoder(image)
-        full = decoder(feat)
-        tiled = decode_tiled(decoder, feat, tile=32)
-    assert tiled.shape == full.shape
-    assert _relative_error(tiled, full) < 1e-5
+        _assert_same(decode_tiled(decoder, feat, tile=32), decoder(feat))
 
 
 def test_without_halo_tiles_differ(nets: tuple[Encoder, Decoder]) -> None:
