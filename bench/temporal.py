@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.clips import CLIPS, Clip, make_clip
-from bench.gatys_peer import photo
+from bench.photos import load_photo
 from model.encoders import BUNDLED, load_encoder
 from model.family import BatchItem, StyleModel, StyleSource, StylizeOptions
 from model.images import image_to_tensor
@@ -76,7 +76,7 @@ def _contender(model: StyleModel, styles: Sequence[str]) -> StreamContender:
         codes = {preset.style_id: StyleSource(code=preset.code, preset=True) for preset in presets[:2]}
         references: dict[str, Image.Image | None] = dict.fromkeys(codes)
     else:
-        references = {name: photo(name, SIDE, shorter=True) for name in styles}
+        references = {name: load_photo(name, SIDE, fit="shorter") for name in styles}
         codes = {name: StyleSource(code=model.encode_style(image, style_size=SIDE))
                  for name, image in references.items()}
 
