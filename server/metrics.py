@@ -67,6 +67,13 @@ class Metrics:
                                         registry=r)
         self.style_cache_misses = Counter(p + "style_cache_misses", "style statistics that had to be computed",
                                           ["cache"], registry=r)
+        self.response_cache_hits = Counter(p + "response_cache_hits", "Stylize calls answered from the response cache",
+                                           registry=r)
+        self.response_cache_misses = Counter(p + "response_cache_misses", "Stylize calls the response cache could not "
+                                             "answer (computed, then kept)", registry=r)
+        self.response_cache_bytes = Gauge(p + "response_cache_bytes", "bytes held by the response cache", registry=r)
+        self.response_cache_entries = Gauge(p + "response_cache_entries", "responses held by the response cache",
+                                            registry=r)
         self.model_info = Gauge(p + "model_info", "served models (value 1)", MODEL_INFO_LABELS, registry=r)
         self.batch_size = Histogram(p + "batch_size", "requests per model batch", buckets=(1, 2, 4, 8, 16, 32),
                                     registry=r)
@@ -94,6 +101,10 @@ class Metrics:
         for cache in ("registered", "inline"):
             self.style_cache_hits.labels(cache)
             self.style_cache_misses.labels(cache)
+
+    def set_response_cache_size(self, nbytes: int, entries: int) -> None:
+        self.response_cache_bytes.set(nbytes)
+        self.response_cache_entries.set(entries)
 
     def observe_call(self, method: str, code: str, seconds: float, transport: str = "grpc") -> None:
         self.requests.labels(method, code, transport).inc()

@@ -26,7 +26,14 @@ from server.presets import PRESETS_TOKEN, PresetCatalogue, model_for
 from server.runtime import Runtime
 from server.stream import StreamSession
 from server.styles import StyleRecord, StyleStore, style_id_for
-from server.stylize import check_stylize_request, registered_size, run_put_style, run_stylize
+from server.stylize import (
+    cached_response,
+    check_stylize_request,
+    keep_response,
+    registered_size,
+    run_put_style,
+    run_stylize,
+)
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1 import style_transfer_pb2_grpc as pb_grpc
 
@@ -64,8 +71,16 @@ class StylizeRpcs(_Base):
         # The request's presets choose their model; else the named one (may load a trained model).
         model = await asyncio.to_thread(model_for, self.runtime.presets, request, self.runtime.models.get)
         options = check_stylize_request(request, self.runtime, model)
+        key, kept = await asyncio.to_thread(cached_response, self.runtime, request, model, options)
+        if kept is not None:  # no queue, no compute: the bytes an identical request got
+            return pb.StylizeResponse(image=kept.image, mime_type=kept.mime_type, width=kept.width,
+                                      height=kept.height, model=kept.model, untrained=kept.untrained, cached=True,
+                                      timing=pb.Timing(total_ms=(time.perf_counter() - received) * 1000),
+                                      request_id=request_id_var.get())
         timed = await self._schedule(run_stylize(self.runtime, model, request, options), context)
         out = timed.value
+        if key is not None:
+            keep_response(self.runtime, key, request, model, out)
         self.runtime.metrics.compute.labels(model.info.name).observe(out.compute_ms / 1000)
         self.runtime.metrics.image_pixels.observe(out.width * out.height)
         timing = pb.Timing(queue_ms=timed.queue_seconds * 1000, decode_ms=out.decode_ms, compute_ms=out.compute_ms,
@@ -178,6 +193,7 @@ class StyleRpcs(_Base):
                           ) -> pb.DeleteStyleResponse:
         self.runtime.presets.refuse_delete(request.style_id)
         await asyncio.to_thread(self.runtime.styles.delete, request.style_id)
+        self.runtime.responses.discard_tagged([request.style_id])
         self.runtime.registered_codes.discard_where(lambda key: key[0] == request.style_id)
         return pb.DeleteStyleResponse()
 
@@ -209,6 +225,7 @@ class ModelRpcs(_Base):
     async def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.aio.ServicerContext
                           ) -> pb.DeleteModelResponse:
         await asyncio.to_thread(self.runtime.models.delete, request.name)
+        self.runtime.responses.discard_tagged([request.name.rpartition("/")[2]])  # a trained model's name
         return pb.DeleteModelResponse()
 
 

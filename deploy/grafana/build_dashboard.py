@@ -35,6 +35,11 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str]] = [
         ("sum by (cache) (rate(styletransfer_style_cache_hits_total[5m])) / clamp_min(sum by (cache) "
          "(rate(styletransfer_style_cache_hits_total[5m]) + rate(styletransfer_style_cache_misses_total[5m])), 1e-9)",
          "{{cache}}")], "timeseries"),
+    ("Response cache", "percentunit", [
+        ("sum(rate(styletransfer_response_cache_hits_total[5m])) / clamp_min(sum(rate("
+         "styletransfer_response_cache_hits_total[5m]) + rate(styletransfer_response_cache_misses_total[5m])), 1e-9)",
+         "hit ratio")], "timeseries"),
+    ("Response cache size", "bytes", [("sum(styletransfer_response_cache_bytes)", "bytes held")], "timeseries"),
     ("Streams: frames per second", "short", [
         ("sum by (event) (rate(styletransfer_stream_frames_total[5m]))", "{{event}}"),
         ("sum(styletransfer_streams_active)", "open streams")], "timeseries"),

@@ -163,7 +163,7 @@ def test_the_check_notices_an_unknown_metric(server) -> None:
 
 @pytest.mark.parametrize("panel", ["Requests by code", "Stylize latency", "Queue depth", "Queue wait p95",
                                    "Compute time p50 / p95", "Batch size (mean)", "Style cache hit ratio",
-                                   "Jobs by state", "Training loss", "Process memory",
+                                   "Response cache", "Jobs by state", "Training loss", "Process memory",
                                    "Streams: frames per second", "Stream frame latency"])
 def test_dashboard_has_the_panels_operators_need(panel: str) -> None:
     assert panel in {p["title"] for p in json.loads(DASHBOARD.read_text())["panels"]}
