@@ -9,12 +9,9 @@ import pytest
 from PIL import Image
 
 from model.adain import AdaINModel
-from model.magenta import MagentaModel
-from model.presets import PresetsModel
 from server.response_cache import ENTRY_OVERHEAD, CachedResponse, ResponseCache
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import code_of, encode, install_decoder, make_image
-from tests.server.conftest import RunningServer
+from tests.helpers import RunningServer, code_of, encode, install_decoder, make_image
 
 CONTENT = encode(make_image(48, 40, seed=1))
 STYLE = encode(make_image(32, 32, seed=2))
@@ -119,33 +116,28 @@ def test_a_deleted_style_is_not_served_from_the_cache(server: RunningServer) -> 
 
 @pytest.mark.slow  # installs two decoders
 def test_a_deleted_or_replaced_trained_model_is_not_served_from_the_cache(server: RunningServer, tmp_path,
-                                                                          shared_model: AdaINModel) -> None:
+                                                                          random_model: AdaINModel) -> None:
     registry = server.server.runtime.models
-    install_decoder(registry, "mine", shared_model.encoder_sha256, tmp_path, seed=1)
+    install_decoder(registry, "mine", random_model.encoder_sha256, tmp_path, seed=1)
     first = call(server, request(model="mine"))
     assert call(server, request(model="mine")).cached
     server.stub().DeleteModel(pb.DeleteModelRequest(name="adain/mine"), timeout=30)
     assert code_of(lambda: call(server, request(model="mine"))).name == "NOT_FOUND"
-    install_decoder(registry, "mine", shared_model.encoder_sha256, tmp_path, seed=2)  # another decoder, same name
+    install_decoder(registry, "mine", random_model.encoder_sha256, tmp_path, seed=2)  # another decoder, same name
     replaced = call(server, request(model="mine"))
     assert not replaced.cached and replaced.image != first.image
 
 
-@pytest.fixture(scope="module")
-def bundled_models() -> list:
-    return [MagentaModel.load(device="cpu"), PresetsModel.load(device="cpu")]
-
-
 @pytest.mark.parametrize("family", ["adain", "magenta", "presets"])
-def test_each_family_computes_the_same_bytes_for_the_same_request(start_server, shared_model: AdaINModel,
-                                                                  bundled_models: list, family: str) -> None:
+def test_each_family_computes_the_same_bytes_for_the_same_request(start_server, random_model: AdaINModel,
+                                                                  magenta_model, presets_model, family: str) -> None:
     """With the cache off for the test, the same request computed three times, between others of other sizes."""
-    server = start_server(models=[shared_model, *bundled_models], response_cache_mb=0)
+    server = start_server(models=[random_model, magenta_model, presets_model], response_cache_mb=0)
     styles = ([pb.StyleInput(style_id="presets.ember", weight=1), pb.StyleInput(style_id="presets.teal-wash",
                                                                                 weight=2)]
               if family == "presets" else [pb.StyleInput(image=STYLE, weight=1), pb.StyleInput(image=CONTENT,
                                                                                                weight=2)])
-    model = "" if family == "presets" else {"adain": shared_model.info.name, "magenta": "magenta"}[family]
+    model = "" if family == "presets" else {"adain": random_model.info.name, "magenta": "magenta"}[family]
     same = request(styles=styles, model=model, alpha=0.8)
     other = request(styles=styles, model=model, content=encode(make_image(64, 24, seed=5)))
     outputs = []
