@@ -69,11 +69,11 @@ class StreamContender:
 
 
 def _contender(model: StyleModel, styles: Sequence[str]) -> StreamContender:
-    """``model`` with photo styles, or its first two presets when it takes no style images."""
+    """``model`` with photo ``styles``, or as many of its presets when it takes no style images."""
     options = StylizeOptions(style_size=SIDE)
     presets = getattr(model, "presets", ())
     if presets and not model.capabilities.style_images:
-        codes = {preset.style_id: StyleSource(code=preset.code, preset=True) for preset in presets[:2]}
+        codes = {preset.style_id: StyleSource(code=preset.code, preset=True) for preset in presets[:len(styles)]}
         references: dict[str, Image.Image | None] = dict.fromkeys(codes)
     else:
         references = {name: load_photo(name, SIDE, fit="shorter") for name in styles}

@@ -8,7 +8,7 @@ along it, blending it into the new per-frame output where the motion is trustwor
     O_t = detail(P_t + strength * M_t * (warp(O_t-1) - P_t))
 
 ``P_t`` is the family's per-frame stylization, ``warp`` moves the previous output to where its pixels are now
-(bicubic), and the mask ``M_t`` in [0, 1] is 1 where a pixel was visible in the previous frame and 0 where it was
+(Lanczos), and the mask ``M_t`` in [0, 1] is 1 where a pixel was visible in the previous frame and 0 where it was
 not. Averaging textures that do not line up softens them, so ``detail`` gives the blend's fine detail back the
 local contrast of ``P_t`` (see docs/video.md for what it changes in the measures). Like Lai et al. (ECCV 2018)
 this is blind to the family: it needs the input frames and the outputs, nothing from inside the network.
@@ -74,15 +74,17 @@ class Motion:
         return float(self.visible.mean())
 
 
-def warp(image: np.ndarray, flow: np.ndarray, *, cubic: bool = True) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray, *, sharp: bool = True) -> np.ndarray:
     """Frame t-1's ``image`` (H, W[, C]) moved to frame t along the backward ``flow`` (edges replicated).
 
-    Bicubic by default (images); ``cubic=False`` is bilinear (flows and masks, where overshoot has no meaning)."""
+    Lanczos (8x8) by default, for images: the stabiliser warps its own output again on every frame, and bicubic's
+    softening added up (the style distance of the stabilised output rose 13 % on a pan, 4.5 % with Lanczos).
+    ``sharp=False`` is bilinear, for flows and masks, where overshoot has no meaning."""
     import cv2
 
     grid_x, grid_y = _grid(*flow.shape[:2])
     return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1],
-                     cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                     cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 @functools.lru_cache(maxsize=8)
@@ -132,10 +134,10 @@ def estimate_motion(current: np.ndarray, previous: np.ndarray, flow: _Flow | Non
     """The motion from ``previous`` to ``current`` (RGB uint8 arrays of one size), with its visibility mask."""
     flow = flow or _Flow()
     backward, forward = flow.between(_gray(current), _gray(previous))
-    forward_there = warp(forward, backward, cubic=False)  # the forward flow at each pixel's previous position
+    forward_there = warp(forward, backward, sharp=False)  # the forward flow at each pixel's previous position
     loop = backward + forward_there
     consistent = (loop**2).sum(-1) <= _FB_RELATIVE * ((backward**2).sum(-1) + (forward_there**2).sum(-1)) + _FB_ABSOLUTE
-    moved = warp(previous, backward, cubic=False)
+    moved = warp(previous, backward, sharp=False)
     same = np.abs(current.astype(np.int16) - moved).mean(-1) <= _PHOTOMETRIC * 255
     return Motion(backward, consistent & same & _inside(backward))
 
