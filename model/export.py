@@ -31,8 +31,10 @@ from torch import nn
 from model.adain.onnx_backend import OrtDecoder, OrtEncoder, cpu_copy, decoder_onnx, encoder_onnx, to_onnx
 from model.adain.ops import adain
 from model.adain.stylizer import AdaINModel
-from model.family import StyleCode, StyleSource, StylizeOptions, require_producer
-from model.images import decode_image, image_to_tensor, resize_shorter
+from model.errors import InvalidImageError, InvalidOptionError, WeightsError
+from model.family import StyleCode, StyleSource, StyleSpec, StylizeOptions, require_producer
+from model.images import decode_image, image_to_tensor, probe_image, resize_shorter, resized_size
+from model.limits import MAX_IMAGE_PIXELS, MAX_STYLE_PIXELS
 from model.network import Decoder, Encoder
 from model.ort import make_session
 
@@ -55,9 +57,10 @@ MAX_LEVEL_DIFF = 1
 #: Side of the square test image the checks run at.
 CHECK_SIZE = 256
 CONTENT = "content"
-#: Largest image the CLI decodes (the checks resize it anyway).
-_MAX_PIXELS = 64 * 1024 * 1024
 STYLIZED = "stylized"
+#: Most bytes the CLI reads of an image file: no accepted format needs more than 8 bytes a pixel (16-bit RGBA PNG,
+#: stored uncompressed) for an image of MAX_IMAGE_PIXELS, plus room for metadata.
+_MAX_FILE_BYTES = 8 * MAX_IMAGE_PIXELS + 1024 * 1024
 
 
 class ExportCheckError(RuntimeError):
@@ -173,6 +176,10 @@ def export_all(model: AdaINModel, content: Image.Image, style: tuple[str, StyleC
     return out
 
 
+class _ArgumentError(ValueError):
+    """A command-line argument the export cannot use (printed as one line, exit status 2)."""
+
+
 def _check_image(path: str | None) -> Image.Image:
     """A 256 px content for the checks: the given photo, or a smooth synthetic image (deterministic)."""
     if path:
@@ -183,8 +190,32 @@ def _check_image(path: str | None) -> Image.Image:
     return Image.fromarray((big[0].clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy())
 
 
-def _read_image(path: str, field: str) -> Image.Image:
-    return decode_image(Path(path).read_bytes(), field=field, max_pixels=_MAX_PIXELS)
+def _read_file(path: str, field: str) -> bytes:
+    """An image file's bytes, at most :data:`_MAX_FILE_BYTES` of them (``/dev/zero`` is not read for ever)."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(_MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _ArgumentError(f"{field}: {path}: {exc.strerror or exc}") from None
+    if len(data) > _MAX_FILE_BYTES:
+        raise _ArgumentError(f"{field}: {path} is larger than {_MAX_FILE_BYTES} bytes, more than any image of at most "
+                             f"{MAX_IMAGE_PIXELS} pixels needs")
+    return data
+
+
+def _read_image(path: str, field: str, style_size: int | None = None) -> Image.Image:
+    """The image at ``path``, decoded within the server's bounds: its header declares at most MAX_IMAGE_PIXELS,
+    and a style resized to ``style_size`` is at most MAX_STYLE_PIXELS (checked before decoding)."""
+    data = _read_file(path, field)
+    if style_size is not None:
+        width, height = probe_image(data, field=field, max_pixels=MAX_IMAGE_PIXELS)
+        new_width, new_height = resized_size(width, height, style_size)
+        if new_width * new_height > MAX_STYLE_PIXELS:
+            raise _ArgumentError(f"{field}: a {width}x{height} image at --style-size {style_size} would be encoded at "
+                                 f"{new_width}x{new_height} = {new_width * new_height} pixels, over the limit of "
+                                 f"{MAX_STYLE_PIXELS} (about 0.5 GB of memory per megapixel); use a smaller "
+                                 "--style-size")
+    return decode_image(data, field=field, max_pixels=MAX_IMAGE_PIXELS)
 
 
 def _style_name(path: str) -> str:
@@ -208,14 +239,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    model = (AdaINModel.random(device="cpu") if args.random_weights
-             else AdaINModel.from_files(args.vgg, args.decoder, device="cpu"))
-    style = None
-    if args.style:
-        image = _read_image(args.style, "style")
-        style = (_style_name(args.style), model.encode_style(image, style_size=args.style_size))
     try:
-        exported = export_all(model, _check_image(args.check_image), style, args.alpha)
+        exported = _export(args)
+    except (InvalidImageError, InvalidOptionError, WeightsError, _ArgumentError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ExportCheckError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -226,6 +254,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out / item.filename}: {len(item.onnx_model) / 1e6:.1f} MB, within {item.level_difference} level(s) "
               f"of PyTorch at {CHECK_SIZE} px")
     return 0
+
+
+def _export(args: argparse.Namespace) -> list[Exported]:
+    """The checked graphs the arguments ask for: the images are read within their bounds and the options checked by
+    the model's own rules before anything is encoded."""
+    model = (AdaINModel.random(device="cpu") if args.random_weights
+             else AdaINModel.from_files(args.vgg, args.decoder, device="cpu"))
+    model.check([StyleSpec("image")], StylizeOptions(alpha=args.alpha, style_size=args.style_size))
+    style_image = _read_image(args.style, "style", args.style_size) if args.style else None
+    check_image = _check_image(args.check_image)
+    style = None
+    if style_image is not None:
+        style = (_style_name(args.style), model.encode_style(style_image, style_size=args.style_size))
+    return export_all(model, check_image, style, args.alpha)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from model.declaration import Family
+from model.limits import MAX_IMAGE_PIXELS, MAX_STYLE_PIXELS
 from model.registry import FAMILIES
 
 __all__ = ["ENV_PREFIX", "MIB", "Config", "ConfigError", "Setting", "build_parser", "load_config", "settings"]
@@ -88,11 +89,12 @@ class Config:
                                   "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
 
     # --- stylize limits and scheduling ---
-    max_image_pixels: int = _opt(16_777_216, "largest decoded image (width x height; 16 MP = 4096x4096), checked "
-                                             "from the header before decoding")
+    max_image_pixels: int = _opt(MAX_IMAGE_PIXELS, "largest decoded image (width x height; 16 MP = 4096x4096), "
+                                                   "checked from the header before decoding")
     max_output_pixels: int = _opt(16_777_216, "largest stylized output (width x height) after content_size")
-    max_style_pixels: int = _opt(2_097_152, "largest style image as encoded, after style_size (width x height; "
-                                            "styles are encoded whole, about 0.5 GB of memory per megapixel)")
+    max_style_pixels: int = _opt(MAX_STYLE_PIXELS, "largest style image as encoded, after style_size (width x "
+                                                   "height; styles are encoded whole, about 0.5 GB of memory per "
+                                                   "megapixel)")
     max_styles: int = _opt(8, "most styles in one request")
     workers: int = _opt(0, "inference workers running Stylize at once; 0 picks 1 on CPU and 2 on CUDA")
     torch_threads: int = _opt(0, "torch intra-op threads per worker; 0 divides the cores among the workers")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from model import export
 from model.adain.onnx_backend import OrtEncoder, decoder_onnx, encoder_onnx
@@ -15,6 +19,7 @@ from model.errors import IncompatibleModelError
 from model.export import ExportCheckError, baked_onnx, check_baked, level_difference
 from model.family import StyleCode, StyleSource, StylizeOptions
 from model.images import image_to_tensor
+from model.limits import MAX_STYLE_PIXELS
 from model.network import RELU4_1
 from model.ort import make_session
 from tests.helpers import make_image
@@ -106,6 +111,48 @@ def test_cli_writes_nothing_when_a_graph_fails_its_check(tmp_path: Path, monkeyp
     assert export.main(["--random-weights", "--out", str(out)]) == 1
     assert not out.exists()
     assert "decoder: ONNX Runtime differs from PyTorch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--alpha", "2"], "error: alpha: must be in [0, 1], got 2.0"),
+    (["--alpha", "nan"], "error: alpha: must be in [0, 1], got nan"),
+    (["--style-size", "-3"], "error: style_size: must not be negative"),
+    (["--style", "missing.png"], "error: style: missing.png: No such file or directory"),
+    (["--check-image", "style.png"], "error: check_image: is not a PNG, JPEG or WebP image"),
+])
+def test_cli_refuses_bad_arguments_before_encoding_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                                               message: str, random_model: AdaINModel) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(AdaINModel, "random", lambda **_: random_model)
+    monkeypatch.setattr(AdaINModel, "encode_style", lambda *_, **__: pytest.fail("encoded despite a bad argument"))
+    (tmp_path / "style.png").write_bytes(b"not an image")
+    if "--style" not in args:
+        args = [*args, "--style", str(_write_style(tmp_path))]
+    out = tmp_path / "out"
+    assert export.main(["--random-weights", "--out", str(out), *args]) == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", ["wide", "/dev/zero"])
+def test_cli_applies_the_servers_size_bounds(tmp_path: Path, style: str) -> None:
+    """A 8000x8 style at --style-size 512 would take about 30 GB to encode; /dev/zero has no end. Both are refused at
+    once in a process whose memory is capped, so that a regression fails here rather than exhausting the machine."""
+    if style == "wide":
+        style = str(tmp_path / "wide.png")
+        Image.new("RGB", (8000, 8), (40, 80, 120)).save(style)
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "model.export", "--random-weights", "--out", str(tmp_path / "out"),
+                           "--style", style, "--style-size", "512"], capture_output=True, text=True, timeout=600,
+                          preexec_fn=cap_memory, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2 and done.stderr.startswith("error: style: ") and done.stderr.count("\n") == 1, (
+        done.stderr[-2000:])
+    assert f"limit of {MAX_STYLE_PIXELS}" in done.stderr or "larger than" in done.stderr
 
 
 def test_onnx_encoder_computes_only_relu4_1(random_model: AdaINModel) -> None:
