@@ -106,10 +106,11 @@ def output_of(request: Settings) -> Output:
 def check_stylize_request(request: pb.StylizeRequest, runtime: Runtime, model: StyleModel) -> StylizeOptions:
     """Every check that needs no decoding, so bad requests fail before they queue: the transport's limits here, the
     request rules by ``model.check`` (which names an option the model lacks). Returns the model options."""
-    if not request.content:
+    content = request.content  # read once: every read of a bytes field copies it (32 MB at the message limit)
+    if not content:
         raise InvalidArgument("content: an image is required")
     options = check_settings(request, runtime, model)
-    width, height = probe_image(request.content, field="content", max_pixels=runtime.config.max_image_pixels)
+    width, height = probe_image(content, field="content", max_pixels=runtime.config.max_image_pixels)
     check_content("content", width, height, options.content_size, runtime.config, model.capabilities.min_side)
     return options
 
@@ -124,10 +125,11 @@ def check_settings(request: Settings, runtime: Runtime, model: StyleModel) -> St
     style_size = request.style_size if request.HasField("style_size") else defaults.style_size
     for i, style in enumerate(request.styles):
         source = style.WhichOneof("source")
-        if source is None or (source == "image" and not style.image) or (source == "style_id" and not style.style_id):
+        image = style.image if source == "image" else b""  # read once, as the content
+        if source is None or (source == "image" and not image) or (source == "style_id" and not style.style_id):
             raise InvalidArgument(f"styles[{i}]: set image or style_id")
         if source == "image":
-            width, height = probe_image(style.image, field=f"styles[{i}].image", max_pixels=cfg.max_image_pixels)
+            width, height = probe_image(image, field=f"styles[{i}].image", max_pixels=cfg.max_image_pixels)
             check_style(f"styles[{i}].image", width, height, style_size, cfg, model.capabilities.min_side)
         if style.HasField("mask"):
             probe_image(style.mask, field=f"styles[{i}].mask", max_pixels=cfg.max_image_pixels)

@@ -38,13 +38,13 @@ from pathlib import Path
 
 import grpc
 from aiohttp import HttpVersion11, web
-from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from server.auth import TokenCheck
 from server.config import Config
 from server.errors import REQUEST_ID_HEADER
+from server.http import proto_json
 from server.http.bodies import BodyTimeout, BodyTooLarge, check_json_values, form_fields, read_body
 from server.http.cors import CorsPolicy
 from server.http.listener import ConnectionLimits, HttpListener
@@ -384,8 +384,8 @@ class Gateway:
         return response
 
 
-def _parse(route: Route, params: dict[str, str], query: Iterable[tuple[str, str]], body: bytes, content_type: str,
-           max_fields: int) -> Message:
+def _parse(route: Route, params: dict[str, str], query: Iterable[tuple[str, str]], body: bytearray,
+           content_type: str, max_fields: int) -> Message:
     """A body route's request message (in a worker thread): the body's fields counted before anything is built."""
     try:
         if route.form:
@@ -433,7 +433,7 @@ def _to_json(message: Message, response_body: str = "") -> bytes:
     for name in filter(None, response_body.split(".")):
         target = getattr(target, name)
     if isinstance(target, Message):
-        return json_format.MessageToJson(target, always_print_fields_with_no_presence=True, indent=None).encode()
+        return proto_json.dumps(target)
     return json.dumps(target).encode()
 
 

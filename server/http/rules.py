@@ -8,7 +8,6 @@ methods are, at ``POST /<package>.<Service>/<Method>`` with the whole request as
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import re
 import urllib.parse
@@ -19,6 +18,8 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
+
+from server.http import proto_json
 
 __all__ = ["FormFile", "RequestError", "Route", "form_message", "routes_for"]
 
@@ -76,14 +77,15 @@ class Route:
     def response_class(self) -> type[Message]:
         return message_factory.GetMessageClass(self.rpc.output_type)
 
-    def build_request(self, params: Mapping[str, str], query: Iterable[tuple[str, str]], body: bytes) -> Message:
+    def build_request(self, params: Mapping[str, str], query: Iterable[tuple[str, str]],
+                      body: bytes | bytearray) -> Message:
         """The request message from path variables, query parameters and a JSON body, as the rule says."""
         request = self.request_class()()
         if self.body:
             target = request if self.body == "*" else _sub_message(request, self.body)
             try:
-                json_format.Parse(body.decode("utf-8").strip() or "{}", target)
-            except (json_format.ParseError, UnicodeDecodeError) as exc:
+                proto_json.parse(proto_json.loads(body), target)
+            except (json_format.ParseError, ValueError) as exc:  # JSON, UTF-8 and base64 errors are ValueErrors
                 raise RequestError(f"body: {exc}") from None
         values: dict[str, Any] = {}
         if self.body != "*":
@@ -256,8 +258,8 @@ def form_message(route: Route, fields: Iterable[tuple[str, str | FormFile]], par
     for name, value in fields:
         _form_put(values, request.DESCRIPTOR, _split(name), value)
     try:
-        json_format.ParseDict(values, request)
-    except json_format.ParseError as exc:
+        proto_json.parse(values, request)
+    except (json_format.ParseError, ValueError) as exc:
         raise RequestError(str(exc)) from None
     _merge(request, _params(request, params))
     return request
@@ -315,7 +317,7 @@ def _form_put(values: dict[str, Any], descriptor: Any, path: list[str], value: s
     if isinstance(value, FormFile):
         if field.type != FieldDescriptor.TYPE_BYTES:
             raise RequestError(f"{field.name}: a file was sent for a field that is not bytes")
-        converted: Any = base64.b64encode(value.data).decode("ascii")
+        converted: Any = value.data  # set as is by proto_json.parse, without a base64 round trip
     else:
         converted = _scalar(field, value)
     if _is_repeated(field):
