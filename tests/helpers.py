@@ -274,16 +274,17 @@ def http_request(method: str, path: str, headers: dict[str, str] | None = None, 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def raw_http(port: int, request: bytes, timeout: float = 60.0) -> RawReply:
-    """Sends ``request`` exactly as given (malformed ones too) to 127.0.0.1:``port`` and reads one reply. A server
-    that answers before the whole request is sent (and stops reading) is fine: its reply is still read."""
+def raw_http(port: int, request: bytes, timeout: float = 60.0, *, body: bool = True) -> RawReply:
+    """Sends ``request`` exactly as given (malformed ones too) to 127.0.0.1:``port`` and reads one reply (without
+    its body for ``body=False``: the reply to a HEAD). A server that answers before the whole request is sent (and
+    stops reading) is fine: its reply is still read."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(request)
-        return read_reply(sock)
+        return read_reply(sock, body=body)
 
 
-def read_reply(sock: socket.socket) -> RawReply:
+def read_reply(sock: socket.socket, *, body: bool = True) -> RawReply:
     """The next reply on ``sock`` (Content-Length, chunked, or until the server closes)."""
     data = b""
     while b"\r\n\r\n" not in data:
@@ -291,20 +292,22 @@ def read_reply(sock: socket.socket) -> RawReply:
         if not chunk:
             raise ConnectionError(f"closed before a complete reply: {data[:200]!r}")
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, content = data.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
-    if "content-length" in headers:
-        while len(body) < int(headers["content-length"]):
+    if not body:
+        pass
+    elif "content-length" in headers:
+        while len(content) < int(headers["content-length"]):
             chunk = sock.recv(65536)
             if not chunk:
                 break
-            body += chunk
+            content += chunk
     else:
         with contextlib.suppress(ConnectionError, TimeoutError):
             while chunk := sock.recv(65536):
-                body += chunk
-    return RawReply(int(status_line.split()[1]), headers, body)
+                content += chunk
+    return RawReply(int(status_line.split()[1]), headers, content)
 
 
 @dataclasses.dataclass

@@ -2,23 +2,39 @@
 stays healthy. Requests are built from the message descriptors (every field, nested messages, oneofs, optionals)
 with edge values: real tiny images of odd sizes and formats, garbage, huge and negative numbers, NaN and infinities,
 unknown enum values, ids with newlines, long strings. A real server with tight limits answers them; few examples per
-RPC keep the suite to about a minute."""
+RPC keep the suite to about a minute.
+
+The HTTP port gets the same treatment byte for byte: any method, path, headers, content type and body (valid JSON of
+those messages, forms, garbage), framed right or wrong, is answered in the JSON error format with a request id, never
+with a 500, and the server stays healthy and serves HTTP after."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from server.http.rules import routes_for
 from styletransfer.v1 import style_transfer_pb2 as pb
-from tests.helpers import RunningServer, base_config, encode, make_datasets, make_image
+from tests.helpers import (
+    RunningServer,
+    base_config,
+    encode,
+    free_port,
+    http_request,
+    make_datasets,
+    make_image,
+    raw_http,
+)
 
 BAD = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 VALID = [encode(make_image(32, 32, 1)), encode(make_image(24, 40, 2)), encode(make_image(40, 40, 3), "JPEG")]
@@ -91,7 +107,8 @@ def messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy:
 def fuzz_server(tmp_path_factory, random_model) -> Iterator[RunningServer]:
     data = tmp_path_factory.mktemp("fuzz") / "data"
     make_datasets(data / "datasets")
-    config = base_config(data_dir=str(data), metrics_port=0, max_image_pixels=256 * 256, max_output_pixels=128 * 128,
+    config = base_config(data_dir=str(data), metrics_port=0, http_port=free_port(), http_header_timeout=2.0,
+                         http_body_timeout=1.0, max_image_pixels=256 * 256, max_output_pixels=128 * 128,
                          max_style_pixels=128 * 128, max_styles=3, gatys_max_pixels=64 * 64,
                          gatys_max_iterations=3, gatys_default_iterations=2, train_max_iterations=3,
                          train_default_iterations=2, train_max_batch_pixels=2 * 32 * 32, train_max_processes=1,
@@ -148,3 +165,96 @@ def test_the_fuzzed_server_still_serves(fuzz_server: RunningServer) -> None:
     reply = fuzz_server.stub().Stylize(pb.StylizeRequest(content=IMAGES[0], styles=[pb.StyleInput(image=IMAGES[1])],
                                                          style_size=32), timeout=60)
     assert (reply.width, reply.height) == (32, 32)
+
+
+# --- the HTTP port ------------------------------------------------------------------------------------------------
+
+ROUTES = routes_for(pb.DESCRIPTOR.services_by_name["StyleTransfer"])
+METHODS = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD", "BREW"]
+ODD_PATHS = ["/", "/static/app.js", "/static/../../etc/passwd", "/static/nope", "/v1/nowhere", "//v1//stylize",
+             "/v1/stylize?" + "a=1&" * 500, "/%", "/v1/styles/%ff%00", "*", "/v1/jobs/" + "x" * 3000 + ":watch"]
+SEGMENTS = ["abc", "0" * 32, "%00", "..%2F..", "x" * 300, "%E9t%C3%A9", "a%0Ab", "~!$&'()*+,;=:@"]
+QUERIES = ["", "?pageSize=2", "?page_size=abc", "?preview=true", "?state=JOB_STATE_RUNNING&kind=99", "?a.b.c=1",
+           "?%ff=1", "?styles.weight=1", "?pageToken=%00"]
+HEADER_NAMES = ["Authorization", "Grpc-Timeout", "X-Request-Id", "Origin", "Sec-Fetch-Site", "Content-Encoding",
+                "Transfer-Encoding", "Expect", "Accept", "Content-Type", "Host"]
+HEADER_VALUES = ["Bearer x", "Bearer \u00e9", "Basic Zm9v", "1S", "99999999H", "\u00b2S", "1n", "0m", "gzip",
+                 "deflate", "br", "chunked", "identity, chunked", "100-continue", "text/event-stream", "null",
+                 "https://evil.example", "cross-site", "same-origin", "", "req-1", "x" * 5000, "\x01", "a\tb"]
+CONTENT_TYPES = ["application/json", "application/json; charset=latin-1", "text/plain", "", "application/*",
+                 "multipart/form-data; boundary=zz", "multipart/form-data", "multipart/form-data; boundary=",
+                 "multipart/form-data; boundary=\"a b\"", "multipart/mixed; boundary=zz",
+                 "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=bogus"]
+_VARIABLE = re.compile(r"\{[^}]*\}")
+
+
+@st.composite
+def _form(draw: st.DrawFn, route) -> bytes:
+    """A multipart body (boundary zz) whose parts are named after the request's fields, files and text alike."""
+    names = [f.name for f in route.rpc.input_type.fields] + ["style", "weight", "mask", "styles.weight", "", "x.y"]
+    parts = []
+    for name in draw(st.lists(st.sampled_from(names), max_size=6)):
+        value = draw(st.one_of(st.sampled_from(IMAGES), st.sampled_from(STRINGS).map(str.encode)))
+        filename = draw(st.sampled_from(['; filename="f.png"', "", '; filename=""']))
+        head = f'--zz\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n\r\n'
+        parts.append(head.encode() + value + b"\r\n")
+    return b"".join(parts) + draw(st.sampled_from([b"--zz--\r\n", b"", b"--zz"]))
+
+
+def _body(route) -> st.SearchStrategy[bytes]:
+    """Bodies for ``route``: its request as proto3 JSON, a form, or garbage."""
+    as_json = messages(route.rpc.input_type).map(lambda m: json_format.MessageToJson(m).encode())
+    return st.one_of(as_json, _form(route), st.binary(max_size=1500), st.just(b""),
+                     st.sampled_from([b"{}", b"[]", b"null", b'{"content": 1e999}', b"[" * 900 + b"]" * 900,
+                                      b"alpha=0.5&style_size=32", b"\xff\xfe{}"]))
+
+
+@st.composite
+def http_requests(draw: st.DrawFn) -> tuple[str, bytes]:
+    """(method, the request's bytes): a route's path filled with odd segments (or an odd path), its method or
+    another, up to five odd headers, a content type, a body, framed by Content-Length, chunked, or wrongly."""
+    route = draw(st.sampled_from([*ROUTES, None]))
+    if route is None:
+        method, path = draw(st.sampled_from(METHODS)), draw(st.sampled_from(ODD_PATHS))
+        body = draw(st.binary(max_size=300))
+    else:
+        path = _VARIABLE.sub(lambda _: draw(st.sampled_from(SEGMENTS)), route.template) + draw(st.sampled_from(QUERIES))
+        method = draw(st.sampled_from([route.http_method] * 6 + METHODS))
+        body = draw(_body(route))
+    headers = draw(st.dictionaries(st.sampled_from(HEADER_NAMES), st.sampled_from(HEADER_VALUES), max_size=5))
+    headers.setdefault("Content-Type", draw(st.sampled_from(CONTENT_TYPES)))
+    framing = draw(st.sampled_from(["length"] * 4 + ["chunked", "length too small", "no length"]))
+    if framing == "chunked":
+        headers["Transfer-Encoding"] = "chunked"
+        body = (b"%x\r\n" % len(body) + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
+    elif framing == "length too small":
+        headers["Content-Length"] = str(len(body) // 2)
+    request = http_request(method, path, headers, body, length=framing == "length")
+    return method, request
+
+
+HTTP_FUZZ = settings(FUZZ, max_examples=300)
+
+
+@pytest.mark.slow
+def test_no_http_request_gets_a_500_or_a_plain_text_error(fuzz_server: RunningServer) -> None:
+    port = fuzz_server.server.http_port
+
+    @HTTP_FUZZ
+    @given(request=http_requests())
+    def check(request: tuple[str, bytes]) -> None:
+        method, raw = request
+        reply = raw_http(port, raw, timeout=60, body=method != "HEAD")
+        assert reply.status != 500 and reply.status < 600, (reply.status, reply.body[:300])
+        if reply.status >= 400 and method != "HEAD":
+            error = reply.json()
+            assert error["status"] not in ("INTERNAL", "UNKNOWN"), error
+            assert error["message"] and error["requestId"] == reply.headers["x-request-id"], error
+
+    check()
+    assert health(fuzz_server) == health_pb2.HealthCheckResponse.SERVING
+    form = (b"--zz\r\nContent-Disposition: form-data; name=content; filename=c.png\r\n\r\n" + IMAGES[0]
+            + b"\r\n--zz\r\nContent-Disposition: form-data; name=style; filename=s.png\r\n\r\n" + IMAGES[1]
+            + b"\r\n--zz\r\nContent-Disposition: form-data; name=style_size\r\n\r\n32\r\n--zz--\r\n")
+    served = raw_http(port, http_request("POST", "/v1/stylize:form", {"Content-Type": CONTENT_TYPES[5]}, form))
+    assert served.status == 200 and served.headers["content-type"] == "image/png", served.body[:300]

@@ -10,15 +10,19 @@ import json
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 
 import aiohttp
 import grpc
 import pytest
+from google.protobuf import json_format
 
+from server.http import proto_json
 from server.http.bodies import check_json_values
 from server.http.gateway import MAX_TIMEOUT_SECONDS, parse_grpc_timeout
 from server.http.rules import RequestError
+from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import RawReply, free_port, http_request, png_bytes, raw_http, read_reply, wait_for
 
 CONTENT = png_bytes(48, 32, seed=1)
@@ -108,6 +112,23 @@ def test_form_fields_and_parts_are_counted(start_server) -> None:
     headers, body = multipart([("content", CONTENT, "c.png"), ("style", STYLE, "s.png"), ("alpha", b"0.5", None)])
     served = raw_http(port, http_request("POST", "/v1/stylize:form", headers, b"preamble\r\n" + body))
     assert served.status == 200 and served.headers["content-type"] == "image/png", served.body[:300]
+
+
+@pytest.mark.parametrize("data", [b"", b"a", b"ab", b"abc", b"abcd" * 7, bytes(range(256)) * 3])
+def test_large_bytes_fields_convert_in_pieces_as_json_format_does(monkeypatch, data: bytes) -> None:
+    """Base64 over PIECE characters is converted a piece per call (the event loop gets the GIL between them): the
+    result is json_format's, for either alphabet, without padding, and with line breaks (its lenient way)."""
+    monkeypatch.setattr(proto_json, "PIECE", 8)
+    plain = base64.b64encode(data).decode()
+    for text in (plain, base64.urlsafe_b64encode(data).decode(), plain.rstrip("="), plain[:9] + "\n" + plain[9:]):
+        values = {"content": text, "styles": [{"image": text, "mask": text}, {"styleId": "x"}]}
+        expected, got = pb.StylizeRequest(), pb.StylizeRequest()
+        json_format.ParseDict(json.loads(json.dumps(values)), expected)
+        proto_json.parse(values, got)
+        assert got == expected
+    reply = pb.StylizeRequest(content=data, styles=[pb.StyleInput(image=data, mask=data), pb.StyleInput(weight=2)])
+    assert proto_json.dumps(reply) == json_format.MessageToJson(reply, always_print_fields_with_no_presence=True,
+                                                                indent=None).encode()
 
 
 # --- 5. malformed requests: a JSON 4xx with a request id, never aiohttp's plain-text 500 ------------------------
@@ -376,3 +397,61 @@ def test_header_and_send_timers_of_a_connection() -> None:
     busy_cut, stalled_aborted, silent_closed, reasons = asyncio.run(scenario())
     assert not busy_cut and stalled_aborted and silent_closed
     assert sorted(reasons) == ["client_not_reading", "header_timeout"]
+
+
+# A server in a process of its own whose descriptors run out: it holds all but a few of them once it is serving.
+OUT_OF_DESCRIPTORS = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+from model.adain.stylizer import AdaINModel
+from tests.helpers import RunningServer, base_config
+server = RunningServer(base_config(http_port=int(sys.argv[1]), data_dir=sys.argv[2]), AdaINModel.random(device="cpu"))
+held = [os.open(os.devnull, os.O_RDONLY) for _ in range(512 - len(os.listdir("/proc/self/fd")) - 12)]
+print("ready", server.server.port, flush=True)
+sys.stdin.read()  # until the test closes stdin
+for fd in held:
+    os.close(fd)
+server.stop(1.0)
+"""
+
+
+@pytest.mark.slow
+def test_running_out_of_descriptors_is_logged_in_a_few_lines_and_passes(tmp_path: Path) -> None:
+    """Under a descriptor limit of 512 with only a few left, 100 clients: the listener stops accepting for a moment
+    and says so at most once in 10 seconds (asyncio's accept loop logged `out of system resource` about 6,500 times
+    a second), gRPC still answers, and once descriptors are free again the HTTP port serves."""
+    import subprocess
+    import sys
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    SERVING = health_pb2.HealthCheckResponse.SERVING
+    http_port = free_port()
+    stderr = tmp_path / "stderr"  # a file, not a pipe: a server that logs without bound must not block on it
+    child = subprocess.Popen([sys.executable, "-c", OUT_OF_DESCRIPTORS, str(http_port), str(tmp_path / "data")],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr.open("w"), text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        ready = child.stdout.readline().split()
+        assert ready[:1] == ["ready"], stderr.read_text()[-3000:]
+        channel = grpc.insecure_channel(f"127.0.0.1:{ready[1]}")
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=30).status == SERVING  # before it runs out
+        clients = [socket.create_connection(("127.0.0.1", http_port), timeout=30) for _ in range(100)]
+        time.sleep(3)  # the condition lasts: a loop that logs per attempt would write thousands of lines meanwhile
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=30).status == SERVING
+        for sock in clients:
+            sock.close()
+        wait_for(lambda: raw_http(http_port, http_request("GET", "/v1/models"), timeout=30).status == 200, 60)
+        channel.close()
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    log = stderr.read_text()
+    assert "out of system resource" not in log
+    lines = [line for line in log.splitlines() if "cannot accept" in line]
+    assert 1 <= len(lines) <= 2 and "EMFILE" in lines[0], log[-3000:]
