@@ -31,7 +31,8 @@ from model.gatys import gram
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, RELU4_1, STYLE_LAYERS, Encoder
 from model.temporal import Motion, warp
 
-__all__ = ["GatysScore", "QualityScore", "WarpingError", "gatys_score", "quality_score", "warping_error"]
+__all__ = ["GatysScore", "QualityScore", "WarpingError", "content_distance", "gatys_score", "quality_score",
+           "style_spread", "warping_error"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,33 @@ def quality_score(encoder: Encoder, result: torch.Tensor, content: torch.Tensor,
         style_terms.append(_relative(torch.cat([mean, std]), torch.cat([s_mean, s_std])))
     return QualityScore(content=_relative(out[RELU4_1].float(), cont[RELU4_1].float()),
                         style=sum(style_terms) / len(style_terms))
+
+
+@torch.inference_mode()
+def content_distance(encoder: Encoder, result: torch.Tensor, content: torch.Tensor) -> float:
+    """:func:`quality_score`'s content distance (relu4_1) alone, for a result that has no style image to score."""
+    features = [encoder.features(image, (RELU4_1,))[RELU4_1].float() for image in (_same_size(result, content),
+                                                                                   content)]
+    return _relative(*features)
+
+
+@torch.inference_mode()
+def style_spread(encoder: Encoder, images: Sequence[torch.Tensor], style_layers: Sequence[str] = STYLE_LAYERS
+                 ) -> float:
+    """How unlike one another ``images`` are in style: the mean over their pairs of :func:`quality_score`'s style
+    distance (mean/std over ``style_layers``), each pair taken both ways so the measure is symmetric.
+
+    It needs no style image, so it scores a model that renders only its own presets: one preset's outputs on
+    different photos should spread far less than the photos themselves."""
+    if len(images) < 2:
+        raise ValueError("a spread needs at least two images")
+    stats = []
+    for image in images:
+        features = encoder.features(image, style_layers)
+        stats.append([torch.cat(calc_mean_std(features[name].float())) for name in style_layers])
+    distances = [sum(_relative(a, b) for a, b in zip(stats[i], stats[j], strict=True)) / len(style_layers)
+                 for i in range(len(stats)) for j in range(len(stats)) if i != j]
+    return sum(distances) / len(distances)
 
 
 @torch.inference_mode()
