@@ -174,11 +174,15 @@ def test_the_gallery_shows_the_presets_and_one_stylizes_with_its_model(page, con
     page.set_input_files("#content-file", str(images["content"]))
     page.wait_for_selector("#stack:not([hidden])")
     page.select_option("#content-size", "0")
-    page.get_by_role("button", name=re.compile("Night Swirls")).click()
+    page.click("#gallery button[data-key='presets.night-swirls']")
     assert page.input_value("#model") == "presets"  # a preset picks its own model
     request = stylize(page)
     assert request["styles"] == [{"styleId": "presets.night-swirls", "weight": 1}] and request["model"] == "presets"
     assert result_image(page).size == (96, 64) and "presets" in page.text_content("#result-caption")
+    page.click("#gallery button[data-key='presets.night-swirls']")  # deselected
+    page.set_input_files("#style-file", str(images["style"]))  # a style image: back to a model that takes one
+    page.wait_for_selector("#selected li")
+    assert page.input_value("#model") == "magenta"
     assert console.errors == []
 
 

@@ -254,6 +254,10 @@ function toggleStyle(style) {
   if (at < 0 && style.model && $("model").value !== style.model) {
     $("model").value = style.model; // a preset is rendered by its own model only
     notice(`${style.name} is a preset of the ${style.model} model: the model is now ${style.model}.`);
+  } else if (at < 0 && !style.model && presetsOnly.has($("model").value)) {
+    const previous = $("model").value; // it renders only its presets: no style image
+    $("model").value = defaultModel;
+    notice(`${previous} renders only its presets: the model is now ${defaultModel}.`);
   }
   renderSelected();
   syncGallery();
@@ -548,11 +552,17 @@ async function openJob(job) {
 
 // ---- set-up -------------------------------------------------------------------------------------------------------
 
+const presetsOnly = new Set(); // models that render only their built-in presets (ListModels: styleImages false)
+let defaultModel = "";
+
 async function loadModels() {
   const reply = await api("GET", "/v1/models");
   const select = $("model");
   select.replaceChildren();
+  presetsOnly.clear();
+  defaultModel = reply.defaultModel;
   for (const model of reply.models) {
+    if (!model.styleImages) presetsOnly.add(model.name);
     const label = model.untrained ? `${model.name} (untrained)` : model.name;
     select.add(new Option(label, model.name, false, model.name === reply.defaultModel));
   }
