@@ -11,7 +11,8 @@ camera panning over a photo (``bench.clips``' pan clip, frames sent as JPEG, res
   and the latency from sending a frame to receiving its result (p50, p95);
 - against unary: the same frames through one Stylize call each (the style inline, as a client without streams
   sends it; the server's cache spares its encoding) and through one EVERY_FRAME stream, in alternation, wall time
-  per frame of each; the overhead is the stream's minus unary's.
+  per frame of each; the overhead is the stream's minus unary's. Measured at each size, and first with 80x64 frames,
+  where the model's time does not hide what the call or the stream costs besides it.
 
 ``python -m bench.streaming`` writes ``bench/results/streaming.{json,md}``; ``python -m bench`` runs it as the
 ``streaming`` section.
@@ -44,6 +45,8 @@ __all__ = ["against_unary", "every_frame", "live", "measure_model", "measure_str
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = (256, 512)
+#: Frames small enough that the model's time does not hide what a stream or a call costs besides it.
+OVERHEAD_SIDE = 64
 CAMERA_FPS = 30
 STYLE = "immunohistochemistry"  # scikit-image's, as in the quality benchmark
 QUALITY = 90
@@ -55,9 +58,9 @@ def _jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _settings(model: str, style: bytes, pacing: int, temporal: bool = False) -> pb.StylizeStreamRequest:
+def _settings(model: str, style: pb.StyleInput, pacing: int, temporal: bool = False) -> pb.StylizeStreamRequest:
     return pb.StylizeStreamRequest(settings=pb.StreamSettings(
-        model=model, styles=[pb.StyleInput(image=style)], output_format=pb.IMAGE_FORMAT_JPEG, quality=QUALITY,
+        model=model, styles=[style], output_format=pb.IMAGE_FORMAT_JPEG, quality=QUALITY,
         pacing=pacing, temporal=pb.TemporalOptions(enabled=temporal)))
 
 
@@ -66,7 +69,8 @@ def _pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def every_frame(stub: StyleTransferStub, model: str, style: bytes, frames: list[bytes], temporal: bool = False) -> dict:
+def every_frame(stub: StyleTransferStub, model: str, style: pb.StyleInput, frames: list[bytes],
+                temporal: bool = False) -> dict:
     """One EVERY_FRAME stream of ``frames``: results per second after the first, and the server's median stages."""
     messages = [_settings(model, style, pb.STREAM_PACING_EVERY_FRAME, temporal),
                 *(pb.StylizeStreamRequest(frame=pb.StreamFrame(image=f)) for f in frames)]
@@ -81,7 +85,7 @@ def every_frame(stub: StyleTransferStub, model: str, style: bytes, frames: list[
             "server_compute_ms": statistics.median(compute)}
 
 
-def live(stub: StyleTransferStub, model: str, style: bytes, frames: list[bytes], seconds: float) -> dict:
+def live(stub: StyleTransferStub, model: str, style: pb.StyleInput, frames: list[bytes], seconds: float) -> dict:
     """A camera sending ``frames`` (cycled) at CAMERA_FPS for ``seconds`` over a LIVE stream."""
     sent: dict[int, float] = {}
 
@@ -108,16 +112,16 @@ def live(stub: StyleTransferStub, model: str, style: bytes, frames: list[bytes],
             "latency_p50_ms": _pct(latency_ms, 50), "latency_p95_ms": _pct(latency_ms, 95)}
 
 
-def against_unary(stub: StyleTransferStub, model: str, style: bytes, frames: list[bytes], rounds: int) -> dict:
+def against_unary(stub: StyleTransferStub, model: str, style: pb.StyleInput, frames: list[bytes], rounds: int) -> dict:
     """Wall time per frame of one Stylize call per frame and of one stream, alternated ``rounds`` times."""
     seconds: dict[str, list[float]] = {"unary": [], "stream": []}
     compute: dict[str, list[float]] = {"unary": [], "stream": []}
     for _ in range(rounds):
         start = time.perf_counter()
         for f in frames:
-            reply = stub.Stylize(pb.StylizeRequest(
-                content=f, styles=[pb.StyleInput(image=style)], model=model, output_format=pb.IMAGE_FORMAT_JPEG,
-                quality=QUALITY), timeout=600)
+            reply = stub.Stylize(pb.StylizeRequest(  # each round computes: the same frames again are not cached
+                content=f, styles=[style], model=model, output_format=pb.IMAGE_FORMAT_JPEG,
+                quality=QUALITY, skip_response_cache=True), timeout=600)
             compute["unary"].append(reply.timing.compute_ms)
         seconds["unary"].append((time.perf_counter() - start) / len(frames))
         messages = [_settings(model, style, pb.STREAM_PACING_EVERY_FRAME),
@@ -131,7 +135,7 @@ def against_unary(stub: StyleTransferStub, model: str, style: bytes, frames: lis
             "stream_compute_ms": statistics.median(compute["stream"]), "rounds": rounds, "frames": len(frames)}
 
 
-def measure_model(stub: StyleTransferStub, model: str, style: bytes, frames: list[bytes], quick: bool) -> dict:
+def measure_model(stub: StyleTransferStub, model: str, style: pb.StyleInput, frames: list[bytes], quick: bool) -> dict:
     """Every measurement of one model on ``frames``, after a warm-up (the first calls at a size are slower)."""
     every_frame(stub, model, style, frames[:2])
     return {"every_frame": every_frame(stub, model, style, frames),
@@ -140,23 +144,39 @@ def measure_model(stub: StyleTransferStub, model: str, style: bytes, frames: lis
             "against_unary": against_unary(stub, model, style, frames[: len(frames) // 2], 1 if quick else 2)}
 
 
-def _models(stub: StyleTransferStub) -> list[tuple[str, str]]:
-    """(name, family/version) of every model the server serves."""
+def _models(stub: StyleTransferStub, style_image: bytes) -> list[tuple[str, str, pb.StyleInput]]:
+    """(name, family/version, style) of every model the server serves: the style image, or for a model that renders
+    only its built-in presets, the first of them."""
+    presets: dict[str, str] = {}
+    for style in stub.ListStyles(pb.ListStylesRequest(page_size=1000), timeout=120).styles:
+        if style.builtin:
+            presets.setdefault(style.model, style.style_id)
     reply = stub.ListModels(pb.ListModelsRequest(), timeout=120)
-    return [(m.name, f"{m.family}/{m.version}") for m in reply.models if not m.problem]
+    return [(m.name, f"{m.family}/{m.version}",
+             pb.StyleInput(image=style_image) if m.style_images else pb.StyleInput(style_id=presets[m.name]))
+            for m in reply.models if not m.problem]
 
 
 def measure_streaming(quick: bool = False, out: Path | None = None) -> dict:
     """Every measurement above for every served model at each size; written to ``out`` after each model and size
     when given."""
     result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": _machine(), "load_before": os.getloadavg(),
-              "rows": []}
+              "overhead": [], "rows": []}
     count = 6 if quick else 10
-    style = _jpeg(load_photo(STYLE, 512, fit="shorter"))
+    style_image = _jpeg(load_photo(STYLE, 512, fit="shorter"))
     with server() as srv:
+        small = [_jpeg(f) for f in make_clip("pan", frames=8 if quick else 24, side=OVERHEAD_SIDE).frames]
+        for name, address, style in _models(srv.stub, style_image):
+            print(f"  {address}: overhead at {OVERHEAD_SIDE} px", file=sys.stderr, flush=True)
+            against_unary(srv.stub, name, style, small[:2], 1)  # warm-up
+            result["overhead"].append({"model": address, "frame": list(Image.open(io.BytesIO(small[0])).size),
+                                       **against_unary(srv.stub, name, style, small, 1 if quick else 3)})
+            result["load_after"] = os.getloadavg()
+            if out is not None:
+                write_streaming_results(result, out)
         for size in SIZES:
             frames = [_jpeg(f) for f in make_clip("pan", frames=count, side=size).frames]
-            for name, address in _models(srv.stub):
+            for name, address, style in _models(srv.stub, style_image):
                 print(f"  {address} at {size} px", file=sys.stderr, flush=True)
                 row = {"model": address, "size": size, "frame": list(Image.open(io.BytesIO(frames[0])).size),
                        **measure_model(srv.stub, name, style, frames, quick)}
@@ -173,9 +193,16 @@ def _machine() -> dict:
 
 
 def streaming_table(result: dict) -> list[str]:
-    lines = ["| model | frame | EVERY_FRAME fps | with temporal | LIVE fps (30 fps camera) | LIVE dropped | "
-             "LIVE latency p50 / p95 | unary ms/frame | stream ms/frame | stream overhead |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """Markdown: the overhead at small frames, then every measurement at each size."""
+    lines = ["| model | frame | unary ms/frame | stream ms/frame | stream overhead | server compute ms (unary / "
+             "stream) |", "|---|---|---|---|---|---|"]
+    for row in result["overhead"]:
+        lines.append(f"| {row['model']} | {row['frame'][0]}x{row['frame'][1]} | {row['unary_ms']:.1f} | "
+                     f"{row['stream_ms']:.1f} | {row['overhead_ms']:+.1f} ms ({row['ratio']:.2f}x) | "
+                     f"{row['unary_compute_ms']:.1f} / {row['stream_compute_ms']:.1f} |")
+    lines += ["", "| model | frame | EVERY_FRAME fps | with temporal | LIVE fps (30 fps camera) | LIVE dropped | "
+              "LIVE latency p50 / p95 | unary ms/frame | stream ms/frame | stream overhead |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         e, t, lv, u = row["every_frame"], row["every_frame_temporal"], row["live"], row["against_unary"]
         lines.append(
