@@ -74,7 +74,6 @@ def luminance_ssim(result: Image.Image, content: Image.Image) -> float:
 def served_models() -> tuple[list[Contender], list[StyleModel]]:
     """What a server started with the default configuration here serves, each run as Stylize runs it at its family's
     defaults: the models that take style images as contenders, and the models that render only their presets."""
-    from model.registry import family_named
     from server.config import load_config
     from server.families import build_models
 
@@ -83,7 +82,7 @@ def served_models() -> tuple[list[Contender], list[StyleModel]]:
         if not model.capabilities.style_images:
             presets.append(model)
             continue
-        options = family_named(model.info.family).defaults
+        options = model.info.defaults  # what its family declares for requests that leave options unset
 
         def run(content: Image.Image, style: Image.Image, model=model, options=options) -> Image.Image:
             return model.stylize_batch([BatchItem(content, (StyleSource(image=style),), options)])[0]
@@ -107,12 +106,12 @@ def gatys_contender() -> Contender:
 
 
 def untrained_adain() -> Contender:
-    from model.adain import DECLARATION, AdaINModel
+    from model.adain import AdaINModel
 
     model = AdaINModel.random(0, device="cpu")
 
     def run(content: Image.Image, style: Image.Image) -> Image.Image:
-        return model.stylize(content, [StyleSource(image=style)], DECLARATION.defaults)
+        return model.stylize(content, [StyleSource(image=style)])  # at its defaults
 
     return Contender("adain: random weights", "untrained (random weights)", run)
 

@@ -7,8 +7,7 @@ Names are imported on first use, so that the torch-free modules (the families' d
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from model.lazy import lazy_exports
 
 _EXPORTS = {
     "AdaINModel": "model.adain.stylizer",
@@ -21,8 +20,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'model' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

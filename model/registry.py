@@ -12,11 +12,7 @@ from model.declaration import Family
 from model.magenta.declaration import DECLARATION as MAGENTA
 from model.presets.declaration import DECLARATION as PRESETS
 
-__all__ = ["FAMILIES", "family_named"]
+__all__ = ["FAMILIES"]
 
 FAMILIES: tuple[Family, ...] = (ADAIN, MAGENTA, PRESETS)
 
-
-def family_named(name: str, families: tuple[Family, ...] = FAMILIES) -> Family | None:
-    """The declaration of the family called ``name``, or None."""
-    return next((family for family in families if family.name == name), None)

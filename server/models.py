@@ -8,11 +8,15 @@ holds). Trained models appear and disappear without a restart, are listed from t
 loads weights) and loaded on first use into a bounded LRU cache by their family's own loader, next to the family's
 built-in models (a trained AdaIN decoder runs behind the served encoder). A trained model that cannot be read is
 listed with its problem rather than failing the listing. The repository names no family.
+
+A model is served with exactly the weights its listing shows: a load checks each file against the hash ``meta.json``
+records, and a cached model whose folder changed since it was loaded is loaded again. A delete wins over the loads
+in flight: a call whose load finishes after the model was deleted (or replaced) gets NOT_FOUND, never the old
+weights, and concurrent first calls share one load.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,23 +24,25 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.declaration import Family, TrainedModel
+from model.declaration import Family
 from model.errors import Unavailable, WeightsError
 from model.family import Capabilities, ModelInfo, StyleModel, StylizeOptions
 from model.files import atomic_directory
 from model.pins import sha256_file
 from model.registry import FAMILIES
 from server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from server.trained import META_FILE, family_of, identity, is_trained, read_record, render_meta, verify_weights
 
-__all__ = ["META_FILE", "MODEL_NAME", "ModelEntry", "ModelRegistry"]
+__all__ = ["MODEL_NAME", "ModelEntry", "ModelRegistry"]
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-META_FILE = "meta.json"
 # What a family's loader may raise for a model that cannot be served here (a missing encoder, a damaged file).
 _LOAD_ERRORS = (Unavailable, WeightsError, OSError, ValueError, KeyError)
+_LOAD_ATTEMPTS = 3  # a folder replaced while it loads is loaded again, this many times at most
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,9 @@ class ModelRegistry:
         self._families = {f.name: f for f in families if f.trained is not None}
         self._dir = models_dir
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._loaded: OrderedDict[str, StyleModel] = OrderedDict()
+        self._loaded: OrderedDict[str, tuple[tuple, StyleModel]] = OrderedDict()  # name -> (folder identity, model)
+        self._loading: dict[tuple[str, tuple], Future] = {}  # the load in flight per folder and identity
+        self._generation: dict[str, int] = {}  # per name, raised by every delete and registration
         self._cache_size = max(1, trained_cache)
         self._lock = threading.Lock()
         self._on_list = on_list
@@ -107,17 +115,62 @@ class ModelRegistry:
         if builtin is not None:
             return builtin
         folder = self._trained_folder(name)
+        for _ in range(_LOAD_ATTEMPTS):
+            model = self._trained(name, folder)
+            if model is not None:
+                return model
+        raise FailedPrecondition(f"model {name!r} kept changing on disk while it loaded; try again")
+
+    def _trained(self, name: str, folder: Path) -> StyleModel | None:
+        """The cached or freshly loaded model of ``folder``; None when the folder changed while it loaded."""
+        seen = identity(folder)
+        if seen is None:
+            raise NotFound(self._missing(f"model {name!r}"))
+        key = folder.name
         with self._lock:
-            if folder.name in self._loaded:
+            generation = self._generation.get(key, 0)
+            cached = self._loaded.get(key)
+            if cached is not None and cached[0] == seen:
+                self._loaded.move_to_end(key)
+                return cached[1]
+            flight = self._loading.get((key, seen))
+            leading = flight is None
+            if leading:
+                flight = self._loading[(key, seen)] = Future()
+        if leading:
+            self._lead(flight, folder, seen)
+        try:
+            model = flight.result()
+        except FailedPrecondition:
+            if self._generation.get(key, 0) != generation or identity(folder) is None:
+                raise NotFound(self._missing(f"model {name!r}")) from None  # deleted while it loaded
+            raise
+        return self._keep(name, folder, seen, generation, model)
+
+    def _lead(self, flight: Future, folder: Path, seen: tuple) -> None:
+        """Loads for every call waiting on ``flight``."""
+        try:
+            flight.set_result(self._load(folder))
+        except BaseException as exc:  # the waiting calls get it too
+            flight.set_exception(exc)
+        finally:
+            with self._lock:
+                self._loading.pop((folder.name, seen), None)
+
+    def _keep(self, name: str, folder: Path, seen: tuple, generation: int, model: StyleModel) -> StyleModel | None:
+        """Caches a model just loaded, unless its folder was deleted (NotFound) or replaced (None) meanwhile."""
+        now = identity(folder)
+        with self._lock:
+            deleted = self._generation.get(folder.name, 0) != generation or now is None
+            if not deleted and now == seen:
+                self._loaded[folder.name] = (seen, model)
                 self._loaded.move_to_end(folder.name)
-                return self._loaded[folder.name]
-        model = self._load(folder)
-        with self._lock:
-            model = self._loaded.setdefault(folder.name, model)
-            self._loaded.move_to_end(folder.name)
-            while len(self._loaded) > self._cache_size:
-                self._loaded.popitem(last=False)
-        return model
+                while len(self._loaded) > self._cache_size:
+                    self._loaded.popitem(last=False)
+                return model
+        if deleted:
+            raise NotFound(self._missing(f"model {name!r}"))
+        return None
 
     def describe(self, name: str) -> ModelInfo:
         """A model's description without loading it (NotFound when there is none)."""
@@ -137,9 +190,9 @@ class ModelRegistry:
     def _trained_name(self, name: str) -> str | None:
         """The folder name of the trained model ``name`` (a folder name, or ``family/folder name``), or None."""
         family, _, version = name.rpartition("/")
-        if not MODEL_NAME.match(version) or not self._is_trained(self._dir / version):
+        if not MODEL_NAME.match(version) or not is_trained(self._dir / version, self._families):
             return None
-        if family and self._family_name(self._dir / version) != family:
+        if family and family_of(self._dir / version, self._families) != family:
             return None
         return version
 
@@ -149,53 +202,19 @@ class ModelRegistry:
             raise NotFound(self._missing(f"model {name!r}"))
         return self._dir / version
 
-    def _is_trained(self, folder: Path) -> bool:
-        """A trained model's folder: it has ``meta.json`` or the first file of a family's trained models."""
-        if folder.name.startswith(".") or not folder.is_dir():
-            return False
-        return (folder / META_FILE).is_file() or self._family_by_files(folder) is not None
-
-    def _family_by_files(self, folder: Path) -> Family | None:
-        return next((f for f in self._families.values() if (folder / next(iter(f.trained.files.values()))).is_file()),
-                    None)
-
-    @staticmethod
-    def _meta(folder: Path) -> dict:
-        path = folder / META_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    def _family_name(self, folder: Path) -> str:
-        """The family ``meta.json`` names, else the one whose files the folder holds ("" when neither says)."""
-        try:
-            named = self._meta(folder).get("family")
-        except (OSError, ValueError, AttributeError):
-            named = None
-        if isinstance(named, str) and named:
-            return named
-        by_files = self._family_by_files(folder)
-        return by_files.name if by_files is not None else ""
-
-    def _record(self, folder: Path) -> tuple[TrainedModel, Family]:
-        """The folder's validated description and its family's declaration."""
-        meta = self._meta(folder)
-        family = self._families.get(self._family_name(folder))
-        if family is None:
-            raise ValueError(f"{META_FILE} names no family this server serves ({', '.join(self._families)})")
-        weights = dict(meta.get("weights", {}))
-        weights |= {role: meta[f"{role}_sha256"] for role in family.trained.files if f"{role}_sha256" in meta}
-        record = TrainedModel(folder.name, folder, weights, {k: str(v) for k, v in meta.get("metadata", {}).items()},
-                              float(meta.get("create_time", 0.0)))
-        return record, family
-
     def _builtins_of(self, family: Family) -> list[StyleModel]:
         return [m for m in self._builtin.values() if m.info.family == family.name]
 
-    def _load(self, folder: Path) -> StyleModel:
+    def _load(self, folder: Path, name: str = "") -> StyleModel:
+        """The model in ``folder`` (called ``name``, by default the folder's), its weights checked against
+        ``meta.json`` first; FailedPrecondition when it cannot be served."""
+        name = name or folder.name
         try:
-            record, family = self._record(folder)
+            record, family = read_record(folder, self._families, name)
+            verify_weights(record, family)
             return family.trained.load(record, self._builtins_of(family))
         except _LOAD_ERRORS as exc:
-            raise FailedPrecondition(f"model {folder.name!r} cannot be loaded: {exc}") from None
+            raise FailedPrecondition(f"model {name!r} cannot be loaded: {exc}") from None
 
     def check_new_name(self, name: str, family: str) -> None:
         """Refuses a name that is malformed or taken (a model's name, a built-in address of ``family``, a folder)."""
@@ -215,27 +234,31 @@ class ModelRegistry:
         with atomic_directory(self._dir / name) as staging:
             for role, source in files.items():
                 shutil.copyfile(source, staging / declared[role])
-            meta = {"name": name, "family": family, "create_time": time.time(),
-                    "weights": {role: sha256_file(staging / declared[role]) for role in files},
-                    "metadata": dict(metadata)}
-            (staging / META_FILE).write_text(json.dumps(meta, indent=2))
-            self._load(staging)  # refuses e.g. a decoder trained against another encoder before it is installed
+            weights = {role: sha256_file(staging / declared[role]) for role in files}
+            (staging / META_FILE).write_text(render_meta(name, family, time.time(), weights, dict(metadata)))
+            self._load(staging, name)  # refuses e.g. a decoder trained against another encoder before installing it
         with self._lock:
-            self._loaded.pop(name, None)
+            self._forget(name)
         model = self.get(name)
         self.list()  # tells on_list about the new model
         return model
 
+    def _forget(self, name: str) -> None:
+        """Under the lock: what was cached or is loading under ``name`` belongs to a folder that is no more."""
+        self._generation[name] = self._generation.get(name, 0) + 1
+        self._loaded.pop(name, None)
+
     def delete(self, name: str) -> None:
-        """Removes a trained model; built-in ones are refused (FAILED_PRECONDITION), unknown ones NOT_FOUND."""
+        """Removes a trained model; built-in ones are refused (FAILED_PRECONDITION), unknown ones NOT_FOUND. Calls
+        whose loads are in flight get NOT_FOUND too: the model is gone for everyone once this returns."""
         if self._find_builtin(name) is not None:
             raise FailedPrecondition(f"model {name!r} is built in (from the server's weights); only trained models "
                                      "can be deleted")
         folder = self._trained_folder(name)
         trash = self._dir / f".deleted-{folder.name}-{time.monotonic_ns()}"
-        os.replace(folder, trash)  # atomic: the model disappears at once, the files go after
         with self._lock:
-            self._loaded.pop(folder.name, None)
+            os.replace(folder, trash)  # atomic: the model disappears at once, the files go after
+            self._forget(folder.name)
         shutil.rmtree(trash, ignore_errors=True)
         self.list()
 
@@ -243,25 +266,25 @@ class ModelRegistry:
 
     def _trained_entry(self, folder: Path) -> ModelEntry:
         """A trained model's entry from its metadata (its family may read file headers); problems are its own."""
+        family = self._families.get(family_of(folder, self._families))
+        capabilities = next((m.capabilities for m in self._builtins_of(family)), Capabilities()) if family else \
+            Capabilities()
         try:
-            record, family = self._record(folder)
-            builtins = self._builtins_of(family)
-            info = family.trained.info(record, builtins)
-            capabilities = next((m.capabilities for m in builtins), Capabilities())
+            record, family = read_record(folder, self._families)
+            info = family.trained.info(record, self._builtins_of(family))
             return ModelEntry(info, False, record.create_time, True, capabilities=capabilities)
         except Exception as exc:
-            family = self._family_name(folder)
-            declared = self._families.get(family)
-            info = ModelInfo(folder.name, family, folder.name, {}, {},
-                             defaults=declared.defaults if declared is not None else StylizeOptions())
-            return ModelEntry(info, False, 0.0, True, problem=f"{type(exc).__name__}: {exc}")
+            info = ModelInfo(folder.name, family.name if family else "", folder.name, {}, {},
+                             defaults=family.defaults if family else StylizeOptions())
+            return ModelEntry(info, False, 0.0, True, problem=f"{type(exc).__name__}: {exc}",
+                              capabilities=capabilities)
 
     def list(self, *, notify: bool = True) -> list[ModelEntry]:
         """Built-in models (the default first), then trained ones by name."""
         entries = [ModelEntry(m.info, m is self._default, self._started, False, capabilities=m.capabilities)
                    for m in self._builtin.values()]
         entries.sort(key=lambda e: not e.is_default)
-        folders = sorted(p for p in self._dir.iterdir() if MODEL_NAME.match(p.name) and self._is_trained(p))
+        folders = sorted(p for p in self._dir.iterdir() if MODEL_NAME.match(p.name) and is_trained(p, self._families))
         entries += [self._trained_entry(f) for f in folders]
         if notify and self._on_list is not None:
             self._on_list([e.info for e in entries if not e.problem])

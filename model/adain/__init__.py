@@ -8,8 +8,7 @@ first use, so the declaration is read without starting torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from model.lazy import lazy_exports
 
 _EXPORTS = {"CAPABILITIES": "model.adain.stylizer", "FAMILY": "model.adain.stylizer",
             "AdaINModel": "model.adain.stylizer", "adain_info": "model.adain.stylizer",
@@ -17,8 +16,4 @@ _EXPORTS = {"CAPABILITIES": "model.adain.stylizer", "FAMILY": "model.adain.styli
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'model.adain' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

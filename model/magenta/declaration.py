@@ -10,9 +10,9 @@ __all__ = ["DECLARATION", "NAME", "TRAINED_STYLE_SIZE"]
 
 #: The family name requests and ListModels use.
 NAME = "magenta"
-#: The style image size the network was trained with and exported for (TF Hub's "v1-256"). Styles at this size give
-#: the crispest strokes: an ImageNet VGG19 judge scored results 0.16/0.23/0.31 of the content's own style distance
-#: on three photo x style pairs at 256, against 0.32/0.33/0.47 at 512 (docs/quality.md).
+#: The style image size the network was trained with and exported for (TF Hub's "v1-256"), the family's default:
+#: styles at this size give the crispest strokes, and the quality benchmark's VGG19 judge (``make quality``) puts
+#: results nearer the style at 256 than at 512 on every pair.
 TRAINED_STYLE_SIZE = 256
 
 

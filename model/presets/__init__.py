@@ -8,8 +8,7 @@ first use, so the declaration is read without starting torch or ONNX Runtime.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from model.lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(("CAPABILITIES", "FAMILY", "VERSION", "PresetsModel", "presets_info"), "model.presets.model"),
@@ -20,8 +19,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'model.presets' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
