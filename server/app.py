@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import torch
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["StyleTransfer"].full_name
 # The job RPCs' own health entry: NOT_SERVING while the job store is unusable, when Stylize (SERVICE_NAME) still serves.
 JOBS_HEALTH = f"{SERVICE_NAME}.Jobs"
+BLOCKING_THREADS = 128  # the event loop's pool for blocking calls; see App.start
 
 
 def _grpc_options(config: Config) -> list[tuple[str, int]]:
@@ -189,6 +191,10 @@ class Server:
         if self.gateway is not None:  # its private socket: the HTTP side does its own TLS
             self._grpc.add_insecure_port(self.gateway.grpc_address)
         self._loop = asyncio.get_running_loop()
+        # Blocking work (directory scans, style reads, a model's first load) runs in the loop's default executor,
+        # which Python sizes from the cores (6 threads on 2): a few calls waiting on one slow first load would stall
+        # every listing and delete queued behind them. A waiting thread costs little, so the pool is wide.
+        self._loop.set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="blocking"))
         await self._grpc.start()
         if self.runtime.jobs is not None:
             # The embedded store has one server, so every RUNNING job is a previous run's; a shared store's RUNNING

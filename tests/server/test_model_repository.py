@@ -27,6 +27,7 @@ from tests.server.fake_family import FLAT, TINT_FILE
 
 CONTENT = encode(make_image(24, 16, seed=1))
 STYLE = encode(Image.new("RGB", (20, 20), (200, 40, 10)))
+RACERS = 40
 
 
 class Gate:
@@ -89,13 +90,14 @@ def test_a_delete_wins_over_the_loads_in_flight(server: RunningServer, gate: Gat
     _place(server, "x", (0, 0, 0))
     gate.closed = True
     stub = server.stub()
-    with ThreadPoolExecutor(6) as pool:
-        racing = [pool.submit(code_of, lambda: _stylize(server, "x")) for _ in range(6)]
+    # more waiting callers than Python's default pool for blocking calls has threads (at most 32)
+    with ThreadPoolExecutor(RACERS) as pool:
+        racing = [pool.submit(code_of, lambda: _stylize(server, "x")) for _ in range(RACERS)]
         assert gate.entered.acquire(timeout=60)  # a load has read the weights and waits
         stub.DeleteModel(pb.DeleteModelRequest(name="x"), timeout=30)
         gate.release()
         codes = [call.result(timeout=60) for call in racing]
-    assert codes == [grpc.StatusCode.NOT_FOUND] * 6
+    assert codes == [grpc.StatusCode.NOT_FOUND] * RACERS
     assert code_of(lambda: _stylize(server, "x")) == grpc.StatusCode.NOT_FOUND
     assert "x" not in [m.name for m in stub.ListModels(pb.ListModelsRequest(), timeout=30).models]
 
