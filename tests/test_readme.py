@@ -183,8 +183,9 @@ def test_readme_block_runs_as_printed(block: Block, readme_server: ServerProcess
 
 def test_make_run_serves_what_is_here_and_downloads_nothing() -> None:
     """The quick start's ``make run``: one command, the server, with the gateway on :8080 and no download first."""
-    done = subprocess.run(["make", "-n", "-o", ".venv/.installed", "run"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=True)
+    # --no-print-directory: under `make test` this make is a sub-make, which would also print the directories it enters
+    done = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "run"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
     (command,) = [line.split() for line in done.stdout.splitlines() if line.strip()]
     assert command[1:3] == ["-m", "server"] and command[command.index("--http-port") + 1] == "8080"
 

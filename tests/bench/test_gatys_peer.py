@@ -7,7 +7,7 @@ import math
 import pytest
 from PIL import Image
 
-from bench.gatys_peer import peer_table, run_ours, score
+from bench.gatys_peer import peer_table, run_ours
 from bench.photos import load_photo
 from model.encoders import load_encoder, random_spec
 from model.gatys import GatysOptions
@@ -37,8 +37,6 @@ def test_the_replay_repeats_the_timed_run_and_scores_only_the_last_scale(encoder
     assert seconds == sorted(seconds) and seconds[-1] <= got["seconds"]
     # any score reaches an infinite target: the first checkpoint of the last scale
     assert got["reached_step"] == steps[0] and got["reached_seconds"] == seconds[0]
-    # the curve's last point is the image the timed run returned
-    assert got["curve"][-1]["score"] == pytest.approx(score(encoder, got["image"], *pair).total, rel=1e-3)
 
 
 def test_a_target_below_every_score_is_never_reached_and_not_met(encoder, pair) -> None:
