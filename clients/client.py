@@ -46,6 +46,7 @@ __all__ = [
     "format_for_path",
 ]
 
+#: Largest message sent or received, and so the most read of an image file; also the server's --max-message-bytes.
 DEFAULT_MAX_MESSAGE = 32 * 1024 * 1024
 
 
@@ -296,32 +297,39 @@ _READ_ERRORS = ((FileNotFoundError, grpc.StatusCode.NOT_FOUND), (PermissionError
                 (OSError, grpc.StatusCode.INVALID_ARGUMENT))
 
 
-def _read_file(path: str | os.PathLike) -> bytes:
+def _read_file(path: str | os.PathLike, limit: int) -> bytes:
+    """A file's bytes, read no further than one message can carry (``/dev/zero`` is not read for ever)."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(limit + 1)
     except OSError as exc:
         code = next(code for kind, code in _READ_ERRORS if isinstance(exc, kind))
         raise StyleTransferError(code, f"{os.fspath(path)}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise StyleTransferError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{os.fspath(path)}: larger than {limit} bytes, "
+                                 "the most one message carries (max_message_bytes)")
+    return data
 
 
-def _image_bytes(image: ImageInput) -> bytes:
+def _image_bytes(image: ImageInput, limit: int = DEFAULT_MAX_MESSAGE) -> bytes:
     if isinstance(image, bytes):
         return image
     if isinstance(image, (str, os.PathLike)):
-        return _read_file(image)
+        return _read_file(image, limit)
     buf = io.BytesIO()  # a PIL image: sent losslessly
     image.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def _style_input(style: StyleInput, weight: float, mask: ImageInput | None) -> pb.StyleInput:
+def _style_input(style: StyleInput, weight: float, mask: ImageInput | None,
+                 limit: int = DEFAULT_MAX_MESSAGE) -> pb.StyleInput:
     message = pb.StyleInput(weight=weight)
     if isinstance(style, StyleRef):
         message.style_id = style.style_id
     else:
-        message.image = _image_bytes(style)
+        message.image = _image_bytes(style, limit)
     if mask is not None:
-        message.mask = _image_bytes(mask)
+        message.mask = _image_bytes(mask, limit)
     return message
 
 
@@ -334,7 +342,8 @@ _COLOR = {False: (False, pb.COLOR_PRESERVATION_UNSPECIFIED), True: (True, pb.COL
 def _fill(message: Any, style: StyleInput | Sequence[StyleInput], *, alpha: float | None = None,
           weights: Sequence[float] | None = None, masks: Sequence[ImageInput | None] | None = None,
           preserve_color: bool | str = False, content_size: int | None = None, style_size: int | None = None,
-          model: str = "", output_format: str = "png", quality: int = 0, flatten_alpha: bool = False) -> Any:
+          model: str = "", output_format: str = "png", quality: int = 0, flatten_alpha: bool = False,
+          limit: int = DEFAULT_MAX_MESSAGE) -> Any:
     """Sets the fields a Stylize request and a stream's settings share (they have the same names in both)."""
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     weights = list(weights) if weights is not None else [1.0] * len(styles)
@@ -345,7 +354,7 @@ def _fill(message: Any, style: StyleInput | Sequence[StyleInput], *, alpha: floa
         raise ValueError(f"output_format must be one of {', '.join(_FORMATS)}")
     if preserve_color not in _COLOR:
         raise ValueError("preserve_color must be False, True, 'coral' or 'luminance'")
-    message.styles.extend(_style_input(s, w, m) for s, w, m in zip(styles, weights, masks, strict=True))
+    message.styles.extend(_style_input(s, w, m, limit) for s, w, m in zip(styles, weights, masks, strict=True))
     message.preserve_color, message.color_preservation = _COLOR[preserve_color]
     message.model, message.output_format, message.quality = model, _FORMATS[output_format], quality
     message.flatten_alpha = flatten_alpha
@@ -382,10 +391,12 @@ class StreamSettings:
     flatten_alpha: bool = False
     temporal: bool | float = False
 
-    def to_proto(self, pacing: int = pb.STREAM_PACING_UNSPECIFIED) -> pb.StreamSettings:
+    def to_proto(self, pacing: int = pb.STREAM_PACING_UNSPECIFIED, limit: int = DEFAULT_MAX_MESSAGE
+                 ) -> pb.StreamSettings:
+        """The settings message; image files are read no further than ``limit`` bytes."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("style",
                                                                                                      "temporal")}
-        settings = _fill(pb.StreamSettings(pacing=pacing), self.style, **fields)
+        settings = _fill(pb.StreamSettings(pacing=pacing), self.style, **fields, limit=limit)
         if self.temporal is not False:
             settings.temporal.enabled = True
             if self.temporal is not True:
@@ -394,7 +405,7 @@ class StreamSettings:
 
 
 def _stream_messages(first: pb.StreamSettings, frames: Iterable[ImageInput | StreamSettings],
-                     failure: list[BaseException]) -> Iterator[pb.StylizeStreamRequest]:
+                     failure: list[BaseException], limit: int) -> Iterator[pb.StylizeStreamRequest]:
     """The messages of a stream: the settings, then each frame numbered by its index. An exception of ``frames``
     (an unreadable file) ends the stream cleanly and is kept in ``failure`` for the caller to raise: raised here,
     gRPC would cancel the call and log it."""
@@ -403,9 +414,9 @@ def _stream_messages(first: pb.StreamSettings, frames: Iterable[ImageInput | Str
         sequence = 0
         for item in frames:
             if isinstance(item, StreamSettings):
-                yield pb.StylizeStreamRequest(settings=item.to_proto())
+                yield pb.StylizeStreamRequest(settings=item.to_proto(limit=limit))
                 continue
-            yield pb.StylizeStreamRequest(frame=pb.StreamFrame(image=_image_bytes(item), sequence=sequence))
+            yield pb.StylizeStreamRequest(frame=pb.StreamFrame(image=_image_bytes(item, limit), sequence=sequence))
             sequence += 1
     except Exception as exc:
         failure.append(exc)
@@ -455,6 +466,7 @@ class StyleClient:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         self.target = target
+        self.max_message_bytes = max_message_bytes  # also the most read of an image file
 
     def close(self) -> None:
         self._channel.close()
@@ -503,10 +515,12 @@ class StyleClient:
 
         A transparent content keeps its alpha channel in PNG and WebP results unless ``flatten_alpha``.
         ``skip_response_cache`` makes the server compute the image even when it holds an identical request's."""
-        request = _fill(pb.StylizeRequest(content=_image_bytes(content), skip_response_cache=skip_response_cache),
+        limit = self.max_message_bytes
+        request = _fill(pb.StylizeRequest(content=_image_bytes(content, limit),
+                                          skip_response_cache=skip_response_cache),
                         style, alpha=alpha, weights=weights, masks=masks, preserve_color=preserve_color,
                         content_size=content_size, style_size=style_size, model=model, output_format=output_format,
-                        quality=quality, flatten_alpha=flatten_alpha)
+                        quality=quality, flatten_alpha=flatten_alpha, limit=limit)
         reply = self._call("Stylize", request, timeout)
         return StylizeResult(reply.image, reply.mime_type, reply.width, reply.height, reply.model, reply.untrained,
                              reply.request_id, _timing(reply.timing), reply.cached)
@@ -532,13 +546,15 @@ class StyleClient:
         """
         if pacing not in _PACING:
             raise ValueError(f"pacing must be one of {', '.join(_PACING)}")
-        first = StreamSettings(style, **options).to_proto(_PACING[pacing])  # bad options raise here, not later
+        settings = StreamSettings(style, **options)
+        first = settings.to_proto(_PACING[pacing], self.max_message_bytes)  # bad options raise here, not later
         return self._stream_results(first, frames, timeout)
 
     def _stream_results(self, first: pb.StreamSettings, frames: Iterable[ImageInput | StreamSettings],
                         timeout: float | None) -> Iterator[FrameResult]:
         failure: list[BaseException] = []
-        call = self._stub.StylizeStream(_stream_messages(first, frames, failure), timeout=timeout,
+        call = self._stub.StylizeStream(_stream_messages(first, frames, failure, self.max_message_bytes),
+                                        timeout=timeout,
                                         metadata=self._metadata)
         try:
             yield from _in_order(map(FrameResult.from_proto, call))
@@ -558,7 +574,7 @@ class StyleClient:
                          message.size_bytes, message.builtin, message.model, message.thumbnail)
 
     def put_style(self, image: ImageInput, *, style_size: int | None = None, display_name: str = "") -> StyleInfo:
-        request = pb.PutStyleRequest(image=_image_bytes(image), display_name=display_name)
+        request = pb.PutStyleRequest(image=_image_bytes(image, self.max_message_bytes), display_name=display_name)
         if style_size is not None:
             request.style_size = style_size
         return self._style(self._call("PutStyle", request))
@@ -600,9 +616,9 @@ class StyleClient:
         """Starts a Gatys job; ``options`` are GatysRequest fields (iterations, size, optimizer, seed, ...)."""
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         weights = list(weights) if weights is not None else [1.0] * len(styles)
-        request = pb.GatysRequest(content=_image_bytes(content),
-                                  styles=[_style_input(s, w, None) for s, w in zip(styles, weights, strict=True)],
-                                  **options)
+        limit = self.max_message_bytes
+        inputs = [_style_input(s, w, None, limit) for s, w in zip(styles, weights, strict=True)]
+        request = pb.GatysRequest(content=_image_bytes(content, limit), styles=inputs, **options)
         return Job.from_proto(self._call("SubmitGatys", request))
 
     def train(self, **fields: Any) -> Job:

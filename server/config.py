@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clients.client import DEFAULT_MAX_MESSAGE
 from model.declaration import Family
 from model.limits import MAX_IMAGE_PIXELS, MAX_STYLE_PIXELS
 from model.registry import FAMILIES
@@ -63,7 +64,8 @@ class Config:
                                       "are refused with 429")
     http_max_fields: int = _opt(1000, "most fields in one HTTP request body: form fields or parts, or JSON values "
                                       "(objects, arrays, their members and elements)")
-    max_message_bytes: int = _opt(32 * MIB, "largest request or response message in bytes")
+    max_message_bytes: int = _opt(DEFAULT_MAX_MESSAGE, "largest request or response message in bytes (the "
+                                                       "Python client's default and its bound on files it reads)")
     max_connection_age: float = _opt(0.0, "seconds after which a client connection is closed so clients rebalance "
                                           "across replicas; 0 keeps connections forever")
     grace_period: float = _opt(30.0, "seconds that calls in flight may take to finish after SIGTERM/SIGINT")

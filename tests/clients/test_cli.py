@@ -4,17 +4,30 @@ help with the model's defaults, every Gatys/Train knob reaching the request, and
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 from PIL import Image
 
 from clients import cli
-from clients.client import Job, JobKind, JobProgress, JobResult, JobState, ModelDefaults, ModelInfo
+from clients.client import (
+    DEFAULT_MAX_MESSAGE,
+    Job,
+    JobKind,
+    JobProgress,
+    JobResult,
+    JobState,
+    ModelDefaults,
+    ModelInfo,
+    StyleClient,
+    StyleTransferError,
+)
 from model.adain.train import TrainOptions
 from model.gatys.optimise import GatysOptions
 from styletransfer.v1 import style_transfer_pb2 as pb
@@ -52,6 +65,29 @@ def test_bad_mask_indexes_are_one_line_errors(images, tmp_path: Path, capsys, ma
 def test_output_names_that_do_not_say_a_format_are_refused(images, capsys, args: list[str], message: str) -> None:
     assert cli.main([*UNREACHABLE, "stylize", *images, *args]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_an_input_without_end_is_read_no_further_than_a_message_carries(images, tmp_path: Path) -> None:
+    """``stylize /dev/zero ...`` once read until the kernel killed it at 19 GB: now one line, at once. In a process of
+    its own with capped memory, so that a regression fails here rather than exhausting the machine."""
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    env = os.environ | {"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'clients' / 'generated'}"}
+    done = subprocess.run([sys.executable, "-m", "clients.cli", *UNREACHABLE, "stylize", "/dev/zero", images[1], "-o",
+                           str(tmp_path / "o.png")], capture_output=True, text=True, env=env, timeout=120,
+                          preexec_fn=cap_memory)
+    assert done.returncode == 1 and done.stderr == (
+        f"error: RESOURCE_EXHAUSTED: /dev/zero: larger than {DEFAULT_MAX_MESSAGE} bytes, the most one message "
+        "carries (max_message_bytes)\n")
+
+
+def test_the_client_reads_files_within_its_message_limit(tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(png_bytes(32, 32, 1) + bytes(2000))
+    with StyleClient("127.0.0.1:9", max_message_bytes=1000) as client, pytest.raises(StyleTransferError) as info:
+        client.put_style(big)
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than 1000 bytes" in info.value.details
 
 
 def test_jobs_result_refuses_an_unknown_extension_before_calling(capsys) -> None:
