@@ -43,7 +43,7 @@ from google.protobuf.message import Message
 
 from server.auth import TokenCheck
 from server.config import Config
-from server.errors import REQUEST_ID_HEADER
+from server.errors import REQUEST_ID_HEADER, bounded
 from server.http import proto_json
 from server.http.bodies import BodyTimeout, BodyTooLarge, check_json_values, form_fields, read_body
 from server.http.cors import CorsPolicy
@@ -160,7 +160,8 @@ class Gateway:
 
     @contextlib.contextmanager
     def stream_slot(self) -> Iterator[None]:
-        """One of the ``--http-max-streams`` open streaming replies, for as long as the reply is open."""
+        """One of the ``--http-max-streams`` open streaming replies (any long-lived reply: event streams, a
+        WebSocket), for as long as the reply is open; :class:`_CallFailed` (429) when all are taken."""
         if self._streams >= self._config.http_max_streams:
             raise _CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self._streams} streams are open, the most this "
                               "server allows (--http-max-streams); retry later")
@@ -256,9 +257,10 @@ class Gateway:
         return await self._unary(route, message, metadata, timeout, request_id)
 
     def _refused(self, route: Route, exc: _CallFailed, request_id: str, started: float) -> web.Response:
-        log.info("%s -> %s: %s", route.rpc.name, exc.code.name, exc)
+        message = bounded(str(exc))  # it may quote what the client sent (a JSON key of megabytes)
+        log.info("%s -> %s: %s", route.rpc.name, exc.code.name, message)
         self._metrics.observe_call(route.rpc.name, exc.code.name, time.perf_counter() - started, TRANSPORT)
-        response = error_response(exc.code, str(exc), request_id, exc.status)
+        response = error_response(exc.code, message, request_id, exc.status)
         if exc.close:
             response.force_close()
         return response
