@@ -41,7 +41,6 @@ from server.limits import Scheduler, StreamAdmission, plan_threads
 from server.metrics import Metrics
 from server.models import ModelRegistry
 from server.presets import PresetCatalogue
-from server.response_cache import ResponseCache
 from server.runtime import Runtime
 from server.service import StyleTransferService
 from server.style_cache import LRUCache
@@ -94,8 +93,9 @@ def build_runtime(config: Config, models: Sequence[StyleModel], metrics: Metrics
                                   on_miss=metrics.style_cache_misses.labels("registered").inc),
         inline_codes=LRUCache(config.style_cache_entries, on_hit=metrics.style_cache_hits.labels("inline").inc,
                               on_miss=metrics.style_cache_misses.labels("inline").inc),
-        responses=ResponseCache(config.response_cache_mb * MIB, on_hit=metrics.response_cache_hits.inc,
-                                on_miss=metrics.response_cache_misses.inc, on_size=metrics.set_response_cache_size),
+        responses=LRUCache(config.response_cache_mb * MIB, weigh=lambda entry: entry.nbytes,
+                           on_hit=metrics.response_cache_hits.inc, on_miss=metrics.response_cache_misses.inc,
+                           on_size=metrics.set_response_cache_size),
     )
     if batching:
         runtime.batcher = DynamicBatcher(run_batch, key=batch_key, max_batch_size=config.max_batch_size,

@@ -11,7 +11,7 @@ from server.limits import Scheduler, StreamAdmission
 from server.metrics import Metrics
 from server.models import ModelRegistry
 from server.presets import PresetCatalogue
-from server.response_cache import ResponseCache
+from server.response_cache import CachedResponse
 from server.style_cache import LRUCache
 from server.styles import StyleStore
 
@@ -28,7 +28,7 @@ class Runtime:
     scheduler: Scheduler
     registered_codes: LRUCache[StyleCode]  # (style_id, code producer) -> codes of registered styles
     inline_codes: LRUCache[StyleCode]  # (image sha, style size, code producer) -> codes of inline styles
-    responses: ResponseCache  # Stylize responses of identical requests (--response-cache-mb)
+    responses: LRUCache[CachedResponse]  # Stylize responses of identical requests, weighed in bytes
     streams: StreamAdmission  # open StylizeStream calls
     jobs: Any = None  # the job manager (server/jobs), when jobs are enabled
     jobs_unavailable: str = ""  # why ``jobs`` is None although jobs are configured (the job store cannot be opened)

@@ -23,6 +23,7 @@ from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
 from server.models import ModelEntry
 from server.presets import PRESETS_TOKEN, PresetCatalogue, model_for
+from server.response_cache import tagged
 from server.runtime import Runtime
 from server.stream import StreamSession
 from server.styles import StyleRecord, StyleStore, style_id_for
@@ -80,7 +81,7 @@ class StylizeRpcs(_Base):
         timed = await self._schedule(run_stylize(self.runtime, model, request, options), context)
         out = timed.value
         if key is not None:
-            keep_response(self.runtime, key, request, model, out)
+            keep_response(self.runtime, key, model, out)
         self.runtime.metrics.compute.labels(model.info.name).observe(out.compute_ms / 1000)
         self.runtime.metrics.image_pixels.observe(out.width * out.height)
         timing = pb.Timing(queue_ms=timed.queue_seconds * 1000, decode_ms=out.decode_ms, compute_ms=out.compute_ms,
@@ -193,7 +194,7 @@ class StyleRpcs(_Base):
                           ) -> pb.DeleteStyleResponse:
         self.runtime.presets.refuse_delete(request.style_id)
         await asyncio.to_thread(self.runtime.styles.delete, request.style_id)
-        self.runtime.responses.discard_tagged([request.style_id])
+        self.runtime.responses.discard_where(tagged([request.style_id]))
         self.runtime.registered_codes.discard_where(lambda key: key[0] == request.style_id)
         return pb.DeleteStyleResponse()
 
@@ -225,7 +226,7 @@ class ModelRpcs(_Base):
     async def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.aio.ServicerContext
                           ) -> pb.DeleteModelResponse:
         await asyncio.to_thread(self.runtime.models.delete, request.name)
-        self.runtime.responses.discard_tagged([request.name.rpartition("/")[2]])  # a trained model's name
+        self.runtime.responses.discard_where(tagged([request.name.rpartition("/")[2]]))  # a trained model's name
         return pb.DeleteModelResponse()
 
 

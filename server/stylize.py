@@ -28,7 +28,7 @@ from model.masks import render_batch
 from model.network import StopCheck
 from server.costs import check_content, check_finite, check_style, check_style_count
 from server.errors import InvalidArgument, NotFound
-from server.response_cache import CachedResponse, response_key
+from server.response_cache import CachedResponse, ResponseKey, response_key
 from server.runtime import Runtime
 from server.style_cache import inline_style_key
 from styletransfer.v1 import style_transfer_pb2 as pb
@@ -318,25 +318,23 @@ def registered_size(model: StyleModel | None, style_size: int | None) -> int:
 
 
 def cached_response(runtime: Runtime, request: pb.StylizeRequest, model: StyleModel, options: StylizeOptions
-                    ) -> tuple[bytes | None, CachedResponse | None]:
+                    ) -> tuple[ResponseKey | None, CachedResponse | None]:
     """The request's response-cache key (None: the cache is off or the request opts out) and the response kept for
     it, if any. Its registered styles must still exist (NOT_FOUND otherwise, as computing it would answer), so an
     entry of a deleted style is never served. Blocking (hashes the content, reads the styles' records)."""
-    if not runtime.responses.enabled or request.skip_response_cache:
+    if not runtime.responses.capacity or request.skip_response_cache:
         return None, None
-    for style in request.styles:
-        if style.WhichOneof("source") == "style_id" and runtime.presets.get(style.style_id) is None:
-            runtime.styles.get(style.style_id)
-    key = response_key(request, model, options)
+    registered = [s.style_id for s in request.styles
+                  if s.WhichOneof("source") == "style_id" and runtime.presets.get(s.style_id) is None]
+    for style_id in registered:
+        runtime.styles.get(style_id)
+    key = response_key(request, model, options, registered)
     return key, runtime.responses.get(key)
 
 
-def keep_response(runtime: Runtime, key: bytes, request: pb.StylizeRequest, model: StyleModel, out: Outcome) -> None:
-    """Keeps a computed response, tagged with what deleting would invalidate it: its registered styles and model."""
-    registered = {s.style_id for s in request.styles
-                  if s.WhichOneof("source") == "style_id" and runtime.presets.get(s.style_id) is None}
+def keep_response(runtime: Runtime, key: ResponseKey, model: StyleModel, out: Outcome) -> None:
     runtime.responses.put(key, CachedResponse(out.data, out.mime_type, out.width, out.height, model.info.name,
-                                              model.info.untrained, frozenset({*registered, model.info.name})))
+                                              model.info.untrained))
 
 
 def run_put_style(

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from model.adain import AdaINModel
-from server.response_cache import ENTRY_OVERHEAD, CachedResponse, ResponseCache
+from server.response_cache import ENTRY_OVERHEAD, CachedResponse, tagged
+from server.style_cache import LRUCache
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import RunningServer, code_of, encode, install_decoder, make_image
 
@@ -83,21 +84,25 @@ def test_the_cache_keeps_to_its_byte_budget_least_recently_used_out(start_server
 
 def test_the_budget_counts_bytes_and_discards_by_tag() -> None:
     sizes = []
-    cache = ResponseCache(3 * (100 + ENTRY_OVERHEAD), on_size=lambda nbytes, entries: sizes.append((nbytes, entries)))
+    cache: LRUCache[CachedResponse] = LRUCache(3 * (100 + ENTRY_OVERHEAD), weigh=lambda e: e.nbytes,
+                                               on_size=lambda nbytes, entries: sizes.append((nbytes, entries)))
+    entry = CachedResponse(b"x" * 100, "image/png", 1, 1, "m", False)
 
-    def entry(tag: str) -> CachedResponse:
-        return CachedResponse(b"x" * 100, "image/png", 1, 1, "m", False, frozenset({tag}))
+    def key(name: str) -> tuple[bytes, frozenset[str]]:
+        return name.encode(), frozenset({name, "model"})
 
-    for key in (b"a", b"b", b"c"):
-        cache.put(key, entry(key.decode()))
-    cache.get(b"a")  # now the most recently used
-    cache.put(b"d", entry("d"))
-    assert cache.get(b"b") is None and cache.get(b"a") is not None and len(cache) == 3
-    cache.discard_tagged(["a", "zzz"])
-    assert cache.get(b"a") is None and sizes[-1] == (2 * (100 + ENTRY_OVERHEAD), 2)
-    cache.put(b"huge", CachedResponse(b"x" * 10_000, "image/png", 1, 1, "m", False, frozenset()))
-    assert cache.get(b"huge") is None  # larger than the whole budget: not kept, nothing evicted for it
+    for name in ("a", "b", "c"):
+        cache.put(key(name), entry)
+    cache.get(key("a"))  # now the most recently used
+    cache.put(key("d"), entry)
+    assert cache.get(key("b")) is None and cache.get(key("a")) is not None and len(cache) == 3
+    cache.discard_where(tagged(["a", "zzz"]))
+    assert cache.get(key("a")) is None and sizes[-1] == (2 * (100 + ENTRY_OVERHEAD), 2)
+    cache.put(key("huge"), CachedResponse(b"x" * 10_000, "image/png", 1, 1, "m", False))
+    assert cache.get(key("huge")) is None  # larger than the whole budget: not kept, nothing evicted for it
     assert len(cache) == 2
+    cache.discard_where(tagged(["model"]))  # a deleted model: all of its entries
+    assert len(cache) == 0 and cache.weight == 0
 
 
 def test_a_deleted_style_is_not_served_from_the_cache(server: RunningServer) -> None:
