@@ -60,8 +60,8 @@ class Config:
     http_idle_timeout: float = _opt(75.0, "seconds an idle keep-alive connection to the HTTP port stays open")
     http_max_connections: int = _opt(1000, "most open connections to the HTTP port (lowered to fit the process's "
                                            "file-descriptor limit); more wait in the listen queue until one closes")
-    http_max_streams: int = _opt(100, "most open streaming replies on the HTTP port (WatchJob event streams); more "
-                                      "are refused with 429")
+    http_max_streams: int = _opt(100, "most open streaming replies on the HTTP port (WatchJob event streams, "
+                                      "StylizeStream WebSockets); more are refused with 429")
     http_max_fields: int = _opt(1000, "most fields in one HTTP request body: form fields or parts, or JSON values "
                                       "(objects, arrays, their members and elements)")
     max_message_bytes: int = _opt(DEFAULT_MAX_MESSAGE, "largest request or response message in bytes (the "

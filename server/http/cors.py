@@ -85,14 +85,25 @@ class CorsPolicy:
         ``origin`` and ``fetch_site`` are the ``Origin`` and ``Sec-Fetch-Site`` headers ("" and None when absent),
         ``host`` the ``Host`` the request was sent to.
         """
-        if method in SAFE_METHODS or (origin and self.allow_origin(origin) is not None):
+        if method in SAFE_METHODS:
+            return None
+        return self._foreign(f"a {method}", origin, fetch_site, host)
+
+    def websocket_refusal(self, origin: str, fetch_site: str | None, host: str) -> str | None:
+        """Why a WebSocket handshake a browser sent for another site's page is refused; None when it may proceed.
+        Browsers apply no CORS to WebSockets (any page may open one to any server, and read what it answers), so
+        the handshake, a GET, is held to the rule of state-changing requests."""
+        return self._foreign("a WebSocket", origin, fetch_site, host)
+
+    def _foreign(self, what: str, origin: str, fetch_site: str | None, host: str) -> str | None:
+        if origin and self.allow_origin(origin) is not None:
             return None
         if fetch_site is not None:
             if fetch_site in _OWN_FETCH_SITES:
                 return None
         elif not origin or _authority(origin) == host.lower():  # no Sec-Fetch-Site: an older browser, or no browser
             return None
-        return (f"a {method} from another site ({origin or 'unknown origin'!r}) is refused: only this server's own "
+        return (f"{what} from another site ({origin or 'unknown origin'!r}) is refused: only this server's own "
                 "pages and origins listed in --http-cors-origins may change state")
 
     def _common(self, allowed: str) -> dict[str, str]:

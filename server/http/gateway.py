@@ -10,7 +10,8 @@ HTTP specifics: ``Authorization`` and ``X-Request-Id`` are forwarded as gRPC met
 format, e.g. ``30S`` or ``500m``) becomes the call's deadline, proto3 JSON both ways (``json_format``), status codes
 mapped as Google's HTTP guidelines do, errors as ``{"code", "status", "message", "requestId"}``
 (``server.http.replies``). Server-streaming RPCs answer with server-sent events (``Accept: text/event-stream``) or
-newline-delimited ``{"result": ...}`` objects as grpc-gateway does. Cross-origin callers are answered only for the
+newline-delimited ``{"result": ...}`` objects as grpc-gateway does; the bidirectional StylizeStream is a WebSocket
+(``server.http.websocket``). Cross-origin callers are answered only for the
 origins ``--http-cors-origins`` lists (``server.http.cors``).
 
 What a request may cost before the RPC sees it is bounded here, cheapest check first, so that no request, with a
@@ -44,7 +45,7 @@ from google.protobuf.message import Message
 from server.auth import TokenCheck
 from server.config import Config
 from server.errors import REQUEST_ID_HEADER, bounded
-from server.http import proto_json
+from server.http import proto_json, websocket
 from server.http.bodies import BodyTimeout, BodyTooLarge, check_json_values, form_fields, read_body
 from server.http.cors import CorsPolicy
 from server.http.listener import ConnectionLimits, HttpListener
@@ -53,6 +54,7 @@ from server.http.rules import RequestError, Route, form_message, routes_for
 from server.logs import new_request_id, request_id_var
 from server.metrics import Metrics
 from server.tls import http_ssl_context
+from styletransfer.v1 import style_transfer_pb2 as pb
 
 __all__ = ["HTTP_STATUS", "MAX_TIMEOUT_SECONDS", "Gateway", "parse_grpc_timeout"]
 
@@ -67,6 +69,7 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 MAX_TIMEOUT_SECONDS = 99_999_999
 #: Replies whose protobuf is larger than this are turned into JSON in a worker thread rather than on the event loop.
 OFFLOAD_BYTES = 256 * 1024
+STREAM_RPC = "StylizeStream"  # the bidirectional stream, served as a WebSocket (server.http.websocket)
 PARSE_THREADS = 2  # parsing holds the GIL: more threads would not parse faster, only hold more bodies in memory
 _TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -122,12 +125,14 @@ class Gateway:
         # Base64 in JSON is 4/3 of the bytes; the gRPC message limit still applies to the decoded request.
         self._max_body = config.max_message_bytes * 4 // 3 + 1024 * 1024
         self._streams = 0
+        self._stream_method = f"/{service.full_name}/{STREAM_RPC}"
         self.port = 0
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_body, middlewares=[self._guard])
         app.router.add_get("/", self._index)
         app.router.add_static("/static/", STATIC_DIR, append_version=True)
+        app.router.add_get(websocket.PATH, self._websocket)
         app.router.add_route("*", "/{path:.*}", self._dispatch, name=API_ROUTE, expect_handler=self._expect)
         app.on_response_prepare.append(_security_headers)
         if self._cors.enabled:  # off: not even Vary, responses stay exactly as before
@@ -227,7 +232,7 @@ class Gateway:
             try:
                 self._admit(request, found[0])
             except _CallFailed as exc:
-                return self._refused(found[0], exc, request_id, time.perf_counter())
+                return self._refused(found[0].rpc.name, exc, request_id, time.perf_counter())
         if request.version == HttpVersion11:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # the reply proper has not started
@@ -253,13 +258,51 @@ class Gateway:
                 with self.stream_slot():
                     return await self._stream(request, route, message, metadata, timeout, request_id)
         except _CallFailed as exc:
-            return self._refused(route, exc, request_id, started)
+            return self._refused(route.rpc.name, exc, request_id, started)
         return await self._unary(route, message, metadata, timeout, request_id)
 
-    def _refused(self, route: Route, exc: _CallFailed, request_id: str, started: float) -> web.Response:
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        """StylizeStream as a WebSocket: the handshake passes the stream's checks, then the socket and a gRPC call
+        to this server are relayed (``server.http.websocket``)."""
+        assert self._channel is not None, "start() opens the channel"
+        request_id, started = request[_REQUEST_ID], time.perf_counter()
+        ws = websocket.StreamSocket(self._max_body)
+        try:
+            metadata, timeout = self._admit_socket(request)
+            if not ws.can_prepare(request).ok:
+                raise _CallFailed(grpc.StatusCode.INVALID_ARGUMENT, f"{websocket.PATH} is a WebSocket: send a "
+                                  "GET with 'Upgrade: websocket' (docs/http.md)", 426)
+            with self.stream_slot():
+                ws.headers["X-Request-Id"] = request_id
+                await ws.prepare(request)
+                call = self._channel.stream_stream(self._stream_method,
+                                                   request_serializer=pb.StylizeStreamRequest.SerializeToString,
+                                                   response_deserializer=pb.StylizeStreamResponse.FromString)
+                await websocket.relay(ws, call(metadata=metadata, timeout=timeout), self._stream_settings,
+                                      self._config.max_message_bytes - websocket.FRAME_OVERHEAD, request_id)
+        except _CallFailed as exc:
+            return self._refused(STREAM_RPC, exc, request_id, started)
+        return ws
+
+    def _admit_socket(self, request: web.Request) -> tuple[tuple[tuple[str, str], ...], float | None]:
+        """A WebSocket handshake's checks: the token (header or subprotocol), then its origin."""
+        authorization = websocket.authorization_of(request.headers)
+        self._check_token(authorization)
+        refusal = self._cors.websocket_refusal(request.headers.get("Origin", ""),
+                                               request.headers.get("Sec-Fetch-Site"), request.host)
+        if refusal is not None:
+            raise _CallFailed(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        return self._call_metadata(request, authorization)
+
+    async def _stream_settings(self, data: bytes) -> pb.StreamSettings:
+        """A stream's settings message, parsed in a worker thread (its inline styles may be megabytes of base64)."""
+        return await asyncio.get_running_loop().run_in_executor(self._parser, websocket.parse_settings, data,
+                                                                self._config.http_max_fields)
+
+    def _refused(self, method: str, exc: _CallFailed, request_id: str, started: float) -> web.Response:
         message = bounded(str(exc))  # it may quote what the client sent (a JSON key of megabytes)
-        log.info("%s -> %s: %s", route.rpc.name, exc.code.name, message)
-        self._metrics.observe_call(route.rpc.name, exc.code.name, time.perf_counter() - started, TRANSPORT)
+        log.info("%s -> %s: %s", method, exc.code.name, message)
+        self._metrics.observe_call(method, exc.code.name, time.perf_counter() - started, TRANSPORT)
         response = error_response(exc.code, message, request_id, exc.status)
         if exc.close:
             response.force_close()
@@ -269,8 +312,7 @@ class Gateway:
         """The checks a request's headers must pass before its body is read, cheapest and most telling first; returns
         the call's metadata and deadline."""
         authorization = request.headers.get("Authorization", "")
-        if self._tokens is not None and not self._tokens.allows(authorization):
-            raise _CallFailed(grpc.StatusCode.UNAUTHENTICATED, "a valid 'Authorization: Bearer <token>' is required")
+        self._check_token(authorization)
         refusal = self._cors.cross_site_refusal(request.method, request.headers.get("Origin", ""),
                                                 request.headers.get("Sec-Fetch-Site"), request.host)
         if refusal is not None:
@@ -278,6 +320,15 @@ class Gateway:
         _check_content_type(request, route)
         if request.content_length is not None and request.content_length > self._max_body:
             raise _CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, str(BodyTooLarge(self._max_body)), 413, True)
+        return self._call_metadata(request, authorization)
+
+    def _check_token(self, authorization: str) -> None:
+        if self._tokens is not None and not self._tokens.allows(authorization):
+            raise _CallFailed(grpc.StatusCode.UNAUTHENTICATED, "a valid 'Authorization: Bearer <token>' is required")
+
+    def _call_metadata(self, request: web.Request, authorization: str
+                       ) -> tuple[tuple[tuple[str, str], ...], float | None]:
+        """The gRPC call's metadata (request id, token) and deadline (``Grpc-Timeout``)."""
         if not _HEADER_VALUE.fullmatch(authorization):
             raise _CallFailed(grpc.StatusCode.INVALID_ARGUMENT, "Authorization: only visible ASCII is allowed")
         try:
