@@ -2,8 +2,7 @@
 // Each result is written to <out-dir>/<sequence>.jpg as it arrives; a frame's own error is printed and the rest go on.
 const fs = require('fs');
 const path = require('path');
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
+const { connect, statusName } = require('./connect');
 
 const [target, stylePath, outDir, ...framePaths] = process.argv.slice(2);
 if (!framePaths.length) {
@@ -11,17 +10,7 @@ if (!framePaths.length) {
   process.exit(2);
 }
 
-const protoRoot = path.resolve(__dirname, '../../protos');
-const protobufjsRoot = path.dirname(
-  require.resolve('protobufjs/package.json', { paths: [require.resolve('@grpc/proto-loader')] }));
-const definition = protoLoader.loadSync('styletransfer/v1/style_transfer.proto', {
-  includeDirs: [protoRoot, protobufjsRoot], keepCase: true, longs: String, enums: String, defaults: true,
-});
-const { StyleTransfer } = grpc.loadPackageDefinition(definition).styletransfer.v1;
-const client = new StyleTransfer(target, grpc.credentials.createInsecure());
-
-const metadata = new grpc.Metadata();
-if (process.env.STYLETRANSFER_TOKEN) metadata.set('authorization', `Bearer ${process.env.STYLETRANSFER_TOKEN}`);
+const { client, metadata } = connect(target);
 
 const call = client.StylizeStream(metadata);
 call.on('data', (reply) => {
@@ -36,8 +25,7 @@ call.on('data', (reply) => {
   }
 });
 call.on('error', (err) => {
-  const name = Object.keys(grpc.status).find((key) => grpc.status[key] === err.code) || String(err.code);
-  console.error(`error: ${name} ${err.details}`);
+  console.error(`error: ${statusName(err.code)} ${err.details}`);
   process.exit(1);
 });
 call.on('end', () => client.close());
