@@ -87,8 +87,9 @@ class Config:
                                   "empty picks the first model served")
     trained_models_cached: int = _opt(4, "trained models kept loaded at once (least recently used are unloaded)")
     device: str = _opt("auto", "compute device; auto picks CUDA when present", ("auto", "cpu", "cuda"))
-    precision: str = _opt("auto", "compute precision; auto is fp32 on CPU and fp16 on CUDA; reduced precision is "
-                                  "refused on CPU", ("auto", "fp32", "fp16", "bf16"))
+    precision: str = _opt("auto", "what torch models and Train jobs compute in (docs/performance.md); auto is fp16 on "
+                                  "CUDA, bf16 on a CPU with native bfloat16 (AVX512_BF16, AMX-BF16, Arm BF16), fp32 "
+                                  "on other CPUs; fp16 is refused on CPU", ("auto", "fp32", "fp16", "bf16"))
 
     # --- stylize limits and scheduling ---
     max_image_pixels: int = _opt(MAX_IMAGE_PIXELS, "largest decoded image (width x height; 16 MP = 4096x4096), "

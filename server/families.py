@@ -15,7 +15,7 @@ from model.declaration import Family
 from model.errors import Unavailable
 from model.family import StyleModel
 from model.registry import FAMILIES
-from server.config import Config
+from server.config import Config, ConfigError
 
 __all__ = ["build_models"]
 
@@ -26,6 +26,7 @@ def build_models(config: Config, families: Sequence[Family] = FAMILIES) -> list[
     """Every family's models that can be built here; logs each one served and each family lacking."""
     if config.random_weights:
         log.warning("RANDOM WEIGHTS (--random-weights): outputs are NOT real stylizations; development use only")
+    _log_precision(config)
     models: list[StyleModel] = []
     for family in families:
         try:
@@ -40,3 +41,17 @@ def build_models(config: Config, families: Sequence[Family] = FAMILIES) -> list[
                       ", ".join(f"{role}: {source}" for role, source in model.info.provenance.items()))
         models.extend(built)
     return models
+
+
+def _log_precision(config: Config) -> None:
+    """Says in one line what torch models and Train jobs compute in, and why (``model.devices``); ConfigError for a
+    --device/--precision pair that cannot run here."""
+    from model.devices import choose_precision, select_device
+
+    try:
+        device = select_device(config.device)
+        precision = choose_precision(device, config.precision)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    level = logging.WARNING if precision.slower_than_float32 else logging.INFO
+    log.log(level, "torch precision %s on %s: %s", precision.name, device, precision.reason)

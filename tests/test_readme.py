@@ -210,8 +210,10 @@ def test_the_start_up_log_says_briefly_what_is_served_and_what_is_missing(readme
 
 
 def _normalised(line: str) -> str:
-    """A log line without its time, addresses and numbers (ports, thread counts), which differ between machines."""
+    """A log line without its time, addresses, numbers (ports, thread counts) and precision choice, which differ
+    between machines."""
     line = re.sub(r"^\S+ \S+ (?=[A-Z]+ )", "", line)  # the date and time
+    line = re.sub(r"(torch precision) .*", r"\1 ...", line)
     return re.sub(r"\d+", "N", re.sub(r"\b(?:127\.0\.0\.1|0\.0\.0\.0|localhost)\b", "HOST", line))
 
 

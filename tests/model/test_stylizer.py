@@ -9,7 +9,6 @@ from PIL import Image
 
 from model.adain.stylizer import AdaINModel
 from model.color import rgb_to_yiq
-from model.devices import select_device, select_dtype
 from model.errors import Cancelled, IncompatibleModelError, InvalidOptionError
 from model.family import ColorMode, StyleCode, StyleSource, StylizeOptions
 from model.images import image_to_tensor
@@ -187,19 +186,6 @@ def test_matching_checkpoint_and_torchvision_layout_load(tmp_path) -> None:
     assert model.encoder.norm.is_identity() is False  # torchvision weights take ImageNet normalisation
     assert model.info.metadata["steps"] == "3"
     assert model.stylize(CONTENT, [StyleSource(image=STYLE)]).size == CONTENT.size
-
-
-def test_device_and_precision_choice() -> None:
-    assert select_device("cpu").type == "cpu"
-    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    assert select_dtype(torch.device("cpu"), "auto") == torch.float32
-    with pytest.raises(ValueError, match="only supported on CUDA"):
-        select_dtype(torch.device("cpu"), "fp16")
-    with pytest.raises(ValueError):
-        select_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA"):
-            select_device("cuda")
 
 
 def test_a_batch_gives_each_request_its_own_image(random_model: AdaINModel) -> None:
