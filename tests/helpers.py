@@ -115,9 +115,10 @@ def train_request(**fields) -> pb.TrainRequest:
 # --- servers ------------------------------------------------------------------------------------------------------
 
 def base_config(**overrides) -> Config:
-    """A server on 127.0.0.1 with random weights, with ``overrides``."""
+    """A server on 127.0.0.1 with random weights, with ``overrides``; float32 whatever the CPU (tests compare with
+    float32 models; tests/server/test_precision.py covers the rest)."""
     config = Config(host="127.0.0.1", port=0, metrics_port=0, metrics_host="127.0.0.1", random_weights=True,
-                    grace_period=5.0)
+                    grace_period=5.0, precision="fp32")
     return dataclasses.replace(config, **overrides)
 
 

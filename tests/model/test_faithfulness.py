@@ -111,7 +111,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     vgg_state, dec_state = random_vgg_state(3), random_decoder_state(3)
     torch.save(vgg_state, folder / "vgg_normalised.pth")
     torch.save(dec_state, folder / "decoder.pth")
-    ours = AdaINModel.from_files(str(folder / "vgg_normalised.pth"), str(folder / "decoder.pth"), device="cpu")
+    ours = AdaINModel.from_files(str(folder / "vgg_normalised.pth"), str(folder / "decoder.pth"), device="cpu",
+                                  precision="fp32")
     vgg, decoder = reference_vgg(), reference_decoder()
     vgg.load_state_dict(torch.load(folder / "vgg_normalised.pth", weights_only=True))
     decoder.load_state_dict(torch.load(folder / "decoder.pth", weights_only=True))

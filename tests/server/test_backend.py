@@ -41,7 +41,7 @@ def test_server_with_onnxruntime_backend_matches_torch(tmp_path: Path) -> None:
                                       timeout=120)
     finally:
         server.stop(1.0)
-    want = AdaINModel.random(config.random_seed, device="cpu").stylize(make_image(64, 48, 1),
-                                                                      [StyleSource(image=make_image(64, 64, 2))])
+    torch_model = AdaINModel.random(config.random_seed, device="cpu", precision=config.precision)
+    want = torch_model.stylize(make_image(64, 48, 1), [StyleSource(image=make_image(64, 64, 2))])
     got = Image.open(io.BytesIO(reply.image)).convert("RGB")
     assert np.abs(np.asarray(got, dtype=np.int16) - np.asarray(want, dtype=np.int16)).max() <= 1
