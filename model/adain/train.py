@@ -10,6 +10,11 @@ against), the optimiser state, the step and the loss history; each also writes a
 stylizations). Under ``torchrun`` the same loop runs with DistributedDataParallel (NCCL on GPUs, gloo on CPU); only
 rank 0 writes.
 
+Precision: with ``dtype`` bfloat16 (a CPU with native bfloat16, ``model.devices``) the encoder and decoder passes run
+under autocast, so their convolutions compute in bfloat16; the weights, Adam's state, the AdaIN statistics and the
+losses stay float32. bfloat16 has float32's exponent range, so no loss scaling is needed. float16 would need it, so a
+float16 choice (CUDA's default) trains in float32.
+
 ``python -m model.adain.train`` is the command-line entry (the only place here that parses arguments), used by the
 server to launch multi-process training; it prints progress as JSON lines.
 """
@@ -45,7 +50,7 @@ from model.network import RELU4_1, STYLE_LAYERS, Decoder, Encoder, StopCheck
 from model.weights import save_decoder_checkpoint
 
 __all__ = ["DECODER_FILE", "FAMILY", "ImageFolder", "TrainOptions", "TrainProgress", "TrainResult", "adain_losses",
-           "inversion_losses", "save_init_checkpoint", "start_decoder", "train_decoder"]
+           "inversion_losses", "save_init_checkpoint", "start_decoder", "train_decoder", "training_dtype"]
 
 log = logging.getLogger(__name__)
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -175,16 +180,21 @@ def _loader(dataset: ImageFolder, options: TrainOptions, salt: int, rank: int, w
 
 # --- loss ---------------------------------------------------------------------------------------------------------
 
+def _features(encoder: Encoder, image: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The encoder's features in float32 whatever the convolutions computed in (statistics and losses are sums)."""
+    return {name: feat.float() for name, feat in encoder.features(image, names).items()}
+
+
 def adain_losses(encoder: Encoder, decoder: nn.Module, content: torch.Tensor, style: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(content loss, style loss) of the AdaIN paper for one batch; gradients flow only into the decoder."""
     with torch.no_grad():
-        style_feats = encoder.features(style, STYLE_LAYERS)
-        content_feat = encoder.features(content, (RELU4_1,))[RELU4_1]
+        style_feats = _features(encoder, style, STYLE_LAYERS)
+        content_feat = _features(encoder, content, (RELU4_1,))[RELU4_1]
         mean, std = calc_mean_std(style_feats[RELU4_1])
         target = adain(content_feat, mean, std)
     generated = decoder(target)
-    gen_feats = encoder.features(generated, STYLE_LAYERS)
+    gen_feats = _features(encoder, generated, STYLE_LAYERS)
     content_loss = F.mse_loss(gen_feats[RELU4_1], target)
     style_loss = generated.new_zeros(())
     for name in STYLE_LAYERS:
@@ -202,10 +212,10 @@ def inversion_losses(encoder: Encoder, decoder: nn.Module, content: torch.Tensor
     the pixel loss compares the decoded image with the content itself.
     """
     with torch.no_grad():
-        target = encoder.features(content, (RELU4_1,))[RELU4_1]
+        target = _features(encoder, content, (RELU4_1,))[RELU4_1]
     generated = decoder(target)
-    feature_loss = F.mse_loss(encoder.features(generated, (RELU4_1,))[RELU4_1], target)
-    return feature_loss, F.mse_loss(generated, content)
+    feature_loss = F.mse_loss(_features(encoder, generated, (RELU4_1,))[RELU4_1], target)
+    return feature_loss, F.mse_loss(generated.float(), content)
 
 
 # --- checkpoints and previews -------------------------------------------------------------------------------------
@@ -278,10 +288,16 @@ class _Setup:
     styles: Iterator
     skipped: int
     device: torch.device
+    dtype: torch.dtype  # what the convolutions compute in: float32, or bfloat16 under autocast
+
+
+def training_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What a run computes in for a chosen precision: bfloat16 stays, anything else trains in float32."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
 
 
 def _setup(encoder: Encoder, decoder: Decoder, content_dir: Path, style_dir: Path, options: TrainOptions,
-           device: torch.device, rank: int, world_size: int) -> _Setup:
+           device: torch.device, dtype: torch.dtype, rank: int, world_size: int) -> _Setup:
     torch.manual_seed(options.seed + rank)
     content_set, style_set = ImageFolder(content_dir, options), ImageFolder(style_dir, options)
     for name, dataset in (("content_dir", content_set), ("style_dir", style_set)):
@@ -297,7 +313,7 @@ def _setup(encoder: Encoder, decoder: Decoder, content_dir: Path, style_dir: Pat
     optimizer = torch.optim.Adam(decoder.parameters(), lr=options.lr)
     return _Setup(encoder, wrapped, decoder, optimizer, _loader(content_set, options, 0, rank, world_size),
                   _loader(style_set, options, 7919, rank, world_size), content_set.skipped + style_set.skipped,
-                  device)
+                  device, training_dtype(dtype))
 
 
 def train_decoder(
@@ -310,16 +326,19 @@ def train_decoder(
     out_dir: Path,
     encoder_sha256: str,
     device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
     on_progress: Callable[[TrainProgress], None] | None = None,
     should_stop: StopCheck | None = None,
     metadata: dict[str, str] | None = None,
     rank: int = 0,
     world_size: int = 1,
 ) -> TrainResult:
-    """Trains ``decoder`` (in place); resumes from ``out_dir`` when it holds a checkpoint. Rank 0 writes."""
+    """Trains ``decoder`` (in place); resumes from ``out_dir`` when it holds a checkpoint. Rank 0 writes.
+
+    ``dtype`` is the chosen precision (:func:`training_dtype` says what that trains in)."""
     options.validate()
     out_dir.mkdir(parents=True, exist_ok=True)
-    s = _setup(encoder, decoder, Path(content_dir), Path(style_dir), options, torch.device(device), rank,
+    s = _setup(encoder, decoder, Path(content_dir), Path(style_dir), options, torch.device(device), dtype, rank,
                world_size)
     state = _resume(out_dir, s)
     fixed = (next(s.contents)[:2].to(s.device), next(s.styles)[:2].to(s.device))  # the preview's samples
@@ -363,14 +382,15 @@ def _step(s: _Setup, options: TrainOptions, step: int) -> dict[str, float]:
         group["lr"] = options.lr / (1.0 + options.lr_decay * step)
     content = next(s.contents).to(s.device)
     zero = content.new_zeros(())
-    if step < options.warmup_steps:  # no style batch: the content is its own style
-        content_loss, pixel_loss = inversion_losses(s.encoder, s.decoder, content)
-        terms = {"content": options.content_weight * content_loss, "style": zero,
-                 "pixel": options.pixel_weight * pixel_loss}
-    else:
-        content_loss, style_loss = adain_losses(s.encoder, s.decoder, content, next(s.styles).to(s.device))
-        terms = {"content": options.content_weight * content_loss, "style": options.style_weight * style_loss,
-                 "pixel": zero}
+    with torch.autocast(s.device.type, dtype=torch.bfloat16, enabled=s.dtype == torch.bfloat16):
+        if step < options.warmup_steps:  # no style batch: the content is its own style
+            content_loss, pixel_loss = inversion_losses(s.encoder, s.decoder, content)
+            terms = {"content": options.content_weight * content_loss, "style": zero,
+                     "pixel": options.pixel_weight * pixel_loss}
+        else:
+            content_loss, style_loss = adain_losses(s.encoder, s.decoder, content, next(s.styles).to(s.device))
+            terms = {"content": options.content_weight * content_loss, "style": options.style_weight * style_loss,
+                     "pixel": zero}
     loss = sum(terms.values())
     s.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -419,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m model.adain.train``: one process of a (possibly distributed) run; progress as JSON lines."""
     import argparse
 
+    from model.devices import choose_precision
     from model.encoders import load_encoder, random_spec
 
     parser = argparse.ArgumentParser(prog="python -m model.adain.train", description=__doc__.splitlines()[0])
@@ -430,10 +451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--init-from", type=Path, help="decoder checkpoint to fine-tune")
     parser.add_argument("--options", default="{}", help="TrainOptions as JSON")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                        help="as the server's --precision (model.devices); float16 trains in float32")
     args = parser.parse_args(argv)
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = _device(args.device, int(os.environ.get("LOCAL_RANK", 0)))
+    dtype = choose_precision(device, args.precision).dtype
     if world > 1:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if (args.vgg is None) == (args.random_seed is None):
@@ -447,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = train_decoder(encoder, decoder, args.content_dir, args.style_dir, options, out_dir=args.out,
-                               encoder_sha256=weights.sha256, device=device, on_progress=emit, rank=rank,
+                               encoder_sha256=weights.sha256, device=device, dtype=dtype, on_progress=emit, rank=rank,
                                metadata={"encoder_source": weights.source},
                                world_size=world)
         if rank == 0:

@@ -24,6 +24,8 @@ from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+import torch
+
 from model.adain.train import (
     DECODER_FILE,
     FAMILY,
@@ -33,8 +35,9 @@ from model.adain.train import (
     save_init_checkpoint,
     start_decoder,
     train_decoder,
+    training_dtype,
 )
-from model.devices import select_device
+from model.devices import choose_precision, dtype_name, select_device
 from model.encoders import load_encoder, vgg_spec
 from model.errors import Cancelled, InvalidOptionError
 from model.network import RELU4_1
@@ -155,7 +158,7 @@ class TrainRunner:
                     "steps": str(options.iterations), "final_content_loss": f"{history.get('content', 0):.6g}",
                     "final_style_loss": f"{history.get('style', 0):.6g}", "job_id": ctx.job.id,
                     "train_seconds": f"{time.monotonic() - started:.1f}", "processes": str(processes),
-                    "init_from": request.init_from}
+                    "init_from": request.init_from, "precision": dtype_name(self._dtype())}
         self.models.register(request.model_name, FAMILY, {"decoder": out / DECODER_FILE}, metadata)
         preview = (out / PREVIEW_FILE).read_bytes()
         from PIL import Image
@@ -163,6 +166,10 @@ class TrainRunner:
         with Image.open(out / PREVIEW_FILE) as img:
             width, height = img.size
         return ctx.write_result(preview, "image/png", width, height)
+
+    def _dtype(self) -> torch.dtype:
+        """What this server's --device and --precision train in (model.adain.train.training_dtype)."""
+        return training_dtype(choose_precision(select_device(self.config.device), self.config.precision).dtype)
 
     def _encoder_spec(self) -> str:
         """The VGG19 decoders are trained against: the server's --vgg (what the served AdaIN model encodes with)."""
@@ -183,14 +190,15 @@ class TrainRunner:
         encoder, weights = load_encoder(self._encoder_spec(), RELU4_1)
         decoder = start_decoder(init, seed=options.seed)
         train_decoder(encoder, decoder, content, style, TrainOptions(**{**asdict(options), "num_workers": 0}),
-                      out_dir=out, encoder_sha256=weights.sha256,
-                      device=select_device(self.config.device), on_progress=progress, should_stop=ctx.should_stop)
+                      out_dir=out, encoder_sha256=weights.sha256, device=select_device(self.config.device),
+                      dtype=self._dtype(), on_progress=progress, should_stop=ctx.should_stop)
 
     def _torchrun(self, processes: int, content: Path, style: Path, out: Path, options: TrainOptions,
                   init: Path | None, ctx: JobContext, progress) -> None:
         args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                 "-m", "model.adain.train", "--content-dir", str(content), "--style-dir", str(style), "--out", str(out),
-                "--options", json.dumps(asdict(options)), "--device", self.config.device]
+                "--options", json.dumps(asdict(options)), "--device", self.config.device,
+                "--precision", self.config.precision]
         args += ["--vgg", self._encoder_spec()]
         if init is not None:
             args += ["--init-from", str(init)]

@@ -36,6 +36,7 @@ def test_train_registers_a_model_that_stylize_uses_at_once(trainer) -> None:
     assert final.progress.step == 12 and set(final.progress.losses) == {"content", "style"}
     models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest()).models}
     assert models["avatars"].metadata["content_dir"] == "faces" and models["avatars"].metadata["steps"] == "12"
+    assert models["avatars"].metadata["precision"] == "float32"  # what --precision (fp32 in the tests) trains in
     assert not models["avatars"].is_default
     reply = stub.Stylize(pb.StylizeRequest(content=png_bytes(40, 32, 1), styles=[pb.StyleInput(
         image=png_bytes(32, 32, 2))], model="avatars"), timeout=60)
