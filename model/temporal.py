@@ -132,14 +132,30 @@ class _Flow:
 
 def estimate_motion(current: np.ndarray, previous: np.ndarray, flow: _Flow | None = None) -> Motion:
     """The motion from ``previous`` to ``current`` (RGB uint8 arrays of one size), with its visibility mask."""
+    import cv2
+
     flow = flow or _Flow()
     backward, forward = flow.between(_gray(current), _gray(previous))
     forward_there = warp(forward, backward, sharp=False)  # the forward flow at each pixel's previous position
     loop = backward + forward_there
-    consistent = (loop**2).sum(-1) <= _FB_RELATIVE * ((backward**2).sum(-1) + (forward_there**2).sum(-1)) + _FB_ABSOLUTE
+    consistent = _squared_length(loop) <= _FB_RELATIVE * _squared_length(
+        cv2.multiply(backward, backward) + cv2.multiply(forward_there, forward_there), squared=True) + _FB_ABSOLUTE
     moved = warp(previous, backward, sharp=False)
-    same = np.abs(current.astype(np.int16) - moved).mean(-1) <= _PHOTOMETRIC * 255
+    # The channels' summed difference, in 8 bits (saturating at 255, far above the threshold).
+    same = cv2.transform(cv2.absdiff(current, moved), _SUM_RGB) <= 3 * _PHOTOMETRIC * 255
     return Motion(backward, consistent & same & _inside(backward))
+
+
+_SUM_RGB = np.ones((1, 3), np.float32)
+_SUM_XY = np.ones((1, 2), np.float32)
+
+
+def _squared_length(vectors: np.ndarray, *, squared: bool = False) -> np.ndarray:
+    """|v|^2 of (H, W, 2) float32 vectors (or the sum of the two channels, if they are squared already): OpenCV's
+    per-pixel transform, an order of magnitude faster than NumPy's sum over a last axis of two."""
+    import cv2
+
+    return cv2.transform(vectors if squared else cv2.multiply(vectors, vectors), _SUM_XY)
 
 
 def _soft_mask(visible: np.ndarray) -> np.ndarray:
