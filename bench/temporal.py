@@ -12,7 +12,8 @@ strength). Both sequences are scored with:
   (:func:`model.quality.warping_error`): the mean absolute difference per channel in [0, 1] (the target's measure)
   and the paper's mean squared RGB distance;
 - the style distance of :func:`model.quality.quality_score` (mean/std over relu1_1..relu4_1), averaged over frames,
-  against the style photo (for presets, which have no image: against the per-frame output of the first frame);
+  against the style photo; a preset has no image, so its fixed exemplar is its preview (the preset rendered by its own
+  model on the bundled portrait, :func:`model.previews.preview`, as the server's style list shows it);
 - compute per frame: the stylize call, and stylize plus stabilise (timed in the same loop, frame by frame).
 
 Writes ``temporal.json``, ``temporal.md`` and, per model, ``temporal_strip_<family>.png`` (four consecutive frames
@@ -38,6 +39,7 @@ from model.encoders import BUNDLED, load_encoder
 from model.family import BatchItem, StyleModel, StyleSource, StylizeOptions
 from model.images import image_to_tensor
 from model.network import RELU4_1, Encoder
+from model.previews import preview
 from model.quality import quality_score, warping_error
 from model.temporal import DEFAULT_STRENGTH, TemporalStabilizer, warp
 
@@ -57,15 +59,15 @@ class StreamContender:
     """A model as a stream runs it: each style encoded once, then one call per frame.
 
     ``styles`` are scikit-image photo names, or preset ids for a family without style images; ``references`` maps a
-    style to the image its style distance is measured against (the photo; None for a preset, which has no image:
-    its per-frame output on the clip's first frame stands in for it)."""
+    style to the image its style distance is measured against: the photo, or a preset's preview (it has no image;
+    the preview is fixed, the same for every clip and both ways of stylizing)."""
 
     name: str
     family: str
     label: str  # "trained" or "untrained (random weights)"
     styles: tuple[str, ...]
     stylize: Callable[[Image.Image, str], Image.Image]  # (frame, style) -> output
-    references: Mapping[str, Image.Image | None]
+    references: Mapping[str, Image.Image]
 
 
 def _contender(model: StyleModel, styles: Sequence[str]) -> StreamContender:
@@ -73,8 +75,9 @@ def _contender(model: StyleModel, styles: Sequence[str]) -> StreamContender:
     options = StylizeOptions(style_size=SIDE)
     presets = getattr(model, "presets", ())
     if presets and not model.capabilities.style_images:
-        codes = {preset.style_id: StyleSource(code=preset.code, preset=True) for preset in presets[:len(styles)]}
-        references: dict[str, Image.Image | None] = dict.fromkeys(codes)
+        chosen = presets[:len(styles)]
+        codes = {preset.style_id: StyleSource(code=preset.code, preset=True) for preset in chosen}
+        references = {preset.style_id: preview(model, preset, SIDE) for preset in chosen}
     else:
         references = {name: load_photo(name, SIDE, fit="shorter") for name in styles}
         codes = {name: StyleSource(code=model.encode_style(image, style_size=SIDE))
@@ -131,7 +134,7 @@ def _style_distance(encoder: Encoder, outputs: Sequence[Image.Image], clip: Clip
 
 def _row(contender: StreamContender, clip: Clip, run: _Run, encoder: Encoder, style_name: str) -> dict:
     before, after = warping_error(run.per_frame, clip.motions), warping_error(run.stable, clip.motions)
-    frames, style_image = len(clip.frames), contender.references[style_name] or run.per_frame[0]
+    frames, style_image = len(clip.frames), contender.references[style_name]
     return {"model": contender.name, "family": contender.family, "label": contender.label, "clip": clip.name,
             "style": style_name, "frames": frames, "size": list(clip.frames[0].size),
             "per_frame": {"warping_error": before.mean_abs, "warping_error_lai": before.lai,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.temporal import StreamContender, measure_temporal, temporal_table
+from bench.temporal import StreamContender, _contender, measure_temporal, temporal_table
+from tests.helpers import make_image
 
 pytestmark = pytest.mark.slow  # the evaluator VGG19 loads and scores every frame
 
@@ -20,7 +21,8 @@ def _flicker(frame: Image.Image, style: str) -> Image.Image:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("temporal")
-    contender = StreamContender("flicker: noise", "flicker", "trained", ("noise",), _flicker, {"noise": None})
+    contender = StreamContender("flicker: noise", "flicker", "trained", ("noise",), _flicker,
+                                {"noise": make_image(64, 64, seed=3)})
     res = measure_temporal([contender], clips=("rotate",), frames=6, side=64, out=out)
     res["out"] = out
     return res
@@ -49,3 +51,17 @@ def test_table_shows_each_ratio(results: dict) -> None:
 def test_strip_shows_consecutive_frames_in_five_rows(results: dict) -> None:
     strip = Image.open(results["out"] / "temporal_strip_flicker.png")
     assert strip.size == (4 * 80, 5 * (64 + 16))
+
+
+def test_a_preset_is_scored_against_its_fixed_preview() -> None:
+    """A preset has no style image: its exemplar is its preview on the bundled portrait, whatever the clip."""
+    from model.presets import PresetsModel
+    from model.previews import PREVIEW_PHOTO
+
+    model = PresetsModel.load(device="cpu")
+    contender = _contender(model, ("a", "b"))
+    first, second = (contender.references[style] for style in contender.styles)
+    assert contender.styles == tuple(preset.style_id for preset in model.presets[:2])
+    with Image.open(PREVIEW_PHOTO) as photo:
+        assert first.size == second.size == photo.size  # the portrait's size (256 px), not a clip frame's
+    assert np.abs(np.asarray(first, np.int16) - np.asarray(second, np.int16)).mean() > 10  # each preset's own look
