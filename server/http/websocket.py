@@ -110,11 +110,13 @@ def close_code(code: grpc.StatusCode) -> int:
 
 def pack(response: pb.StylizeStreamResponse) -> bytes:
     """One frame's result as one binary message: header length, JSON header (proto3 JSON as the other routes
-    reply, without the image), image bytes."""
+    reply, without the image), image bytes. Takes the image out of ``response`` (never turned into base64)."""
+    image = response.image
+    response.ClearField("image")
     values = json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
     del values["image"]
     header = json.dumps(values, separators=(",", ":")).encode()
-    return _HEADER.pack(len(header)) + header + response.image
+    return _HEADER.pack(len(header)) + header + image
 
 
 def parse_settings(data: bytes, max_fields: int) -> pb.StreamSettings:

@@ -1,5 +1,6 @@
 // The playground: plain ES module, no build step. Talks to the server's HTTP/JSON API (the proto's google.api.http
-// rules) on the same origin; the bearer token lives in sessionStorage for this tab only.
+// rules, and StylizeStream's WebSocket for the live camera) on the same origin; the bearer token lives in
+// sessionStorage for this tab only.
 
 const TOKEN_KEY = "styletransfer.token";
 const $ = (id) => document.getElementById(id);
@@ -223,6 +224,7 @@ function renderSelected() {
     const weight = document.createElement("input");
     Object.assign(weight, { id: weightId, type: "range", min: "0", max: "1", step: "0.05", value: String(style.weight) });
     weight.addEventListener("input", () => { style.weight = Number(weight.value); });
+    weight.addEventListener("change", liveChanged);
     const regionId = `region-${index}`;
     const regionLabel = document.createElement("label");
     regionLabel.htmlFor = regionId;
@@ -241,6 +243,7 @@ function renderSelected() {
       selected.splice(selected.indexOf(style), 1);
       renderSelected();
       syncGallery();
+      liveChanged();
     });
     item.append(img, name, weightLabel, weight, regionLabel, region, remove);
     list.append(item);
@@ -261,6 +264,7 @@ function toggleStyle(style) {
   }
   renderSelected();
   syncGallery();
+  liveChanged();
 }
 
 function syncGallery() {
@@ -391,6 +395,181 @@ function showResult(out, ms) {
 function base64Blob(base64, mime) {
   const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
   return new Blob([bytes], { type: mime });
+}
+
+// ---- live camera --------------------------------------------------------------------------------------------------
+
+// StylizeStream as a WebSocket (docs/http.md): JSON settings, then JPEG frames; each result is one binary message
+// (a 4-byte big-endian header length, the JSON header, the image). Frames are sent while fewer than MAX_IN_FLIGHT
+// are unanswered; the server's LIVE pacing drops a waiting frame for a newer one, so the picture stays current.
+const STREAM_PATH = "/v1/stylize:stream";
+const STREAM_PROTOCOL = "styletransfer.stream.v1";
+const MAX_IN_FLIGHT = 2;
+const SEND_INTERVAL_MS = 1000 / 30;
+const JPEG_QUALITY = 0.85;
+const FPS_WINDOW_MS = 2000;
+const live = { ws: null, camera: null, canvas: null, timer: 0, sent: new Map(), next: 0, latest: -1, shown: [],
+               error: null, opened: false, encoding: false };
+
+function base64url(text) {
+  const bytes = new TextEncoder().encode(text);
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+// A WebSocket cannot carry an Authorization header: the token goes as a subprotocol the server reads and never echoes.
+function streamProtocols() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? [STREAM_PROTOCOL, `bearer.${base64url(token)}`] : [STREAM_PROTOCOL];
+}
+
+async function liveSettings() {
+  if (!selected.length) throw new Error("pick at least one style");
+  const settings = {
+    styles: await styleInputs({ masks: false }),
+    alpha: Number($("alpha").value),
+    model: $("model").value,
+    pacing: "STREAM_PACING_LIVE",
+    outputFormat: "IMAGE_FORMAT_JPEG",
+    contentSize: 0, // frames are scaled here before they are sent
+  };
+  if ($("color").value) settings.colorPreservation = $("color").value;
+  return settings;
+}
+
+async function startLive() {
+  const settings = await liveSettings();
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error("this page cannot use a camera here: open it over https://, or as localhost on this machine");
+  }
+  const camera = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+  const video = $("live-video");
+  video.srcObject = camera;
+  await video.play();
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}${STREAM_PATH}`, streamProtocols());
+  ws.binaryType = "arraybuffer";
+  Object.assign(live, { ws, camera, sent: new Map(), next: 0, latest: -1, shown: [], error: null, opened: false });
+  resetLiveStats();
+  $("live-start").disabled = true;
+  $("live-stop").disabled = false;
+  $("live-caption").textContent = "Connecting…";
+  ws.addEventListener("open", () => {
+    live.opened = true;
+    ws.send(JSON.stringify(settings));
+    live.timer = setInterval(sendFrame, SEND_INTERVAL_MS);
+    $("live-caption").textContent = "Waiting for the first frame…";
+  });
+  ws.addEventListener("message", (event) => receiveResult(event.data).catch(showError));
+  ws.addEventListener("close", (event) => liveClosed(ws, event));
+}
+
+function stopLive() {
+  clearInterval(live.timer);
+  live.timer = 0;
+  if (live.ws && live.ws.readyState <= WebSocket.OPEN) live.ws.close(1000);
+  live.ws = null;
+  if (live.camera) live.camera.getTracks().forEach((track) => track.stop());
+  live.camera = null;
+  $("live-video").srcObject = null;
+  $("live-start").disabled = false;
+  $("live-stop").disabled = true;
+}
+
+function sendFrame() {
+  const { ws } = live;
+  const video = $("live-video");
+  if (!ws || ws.readyState !== WebSocket.OPEN || live.encoding || live.sent.size >= MAX_IN_FLIGHT ||
+      video.readyState < HTMLMediaElement.HAVE_CURRENT_DATA || !video.videoWidth) return;
+  const scale = Math.min(1, Number($("live-size").value) / Math.min(video.videoWidth, video.videoHeight));
+  live.canvas = live.canvas || document.createElement("canvas");
+  const { canvas } = live;
+  canvas.width = Math.max(1, Math.round(video.videoWidth * scale));
+  canvas.height = Math.max(1, Math.round(video.videoHeight * scale));
+  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  live.encoding = true;
+  canvas.toBlob((jpeg) => {
+    live.encoding = false;
+    if (!jpeg || ws !== live.ws || ws.readyState !== WebSocket.OPEN) return;
+    live.sent.set(live.next++, performance.now());
+    ws.send(jpeg);
+  }, "image/jpeg", JPEG_QUALITY);
+}
+
+async function receiveResult(data) {
+  if (typeof data === "string") { // the error that ends the stream; the close follows
+    live.error = JSON.parse(data).error;
+    return;
+  }
+  const length = new DataView(data).getUint32(0);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 4, length)));
+  const sequence = Number(header.sequence);
+  const sentAt = live.sent.get(sequence);
+  live.sent.delete(sequence);
+  const counters = header.counters || {};
+  $("live-dropped").value = Number(counters.framesDropped || 0);
+  $("live-failed").value = Number(counters.framesFailed || 0);
+  if (header.error) {
+    $("live-caption").textContent = `Frame ${sequence}: ${header.error.status}: ${header.error.message}`;
+    return;
+  }
+  if (header.dropped) return;
+  const bitmap = await createImageBitmap(new Blob([data.slice(4 + length)], { type: header.mimeType }));
+  if (sequence < live.latest) return; // a newer frame is already shown
+  live.latest = sequence;
+  showLiveFrame(bitmap, header, sentAt);
+}
+
+function showLiveFrame(bitmap, header, sentAt) {
+  const canvas = $("live-result");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  canvas.hidden = false;
+  const now = performance.now();
+  live.shown.push(now);
+  while (live.shown.length && live.shown[0] < now - FPS_WINDOW_MS) live.shown.shift();
+  const seconds = Math.min(FPS_WINDOW_MS, now - live.shown[0]) / 1000;
+  $("live-fps").value = (live.shown.length > 1 && seconds > 0 ? (live.shown.length - 1) / seconds : 0).toFixed(1);
+  if (sentAt !== undefined) $("live-latency").value = Math.round(now - sentAt);
+  $("live-stylized").value = Number(header.counters.framesStylized);
+  const untrained = header.untrained ? " — untrained (random) weights: not a real stylization" : "";
+  $("live-caption").textContent = `${header.width}×${header.height}, ${header.model}${untrained}`;
+}
+
+function resetLiveStats() {
+  for (const [id, value] of [["live-fps", "0.0"], ["live-latency", "–"], ["live-stylized", "0"],
+                             ["live-dropped", "0"], ["live-failed", "0"]]) {
+    $(id).value = value;
+  }
+}
+
+async function liveClosed(ws, event) {
+  if (ws !== live.ws && live.ws !== null) return; // an earlier stream, replaced
+  const { error, opened } = live;
+  stopLive();
+  if (event.code === 1000) {
+    $("live-caption").textContent = "Stopped.";
+  } else if (error) {
+    showError(new ApiError(0, error));
+  } else if (!opened) { // the handshake was refused; a browser does not say why, the same request over fetch does
+    const reply = await fetch(STREAM_PATH, { headers: headers() }).catch(() => null);
+    const body = reply ? await reply.json().catch(() => ({})) : {};
+    if (reply && reply.status !== 426) showError(new ApiError(reply.status, body));
+    else showError(new Error("could not connect to the live stream"));
+  } else {
+    showError(new Error(`the live stream closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`));
+  }
+}
+
+// New settings apply from the next frame: the server encodes the styles again, and the stream goes on.
+function liveChanged() {
+  const { ws } = live;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !selected.length) return;
+  guarded(async () => {
+    const settings = await liveSettings();
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(settings));
+  });
 }
 
 // ---- jobs ---------------------------------------------------------------------------------------------------------
@@ -614,6 +793,16 @@ function main() {
   $("style-file").addEventListener("change", () => guarded(() => uploadStyle($("style-file").files[0])));
   $("alpha").addEventListener("input", () => { $("alpha-out").value = Number($("alpha").value).toFixed(2); });
   $("stylize").addEventListener("click", () => guarded(stylize));
+  $("live-start").addEventListener("click", () => guarded(async () => {
+    try {
+      await startLive();
+    } catch (error) {
+      stopLive();
+      throw error;
+    }
+  }));
+  $("live-stop").addEventListener("click", stopLive);
+  for (const id of ["alpha", "color", "model"]) $(id).addEventListener("change", liveChanged);
   $("gatys-submit").addEventListener("click", () => guarded(submitGatys));
   $("gatys-cancel").addEventListener("click", () => guarded(cancelGatys));
   $("jobs-refresh").addEventListener("click", () => guarded(refreshJobs));
