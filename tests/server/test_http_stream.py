@@ -1,6 +1,7 @@
 """StylizeStream as a WebSocket on the HTTP port, through a real server with aiohttp's client: the documented
 framing both ways, frames in order, a bad frame's own error, bad settings and oversized messages closing the socket
-with a code and a message, the token (header or subprotocol), origins, and the stream and HTTP limits."""
+with a code and a message, the token (header or subprotocol), origins, the stream and HTTP limits, LIVE pacing and
+draining. Timing-free: a gated model decides when a frame finishes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import io
 import json
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from PIL import Image
 
 from server.http.websocket import PATH, SUBPROTOCOL, TOKEN_PROTOCOL
-from tests.helpers import free_port, png_bytes
+from tests.helpers import Gate, free_port, png_bytes
 
 STYLE = png_bytes(32, 32, seed=2)
 FRAMES = [png_bytes(40, 32, seed) for seed in range(6)]
@@ -231,3 +233,51 @@ def test_open_streams_are_capped_by_both_limits(start_server) -> None:
     http_capped = start_server(http_port=free_port(), http_max_streams=1)
     status, first_end = asyncio.run(second_while_first_is_open(http_capped.http_url))
     assert status == 429 and first_end == aiohttp.WSMsgType.CLOSE
+
+
+def test_live_pacing_answers_stale_frames_as_dropped_at_once(start_server, random_model) -> None:
+    gate = Gate(random_model)  # frame 0 stays in the model until the test releases it
+    server = start_server(models=[gate], http_port=free_port())
+
+    async def go() -> tuple[list[Result], Result, Result, int | None]:
+        async with aiohttp.ClientSession() as client, client.ws_connect(server.http_url + PATH) as ws:
+            await ws.send_str(settings(pacing="STREAM_PACING_LIVE"))
+            await ws.send_bytes(FRAMES[0])
+            await asyncio.to_thread(gate.wait_entered)
+            for image in FRAMES[1:5]:  # each replaces the one waiting
+                await ws.send_bytes(image)
+            dropped = [unpack((await ws.receive(timeout=60)).data) for _ in range(3)]
+            gate.release()
+            first = unpack((await ws.receive(timeout=60)).data)
+            await asyncio.to_thread(gate.wait_entered)
+            gate.release()
+            newest = unpack((await ws.receive(timeout=60)).data)
+            await ws.send_bytes(END)
+            await ws.receive(timeout=60)
+            return dropped, first, newest, ws.close_code
+
+    dropped, first, newest, code = asyncio.run(go())
+    assert [(r.header["sequence"], r.header["dropped"], r.image) for r in dropped] == [(str(i), True, b"")
+                                                                                      for i in (1, 2, 3)]
+    assert first.header["sequence"] == "0" and first.image
+    assert newest.header["sequence"] == "4" and newest.image and newest.header["counters"]["framesDropped"] == "3"
+    assert code == 1000
+
+
+def test_a_draining_server_closes_the_socket_with_unavailable(start_server) -> None:
+    server = start_server(http_port=free_port())
+
+    async def go() -> Session:
+        seen = Session()
+        async with aiohttp.ClientSession() as client, client.ws_connect(server.http_url + PATH) as ws:
+            await ws.send_str(settings())
+            await ws.send_bytes(FRAMES[0])
+            seen.results.append(unpack((await ws.receive(timeout=60)).data))
+            # As SIGTERM does (RunningServer.stop would close the test's channels first).
+            stopping = ThreadPoolExecutor(1).submit(server._run, server.server.stop(30.0))
+            await talk(ws, [], seen)
+            await asyncio.to_thread(stopping.result, 60)
+        return seen
+
+    seen = asyncio.run(go())
+    assert len(seen.results) == 1 and seen.close_code == 4014 and seen.error["status"] == "UNAVAILABLE"
