@@ -4,7 +4,8 @@ per frame besides the stream itself.
 A real server (``python -m server --random-weights`` with ``--http-port``; its default model) gets the same
 EVERY_FRAME stream of JPEG frames at their own size (``bench.clips``' pan clip, results asked as JPEG) once over
 gRPC and once over the WebSocket, alternated (ABBA) for several rounds; wall time per frame from the first message
-sent to the last result, median over rounds. Measured with 64 px frames, where the model's time does not hide the transport, and at 256 px.
+sent to the last result, median over rounds. Measured with 64 px frames, where the model's time does not hide the
+transport, and at 256 px.
 
 ``python -m bench.stream_transports`` writes ``bench/results/stream_transports.{json,md}``.
 """
