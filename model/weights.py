@@ -178,17 +178,20 @@ def random_vgg_state(seed: int = 0) -> dict[str, torch.Tensor]:
     return {**{k: v.clone() for k, v in seq.state_dict().items()}, **caffe_input_state()}
 
 
-def random_decoder_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A deterministic random AdaIN decoder whose outputs land mostly inside [0, 1] for random-VGG features.
+def random_decoder_state(seed: int = 0, vgg_state: Mapping[str, torch.Tensor] | None = None
+                         ) -> dict[str, torch.Tensor]:
+    """A deterministic random AdaIN decoder whose outputs land mostly inside [0, 1] behind an encoder: the official-
+    layout ``vgg_state`` (default ``random_vgg_state(seed)``; the bundled VGG19's state gives real features).
 
-    The last conv is rescaled so that, on a fixed synthetic input through ``random_vgg_state(seed)``, outputs have
-    mean 0.5 and std 0.2: otherwise nearly every pixel would clamp to 0 or 255 and tests could not see differences.
+    The last conv is rescaled so that, on a fixed synthetic input through that encoder, outputs have mean 0.5 and
+    std 0.2: otherwise nearly every pixel would clamp to 0 or 255 and tests could not see differences.
     """
     generator = torch.Generator().manual_seed(seed + 1_000_003)
     seq = build_decoder_sequential()
     _he_init(seq, generator)
     encoder = build_vgg_sequential()[:31]
-    encoder.load_state_dict({k: v for k, v in random_vgg_state(seed).items() if int(k.split(".")[0]) < 31})
+    state = random_vgg_state(seed) if vgg_state is None else vgg_state
+    encoder.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) < 31})
     probe = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         out = seq(encoder(probe))

@@ -31,7 +31,7 @@ from model.adain.ops import adain, calc_mean_std, masked_mean_std
 from model.adain.tiling import decode_tiled, encode_tiled, needs_tiling
 from model.color import coral, transfer_luminance
 from model.devices import dtype_name, select_device, select_dtype
-from model.encoders import load_encoder, random_spec
+from model.encoders import load_encoder, load_encoder_weights, random_spec
 from model.errors import IncompatibleModelError, InvalidOptionError
 from model.family import (
     BatchItem,
@@ -141,17 +141,23 @@ class AdaINModel:
 
     @classmethod
     def random(
-        cls, seed: int = 0, *, name: str = "default", device: str = "auto", precision: str = "auto"
+        cls, seed: int = 0, *, name: str = "default", device: str = "auto", precision: str = "auto",
+        encoder: str | None = None,
     ) -> AdaINModel:
-        """Seeded random weights in the official layouts: for development and tests only (``info.untrained``)."""
-        encoder, weights = load_encoder(random_spec(seed), RELU4_1)
-        dec_state = random_decoder_state(seed)
+        """Seeded random weights in the official layouts: for development and tests only (``info.untrained``).
+
+        ``encoder`` (a spec of :func:`model.encoders.load_encoder`, e.g. ``"bundled"``) puts the random decoder behind
+        real encoder weights, for measures that need real features (bfloat16 against float32)."""
+        state, norm, weights = load_encoder_weights(random_spec(seed) if encoder is None else encoder)
+        vgg = Encoder(RELU4_1, norm=norm)
+        vgg.load_official(state)
+        dec_state = random_decoder_state(seed, vgg_state=state)
         decoder = Decoder()
         decoder.load_official(dec_state)
         dev = select_device(device)
         info = adain_info(name, "random", (weights.sha256, weights.source),
                           (state_sha256(dec_state), f"random(seed={seed})"), untrained=True)
-        return cls(encoder, decoder, info, device=dev, dtype=select_dtype(dev, precision))
+        return cls(vgg, decoder, info, device=dev, dtype=select_dtype(dev, precision))
 
     def with_decoder(
         self, decoder: Decoder, info: ModelInfo, *, decoder_encoder_sha256: str | None = None
