@@ -39,6 +39,7 @@ from bench.compute import (  # noqa: E402
     test_image,
 )
 from bench.gatys_peer import measure_gatys_peer, peer_table, write_peer_results  # noqa: E402
+from bench.precision import measure_precisions, precision_table  # noqa: E402
 from bench.quality import measure_quality, quality_table  # noqa: E402
 from bench.response_cache import measure_response_cache, response_cache_table  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
@@ -164,6 +165,8 @@ SECTIONS: list[Section] = [
     Section("backends", "torch vs onnxruntime at 256/512/1024 px, inline and registered style",
             lambda run: bench_backends(run.model, [256, 512] if run.args.quick else [256, 512, 1024], run.args.quick),
             backends_table),
+    Section("precision", "float32 beside bfloat16 (and float16 on CUDA): compute, serving latency, output difference",
+            lambda run: measure_precisions(run.device, run.args.quick), precision_table),
     Section("magenta", "the Magenta family's stylize at 256/512 px, inline and cached style",
             lambda run: measure_magenta([256] if run.args.quick else [256, 512], run.args.device,
                                         run.results.get("compute")), report.magenta_table),

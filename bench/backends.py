@@ -12,9 +12,8 @@ import functools
 import os
 import statistics
 import sys
-from collections.abc import Callable
 
-from bench.compute import sample_seconds, test_image
+from bench.compute import alternating_seconds, test_image
 from model.adain.stylizer import BACKENDS, AdaINModel
 from model.family import StyleSource, StylizeOptions
 
@@ -28,15 +27,6 @@ def _repeats(size: int, quick: bool) -> int:
     if quick:
         return 2
     return {256: 8, 512: 4}.get(size, 2)
-
-
-def _alternating(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Times each run ``repeats`` times, taking turns, after one untimed warm-up call each."""
-    samples: dict[str, list[float]] = {name: sample_seconds(run, 0, warmup=1) for name, run in runs.items()}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            samples[name] += sample_seconds(run, 1, warmup=0)
-    return samples
 
 
 def bench_backends(model: AdaINModel, sizes: list[int], quick: bool) -> dict:
@@ -54,7 +44,7 @@ def bench_backends(model: AdaINModel, sizes: list[int], quick: bool) -> dict:
                         [StyleSource(image=style) if kind == "inline" else StyleSource(code=codes[backend])],
                         StylizeOptions(style_size=STYLE_SIZE))
                     for backend, m in models.items()}
-            samples = _alternating(runs, _repeats(size, quick))
+            samples = alternating_seconds(runs, _repeats(size, quick))
             row = {"size": size, "style": kind} | {b: statistics.median(s) for b, s in samples.items()}
             print(f"  {size} px, {kind} style: " + ", ".join(f"{b} {row[b]:.3f} s" for b in BACKENDS),
                   file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from model.family import StyleSource, StylizeOptions
 
 __all__ = [
     "ComputeResult",
+    "alternating_seconds",
     "attainable_gflops",
     "measure_compute",
     "measure_magenta",
@@ -53,10 +55,28 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
     return statistics.median(sample_seconds(fn, repeats, warmup))
 
 
-def attainable_gflops(device: torch.device, repeats: int = 10) -> float:
-    """The rate of one large 3x3 convolution (256 channels, 128x128, channels_last): the machine's practical peak."""
-    conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device).to(memory_format=torch.channels_last)
-    x = torch.rand(1, 256, 128, 128, device=device).contiguous(memory_format=torch.channels_last)
+def alternating_seconds(runs: dict[str, Callable[[], object]], repeats: int, long_call: float = math.inf
+                        ) -> dict[str, list[float]]:
+    """Times each run ``repeats`` times, taking turns, after one untimed warm-up call each, so that a change of the
+    machine's speed during the measurement falls on every run alike.
+
+    A run whose warm-up call took ``long_call`` seconds or more is not repeated: that call is its one sample (its
+    warm-up share is noise at that length, and repeats would take many minutes: bfloat16 on a CPU without it)."""
+    first = {name: sample_seconds(run, 1, warmup=0)[0] for name, run in runs.items()}
+    samples = {name: [seconds] if seconds >= long_call else [] for name, seconds in first.items()}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            if first[name] < long_call:
+                samples[name] += sample_seconds(run, 1, warmup=0)
+    return samples
+
+
+def attainable_gflops(device: torch.device, repeats: int = 10, dtype: torch.dtype = torch.float32,
+                      long_call: float = math.inf) -> float:
+    """The rate of one large 3x3 convolution (256 channels, 128x128, channels_last) in ``dtype``: the machine's
+    practical peak for that precision."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device, dtype).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 256, 128, 128, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
 
     def run() -> None:
         conv(x)
@@ -64,8 +84,9 @@ def attainable_gflops(device: torch.device, repeats: int = 10) -> float:
             torch.cuda.synchronize()
 
     with torch.inference_mode():
-        seconds = median_seconds(run, repeats, warmup=2)
-    return 2 * 256 * 256 * 9 * 128 * 128 / seconds / 1e9
+        run()  # first use: kernel selection and weight reordering
+        samples = alternating_seconds({"conv": run}, repeats, long_call)["conv"]
+    return 2 * 256 * 256 * 9 * 128 * 128 / statistics.median(samples) / 1e9
 
 
 def test_image(size: int, seed: int) -> Image.Image:

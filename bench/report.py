@@ -29,6 +29,10 @@ def targets(results: dict) -> list[tuple[str, str, bool]]:
         if key == "4096x4096":
             gb = value["peak_rss_bytes"] / 1e9
             rows.append(("16 MP peak RSS <= 6 GB", f"{gb:.2f} GB", gb <= 6.0))
+    if "precision" in results:
+        from bench.precision import precision_targets  # lazily: it imports the models
+
+        rows += precision_targets(results["precision"])
     if "serving" in results:
         start = results["serving"]["startup_seconds"]
         rows.append(("server start to SERVING <= 5 s", f"{start:.2f} s", start <= 5.0))
