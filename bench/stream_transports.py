@@ -18,7 +18,6 @@ import base64
 import io
 import json
 import os
-import platform
 import statistics
 import struct
 import time
@@ -31,6 +30,7 @@ from PIL import Image
 from bench.clips import make_clip
 from bench.photos import load_photo
 from bench.serving import free_port, server
+from bench.streaming import QUALITY, STYLE, jpeg, machine
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1.style_transfer_pb2_grpc import StyleTransferStub
 
@@ -39,16 +39,6 @@ __all__ = ["measure_transports", "over_grpc", "over_websocket", "transports_tabl
 RESULTS = Path(__file__).parent / "results"
 #: (frame height, frames per stream, rounds): small frames show the transport, 256 px what it costs in practice.
 RUNS = ((64, 24, 6), (256, 8, 4))
-STYLE = "immunohistochemistry"  # scikit-image's, as in the quality benchmark
-QUALITY = 90
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=QUALITY)
-    return buffer.getvalue()
-
-
 def over_grpc(stub: StyleTransferStub, style: bytes, frames: list[bytes]) -> tuple[float, str]:
     """Seconds per frame of one EVERY_FRAME stream over gRPC, and the model that answered."""
     settings = pb.StreamSettings(styles=[pb.StyleInput(image=style)], output_format=pb.IMAGE_FORMAT_JPEG,
@@ -95,14 +85,14 @@ def over_websocket(url: str, style: bytes, frames: list[bytes]) -> float:
 
 def measure_transports(out: Path | None = None) -> dict:
     """Both transports at each of :data:`RUNS`, alternated; written to ``out`` when given."""
-    result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": _machine(), "load_before": os.getloadavg(),
+    result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine(), "load_before": os.getloadavg(),
               "rows": []}
-    style = _jpeg(load_photo(STYLE, 256, fit="shorter"))
+    style = jpeg(load_photo(STYLE, 256, fit="shorter"))
     http_port = free_port()
     with server("--http-port", str(http_port)) as srv:
         url = f"http://127.0.0.1:{http_port}"
         for side, count, rounds in RUNS:
-            frames = [_jpeg(f) for f in make_clip("pan", frames=count, side=side).frames]
+            frames = [jpeg(f) for f in make_clip("pan", frames=count, side=side).frames]
             over_grpc(srv.stub, style, frames[:2])  # warm-up: the first calls at a size are slower
             over_websocket(url, style, frames[:2])
             seconds: dict[str, list[float]] = {"grpc": [], "websocket": []}
@@ -121,11 +111,6 @@ def measure_transports(out: Path | None = None) -> dict:
     if out is not None:
         _write(result, out)
     return result
-
-
-def _machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
-            "python": platform.python_version()}
 
 
 def transports_table(result: dict) -> list[str]:

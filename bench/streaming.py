@@ -40,8 +40,8 @@ from bench.serving import server
 from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1.style_transfer_pb2_grpc import StyleTransferStub
 
-__all__ = ["against_unary", "every_frame", "live", "measure_model", "measure_streaming", "streaming_table",
-           "write_streaming_results"]
+__all__ = ["QUALITY", "STYLE", "against_unary", "every_frame", "jpeg", "live", "machine", "measure_model",
+           "measure_streaming", "streaming_table", "write_streaming_results"]
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = (256, 512)
@@ -52,7 +52,8 @@ STYLE = "immunohistochemistry"  # scikit-image's, as in the quality benchmark
 QUALITY = 90
 
 
-def _jpeg(image: Image.Image) -> bytes:
+def jpeg(image: Image.Image) -> bytes:
+    """A frame as a camera app sends it: JPEG at :data:`QUALITY`."""
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=QUALITY)
     return buffer.getvalue()
@@ -160,12 +161,12 @@ def _models(stub: StyleTransferStub, style_image: bytes) -> list[tuple[str, str,
 def measure_streaming(quick: bool = False, out: Path | None = None) -> dict:
     """Every measurement above for every served model at each size; written to ``out`` after each model and size
     when given."""
-    result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": _machine(), "load_before": os.getloadavg(),
+    result = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine(), "load_before": os.getloadavg(),
               "overhead": [], "rows": []}
     count = 6 if quick else 10
-    style_image = _jpeg(load_photo(STYLE, 512, fit="shorter"))
+    style_image = jpeg(load_photo(STYLE, 512, fit="shorter"))
     with server() as srv:
-        small = [_jpeg(f) for f in make_clip("pan", frames=8 if quick else 24, side=OVERHEAD_SIDE).frames]
+        small = [jpeg(f) for f in make_clip("pan", frames=8 if quick else 24, side=OVERHEAD_SIDE).frames]
         for name, address, style in _models(srv.stub, style_image):
             print(f"  {address}: overhead at {OVERHEAD_SIDE} px", file=sys.stderr, flush=True)
             against_unary(srv.stub, name, style, small[:2], 1)  # warm-up
@@ -175,7 +176,7 @@ def measure_streaming(quick: bool = False, out: Path | None = None) -> dict:
             if out is not None:
                 write_streaming_results(result, out)
         for size in SIZES:
-            frames = [_jpeg(f) for f in make_clip("pan", frames=count, side=size).frames]
+            frames = [jpeg(f) for f in make_clip("pan", frames=count, side=size).frames]
             for name, address, style in _models(srv.stub, style_image):
                 print(f"  {address} at {size} px", file=sys.stderr, flush=True)
                 row = {"model": address, "size": size, "frame": list(Image.open(io.BytesIO(frames[0])).size),
@@ -187,7 +188,8 @@ def measure_streaming(quick: bool = False, out: Path | None = None) -> dict:
     return result
 
 
-def _machine() -> dict:
+def machine() -> dict:
+    """The CPU, the cores this process may use and Python's version, for a results page's heading."""
     return {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
             "python": platform.python_version()}
 
