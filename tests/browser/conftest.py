@@ -62,6 +62,12 @@ def console(page) -> ConsoleLog:
 
 
 @pytest.fixture
+def strict_console(strict_page) -> ConsoleLog:
+    """The console of ``strict_page``: under the server's CSP any inline script or style is an error here."""
+    return ConsoleLog(strict_page)
+
+
+@pytest.fixture
 def offline_server(start_server, magenta_model, presets_model) -> RunningServer:
     """What `make run` serves on a fresh offline machine: Magenta (the default) and the presets model."""
     return start_server(models=[magenta_model, presets_model], http_port=free_port())

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import ConsoleLog
 from tests.helpers import free_port
+
+pytestmark = pytest.mark.slow  # a real browser
 
 SCREENSHOT_ENV = "STYLETRANSFER_SCREENSHOT"  # where test_stylize_* also saves a screenshot (README's image)
 
@@ -73,9 +74,8 @@ def set_range(page, selector: str, value: str) -> None:
     page.eval_on_selector(selector, "(e, v) => { e.value = v; e.dispatchEvent(new Event('input')); }", value)
 
 
-def test_page_loads_and_stylizes_on_a_phone_without_console_errors(strict_page, http, images) -> None:
-    page = strict_page
-    console = ConsoleLog(page)  # the server's CSP holds: any inline script or style would be an error here
+def test_page_loads_and_stylizes_on_a_phone_without_console_errors(strict_page, strict_console, http, images) -> None:
+    page, console = strict_page, strict_console  # the server's CSP holds: no inline script or style may run
     page.goto(http.http_url + "/")
     page.locator("#model option").first.wait_for(state="attached")
     for label in ("Access token", "Choose a photo", "Take a photo", "Style strength (alpha)", "Model",

@@ -26,6 +26,10 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+def _noise(height: int, width: int, seed: int) -> torch.Tensor:
+    return torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(seed))
+
+
 def _assert_same(tiled: torch.Tensor, full: torch.Tensor) -> None:
     assert tiled.shape == full.shape
     assert _relative_error(tiled, full) < 1e-5
@@ -34,23 +38,22 @@ def _assert_same(tiled: torch.Tensor, full: torch.Tensor) -> None:
 @pytest.mark.parametrize("size", [(131, 97), (64, 200), (40, 40)])
 def test_encode_tiled_matches_untiled(nets: tuple[Encoder, Decoder], size: tuple[int, int]) -> None:
     encoder, _ = nets
-    image = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1))
+    image = _noise(*size, seed=1)
     with torch.inference_mode():
         _assert_same(encode_tiled(encoder, image, tile=32), encoder(image))
 
 
 def test_decode_tiled_matches_untiled(nets: tuple[Encoder, Decoder]) -> None:
     encoder, decoder = nets
-    image = torch.rand(1, 3, 120, 88, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
-        feat = encoder(image)
+        feat = encoder(_noise(120, 88, seed=2))
         _assert_same(decode_tiled(decoder, feat, tile=32), decoder(feat))
 
 
 def test_without_halo_tiles_differ(nets: tuple[Encoder, Decoder]) -> None:
     """The halo is what makes tiling exact: without it, tile borders see reflection padding instead of neighbours."""
     encoder, decoder = nets
-    image = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    image = _noise(96, 96, seed=3)
     with torch.inference_mode():
         feat = encoder(image)
         assert _relative_error(encode_tiled(encoder, image, tile=32, halo=0), feat) > 1e-3
