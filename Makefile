@@ -16,7 +16,7 @@ ARGS ?=
 # The HTTP/JSON gateway and browser playground of `make run` (0 turns them off).
 HTTP_PORT ?= 8080
 
-.PHONY: quality install system-deps run test lint proto proto-check weights bench clean
+.PHONY: quality install system-deps run test test-quick lint proto proto-check weights bench clean
 
 install: $(STAMP)
 
@@ -63,6 +63,11 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps proto-check lint
 	$(BIN)/python -m pytest -q
+
+# The edit-test loop: the suite without the tests marked slow (server processes, browsers, the wheel build, fuzzing,
+# training and benchmark runs). `make test` (CI) runs them all.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -66,3 +66,14 @@ def start_server(tmp_path: Path, random_model: AdaINModel) -> Iterator[Callable[
 @pytest.fixture
 def server(start_server: Callable[..., RunningServer]) -> RunningServer:
     return start_server()
+
+
+# Fixtures that start a server or load real weights: a test using any of them (directly or through another fixture)
+# is in the slow tier, so that `make test-quick` stays a loop of seconds without anyone remembering to mark it.
+_SLOW_FIXTURES = frozenset({"start_server", "magenta_model", "presets_model"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +23,7 @@ def _bench(out: Path, sections: str) -> subprocess.Popen:
                             text=True)
 
 
+@pytest.mark.slow  # the benchmark in a subprocess
 def test_each_section_is_written_as_soon_as_it_is_measured_and_survives_a_stop(tmp_path: Path) -> None:
     proc = _bench(tmp_path, "attainable_gflops,gatys")
     try:
@@ -42,6 +45,7 @@ def test_each_section_is_written_as_soon_as_it_is_measured_and_survives_a_stop(t
     assert "GFLOP/s" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow  # the benchmark in a subprocess
 def test_a_subset_of_sections_runs_alone_and_renders_only_its_tables(tmp_path: Path) -> None:
     proc = _bench(tmp_path, "attainable_gflops")
     _, err = proc.communicate(timeout=600)

@@ -13,6 +13,8 @@ from model.encoders import load_encoder, random_spec
 from model.gatys import GatysOptions
 from model.network import RELU5_1, Encoder
 
+pytestmark = pytest.mark.slow  # two Gatys runs a test on the real judge
+
 SIZE = 64  # the first scale is half of it, and relu5_1 of a 32 px image is 2x2
 SHORT = GatysOptions(size=SIZE, iterations=20)
 EVERY = 5

@@ -11,6 +11,8 @@ from PIL import Image
 
 from tests.helpers import png_bytes
 
+pytestmark = pytest.mark.slow  # installs and runs the Node.js client
+
 NODE_DIR = Path(__file__).resolve().parents[2] / "clients" / "node"
 NODE = shutil.which("node")
 NPM = shutil.which("npm")

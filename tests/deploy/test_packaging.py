@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds the wheel
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"model": "model", "server": "server", "clients": "clients",
             "clients/generated/styletransfer": "styletransfer"}  # folder in the tree -> folder in the wheel

@@ -145,6 +145,7 @@ def test_invalid_options_and_empty_folders(dataset: Path, tmp_path: Path) -> Non
                       encoder_sha256="x")
 
 
+@pytest.mark.slow  # two training processes under torchrun
 def test_two_process_ddp_run_with_gloo(dataset: Path, tmp_path: Path) -> None:
     options = json.dumps({**OPTIONS.__dict__, "iterations": 6, "checkpoint_every": 3})
     result = subprocess.run(

@@ -36,6 +36,8 @@ from tests.helpers import (
     raw_http,
 )
 
+pytestmark = pytest.mark.slow  # property-based fuzzing of every RPC
+
 BAD = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 VALID = [encode(make_image(32, 32, 1)), encode(make_image(24, 40, 2)), encode(make_image(40, 40, 3), "JPEG")]
 IMAGES = [

@@ -10,6 +10,8 @@ import pytest
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import free_port, gatys_request, random_weights_args, server_process, wait_for
 
+pytestmark = pytest.mark.slow  # server processes, started twice
+
 CHECKPOINT_EVERY = ("--gatys-checkpoint-every", "5")
 
 

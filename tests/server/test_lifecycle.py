@@ -51,6 +51,7 @@ def test_config_from_flags_and_environment() -> None:
         load_config(["--job-store", "mysql://x"], {})
 
 
+@pytest.mark.slow  # a server process
 def test_missing_adain_weights_start_the_server_with_what_it_has(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "--vgg", str(tmp_path / "vgg_normalised.pth"), "--decoder",
@@ -72,6 +73,7 @@ def test_missing_adain_weights_start_the_server_with_what_it_has(tmp_path: Path)
     assert f"not serving adain: {tmp_path / 'vgg_normalised.pth'} is missing (`make weights` fetches it)" in text
 
 
+@pytest.mark.slow  # a server process
 def test_sigterm_drains_calls_in_flight_then_exits_zero(tmp_path: Path) -> None:
     port, metrics_port, log = free_port(), free_port(), tmp_path / "server.log"
     args = random_weights_args(tmp_path / "d", port, "--metrics-port", str(metrics_port), "--grace-period", "60",

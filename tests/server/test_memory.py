@@ -31,6 +31,8 @@ from tests.helpers import (
     train_request,
 )
 
+pytestmark = pytest.mark.slow  # a server process under a memory limit
+
 LIMIT_BYTES = int(4.5 * 2**30)
 BOUNDS = {"--max-style-pixels": 256 * 256, "--max-output-pixels": 512 * 512, "--gatys-max-pixels": 128 * 128,
           "--train-max-batch-pixels": 4 * 64 * 64, "--max-styles": 4}

@@ -15,6 +15,8 @@ import pytest
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import free_port, gatys_request, random_weights_args, server_process, wait_for
 
+pytestmark = pytest.mark.slow  # two server processes and PostgreSQL
+
 # Waits are on conditions; their bounds only catch a hang, so they are generous (a loaded 2-core machine runs these
 # several times slower than an idle one).
 BOUND = 600
