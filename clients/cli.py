@@ -43,7 +43,7 @@ _INITS = {"content": pb.GATYS_INIT_CONTENT, "noise": pb.GATYS_INIT_NOISE, "style
 # model/adain/train.py TrainOptions; this client never imports the model) and the server's for iterations.
 # tests/clients/test_cli.py checks each against the dataclass, so they cannot drift apart.
 GATYS_DEFAULTS = {"num_scales": 2, "content_weight": 1.0, "style_weight": 1.0, "tv_weight": 1.0, "init": "content",
-                  "optimizer": "lbfgs", "style_loss": "gram", "seed": 0}
+                  "optimizer": "lbfgs", "style_loss": "gram_mean_std", "seed": 0}
 TRAIN_DEFAULTS = {"batch_size": 8, "image_size": 256, "lr": 1e-4, "lr_decay": 5e-5, "style_weight": 10.0,
                   "content_weight": 1.0, "warmup_steps": 0, "pixel_weight": 1.0, "checkpoint_every": 1000, "seed": 0}
 
@@ -155,8 +155,9 @@ def _gatys_flags(sub: argparse._SubParsersAction) -> None:
                    f"(default {d['init']})")
     g.add_argument("--seed", type=int, help=f"seed of the noise init (default {d['seed']})")
     g.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the content's colours")
-    g.add_argument("--style-loss", choices=["gram", "mean_std"],
-                   help=f"Gram matrices, or per-channel mean and std (default {d['style_loss']})")
+    g.add_argument("--style-loss", choices=["gram_mean_std", "gram", "mean_std"],
+                   help=f"Gram matrices plus per-channel mean and std, Gram matrices only, or mean and std only "
+                        f"(default {d['style_loss']})")
 
 
 def _train_flags(sub: argparse._SubParsersAction) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "GatysCheckpoint",
     "GatysOptions",
     "GatysProgress",
+    "GramMeanStdStyleLoss",
     "GramStyleLoss",
     "MeanStdStyleLoss",
     "TVLoss",
@@ -56,8 +57,8 @@ MIN_SIDE = 40
 _DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 _LBFGS_HISTORY = 100  # curvature pairs: 100 x the image size in memory, far below the activations
 # Gram 1: content and style equal, as the benchmark scores them; at 10 the photo is lost (chelsea x hubble, 128 px:
-# content distance 1.08 vs 0.25)
-_DEFAULT_STYLE_WEIGHT = {"gram": 1.0, "mean_std": 10.0}
+# content distance 1.08 vs 0.25). gram_mean_std carries its own mean/std factor (GramMeanStdStyleLoss).
+_DEFAULT_STYLE_WEIGHT = {"gram": 1.0, "mean_std": 10.0, "gram_mean_std": 1.0}
 _DEFAULT_TV_WEIGHT = 1.0
 
 
@@ -75,7 +76,7 @@ class GatysOptions:
     init: str = "content"  # "content", "noise" or "style"
     preserve_color: bool = False  # luminance-only transfer
     seed: int = 0  # noise init
-    style_loss: str = "gram"  # "gram" or "mean_std"
+    style_loss: str = "gram_mean_std"  # "gram_mean_std" (Gram + mean/std, works for line styles), "gram", "mean_std"
 
     def validate(self) -> GatysOptions:
         """Raises InvalidOptionError naming the first invalid option; returns self."""
@@ -90,7 +91,7 @@ class GatysOptions:
             ("style_weight", self.style_weight is None or self.style_weight >= 0, "must be >= 0"),
             ("tv_weight", self.tv_weight is None or self.tv_weight >= 0, "must be >= 0"),
             ("init", self.init in ("content", "noise", "style"), "must be content, noise or style"),
-            ("style_loss", self.style_loss in _DEFAULT_STYLE_WEIGHT, "must be gram or mean_std"),
+            ("style_loss", self.style_loss in _DEFAULT_STYLE_WEIGHT, "must be gram_mean_std, gram or mean_std"),
         ]
         for name, ok, message in checks:
             if not ok:
@@ -192,6 +193,36 @@ class MeanStdStyleLoss(nn.Module):
         return _normalised_mse(self.statistics(feat), self.target)
 
 
+class GramMeanStdStyleLoss(nn.Module):
+    """Gram matching plus per-channel mean/std matching (x10): the default, because Gram alone stalls on smooth content.
+
+    A Gram term's gradient is proportional to the image's own features (d|G - T|^2/dF = 4 (G - T) F / N), so where
+    the content barely excites the channels a style lives in (a smooth ramp or a flat avatar against 1-pixel lines:
+    their relu3_1 Gram is 0.07 of the grid's), the style pulls with almost no force and the optimisation stays at
+    the content. The std's gradient, (F - mean) / (N std), keeps its size however weak the features are, so the
+    mean/std term lifts those channels and the Gram term then shapes their correlations. The target is the Gram
+    matrix and the mean/std statistics side by side, so blending styles stays one weighted sum.
+    """
+
+    MEAN_STD_WEIGHT = 10.0  # mean/std's own default weight: at 3 a ramp x grid pair barely moves (64 px, 50 steps)
+
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach())
+
+    @staticmethod
+    def statistics(feat: torch.Tensor) -> torch.Tensor:
+        return torch.cat([gram(feat).flatten(1), MeanStdStyleLoss.statistics(feat)], dim=1)  # (B, C*C + 2C)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        grams = feat.shape[1] ** 2
+        return (_normalised_mse(gram(feat).flatten(1), self.target[:, :grams])
+                + self.MEAN_STD_WEIGHT * _normalised_mse(MeanStdStyleLoss.statistics(feat), self.target[:, grams:]))
+
+
+_STYLE_LOSSES = {"gram": GramStyleLoss, "mean_std": MeanStdStyleLoss, "gram_mean_std": GramMeanStdStyleLoss}
+
+
 class TVLoss(nn.Module):
     """Mean squared difference of neighbouring pixels."""
 
@@ -241,7 +272,7 @@ class _Objective(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.weights = options.weights
-        loss_cls = GramStyleLoss if options.style_loss == "gram" else MeanStdStyleLoss
+        loss_cls = _STYLE_LOSSES[options.style_loss]
         layers = (*GATYS_STYLE_LAYERS, GATYS_CONTENT_LAYER)
         with torch.no_grad():
             self.content = ContentLoss(encoder.features(content, (GATYS_CONTENT_LAYER,))[GATYS_CONTENT_LAYER])

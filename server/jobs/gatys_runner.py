@@ -51,7 +51,8 @@ def gatys_options(request: pb.GatysRequest, config: Config) -> GatysOptions:
             learning_rate=opt("learning_rate"),
             content_weight=request.content_weight if request.HasField("content_weight") else 1.0,
             style_weight=opt("style_weight"), tv_weight=opt("tv_weight"), init=_INITS[request.init],
-            preserve_color=request.preserve_color, seed=request.seed, style_loss=request.style_loss or "gram",
+            preserve_color=request.preserve_color, seed=request.seed,
+            style_loss=request.style_loss or GatysOptions.style_loss,
         ).validate()
     except InvalidOptionError as exc:
         raise InvalidArgument(str(exc)) from None

@@ -53,7 +53,7 @@ def run(encoder: Encoder, **kwargs) -> tuple[list[GatysProgress], object]:
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
-@pytest.mark.parametrize("style_loss", ["gram", "mean_std"])
+@pytest.mark.parametrize("style_loss", ["gram_mean_std", "gram", "mean_std"])
 def test_loss_falls(encoder: Encoder, optimizer: str, style_loss: str) -> None:
     progress, out = run(encoder, options={"optimizer": optimizer, "style_loss": style_loss})
     losses = [p.loss for p in progress]
