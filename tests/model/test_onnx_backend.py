@@ -89,3 +89,12 @@ def test_backend_choices_are_checked(random_model: AdaINModel) -> None:
     with pytest.raises(ValueError, match="float32"):
         AdaINModel(random_model.encoder, random_model.decoder, random_model.info, dtype=torch.float16,
                    backend="onnxruntime")
+
+
+def test_sessions_do_not_spin_after_a_run(random_model: AdaINModel) -> None:
+    """A session's workers sleep between runs, leaving the cores to the server's other threads."""
+    from model.export import decoder_onnx
+    from model.ort import make_session
+
+    options = make_session(decoder_onnx(random_model.decoder), device="cpu").get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
