@@ -117,13 +117,14 @@ def untrained_adain() -> Contender:
 
 
 def measure_quality(contenders: Sequence[Contender] | None = None, pairs: Sequence[tuple[str, str]] = PAIRS,
-                    out: Path = RESULTS, side: int = SIDE, presets: Sequence[StyleModel] | None = None) -> dict:
+                    out: Path = RESULTS, side: int = SIDE, presets: Sequence[StyleModel] | None = None,
+                    gatys: bool = True) -> dict:
     """Scores every contender on every pair and every presets model on the pairs' contents; writes the contact
     sheets; returns the rows and the references. ``contenders`` and ``presets`` default to what a server here
-    serves, plus Gatys and the untrained AdaIN."""
+    serves, plus Gatys (unless ``gatys`` is false: minutes per image on a CPU) and the untrained AdaIN."""
     if contenders is None:
         served, found = served_models()
-        contenders = [*served, gatys_contender(), untrained_adain()]
+        contenders = [*served, *([gatys_contender()] if gatys else []), untrained_adain()]
         presets = found if presets is None else presets
     encoder, weights = load_encoder(BUNDLED, RELU4_1)
     photos = {name: load_photo(name, side, fit="shorter") for pair in pairs for name in pair}
@@ -249,8 +250,10 @@ def presets_table(presets: dict) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--without-gatys", action="store_true",
+                        help="leave Gatys out (minutes per image on a CPU; docs/gatys.md scores it on its own)")
     args = parser.parse_args(argv)
-    results = measure_quality(out=args.out)
+    results = measure_quality(out=args.out, gatys=not args.without_gatys)
     (args.out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
     tables = [quality_table(results), *(presets_table(p) for p in results.get("presets", []))]
     text = "\n\n".join("\n".join(table) for table in tables) + "\n"
