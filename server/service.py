@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from model.images import probe_image
 from server.costs import check_display_name, check_style
-from server.errors import DataLoss, InvalidArgument, server_stream, unary
+from server.errors import REQUEST_ID_HEADER, DataLoss, InvalidArgument, server_stream, unary
 from server.jobs.rpc import JobRpcs
 from server.logs import request_id_var
 from server.models import ModelEntry
@@ -96,6 +96,8 @@ class StreamRpcs(_Base):
     async def StylizeStream(self, request_iterator: AsyncIterator[pb.StylizeStreamRequest],
                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.StylizeStreamResponse]:
         with self.runtime.streams.admit():
+            # at once: the caller learns its request id, and that the stream was admitted, before sending frames
+            await context.send_initial_metadata(((REQUEST_ID_HEADER, request_id_var.get()),))
             session = StreamSession(self.runtime, deadline=_deadline(context), cancelled=_cancel_event(context),
                                     request_id=request_id_var.get())
             async for response in session.run(request_iterator):

@@ -165,6 +165,10 @@ Status = tuple[grpc.StatusCode, str, str] | None  # code, message, request id; N
 async def _relay(ws: web.WebSocketResponse, call: grpc.aio.StreamStreamCall,
                  settings: Callable[[bytes], Awaitable[pb.StreamSettings]], max_frame_bytes: int,
                  request_id: str) -> None:
+    # Nothing is written before the server has admitted the call (its initial metadata) or ended it: a write that
+    # meets an ended call makes grpcio's asyncio client replace the server's status with INTERNAL "Internal error
+    # from Core" (grpc/grpc#36066), and a refused stream (--stream-max-concurrent) must say why.
+    await call.initial_metadata()
     upstream = asyncio.create_task(_upstream(ws, call, settings, max_frame_bytes))
     downstream = asyncio.create_task(_downstream(ws, call, request_id))
     try:
@@ -217,6 +221,8 @@ async def _upstream(ws: web.WebSocketResponse, call: grpc.aio.StreamStreamCall,
     """Writes the client's messages to the call until the socket closes (_GONE) or the call ends (_CALL_ENDED);
     returns an :class:`_Ended` for a message the call cannot carry."""
     frames_done = False
+    if call.done():
+        return _CALL_ENDED
     try:
         async for request in _requests(ws, settings, max_frame_bytes):
             if frames_done:
