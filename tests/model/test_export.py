@@ -24,6 +24,8 @@ from model.network import RELU4_1
 from model.ort import make_session
 from tests.helpers import make_image
 
+pytestmark = pytest.mark.slow  # ONNX export and checks of whole graphs
+
 CPU = torch.device("cpu")
 
 

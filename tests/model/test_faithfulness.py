@@ -20,6 +20,8 @@ from model.family import ColorMode, StyleSource, StylizeOptions
 from model.weights import random_decoder_state, random_vgg_state
 from tests.helpers import make_image
 
+pytestmark = pytest.mark.slow  # the reference implementation beside ours
+
 
 def reference_vgg() -> nn.Sequential:
     def block(cin: int, cout: int) -> list[nn.Module]:

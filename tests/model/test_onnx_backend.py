@@ -13,6 +13,8 @@ from model.export import MAX_LEVEL_DIFF
 from model.family import BatchItem, ColorMode, StyleSource, StylizeOptions
 from tests.helpers import make_image
 
+pytestmark = pytest.mark.slow  # ONNX Runtime against torch, pass by pass
+
 
 def _half_mask(width: int, height: int) -> Image.Image:
     mask = np.zeros((height, width), dtype=np.uint8)

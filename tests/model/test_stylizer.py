@@ -16,6 +16,8 @@ from model.network import build_vgg_sequential
 from model.weights import random_decoder_state, random_vgg_state, save_decoder_checkpoint
 from tests.helpers import make_image
 
+pytestmark = pytest.mark.slow  # AdaIN passes at test sizes, seconds each on a CPU
+
 CONTENT = make_image(45, 37, seed=1)
 STYLE = make_image(40, 48, seed=2)
 STYLE2 = make_image(56, 32, seed=3)

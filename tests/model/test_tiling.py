@@ -8,6 +8,8 @@ import torch
 from model.adain.tiling import decode_tiled, encode_tiled, needs_tiling
 from model.network import Decoder, Encoder
 
+pytestmark = pytest.mark.slow  # tiled against untiled passes
+
 
 @pytest.fixture(scope="module")
 def nets() -> tuple[Encoder, Decoder]:

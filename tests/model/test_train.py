@@ -21,6 +21,8 @@ from model.network import Decoder, Encoder
 from model.weights import load_decoder_checkpoint, random_decoder_state, random_vgg_state, state_sha256
 from tests.helpers import make_image
 
+pytestmark = pytest.mark.slow  # training steps
+
 VGG = random_vgg_state(0)
 ENCODER_SHA = state_sha256(VGG)
 # Random VGG features are large, so Adam needs a smaller step than the reference's 1e-4 to descend steadily.

@@ -16,6 +16,8 @@ from server.families import build_models
 from styletransfer.v1 import style_transfer_pb2 as pb
 from tests.helpers import RunningServer, base_config, free_port, make_image, png_bytes
 
+pytestmark = pytest.mark.slow  # a server on ONNX Runtime against torch
+
 
 def test_backend_flag_offers_the_model_backends() -> None:
     backend = next(s for s in settings() if s.name == "backend")
