@@ -377,7 +377,7 @@ def _duration(seconds: float) -> str:
 
 class _Progress:
     """A job's progress bar on stderr: created when the job has steps (queued jobs print one line instead), the
-    rate counted from the steps seen in this session (a resumed job's earlier steps are not this session's), and the
+    rate counted from the steps this command has watched (a resumed job's earlier steps were not timed by it), and the
     ETA the server's, so the line never shows two estimates."""
 
     def __init__(self) -> None:
