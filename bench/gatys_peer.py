@@ -40,8 +40,9 @@ from model.quality import GatysScore, gatys_score
 
 __all__ = ["PAIRS", "PEER_STEPS", "measure_gatys_peer", "peer_table", "run_ours", "score", "write_sheet"]
 
-#: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field.
-PAIRS: tuple[tuple[str, str], ...] = (("astronaut", "hubble_deep_field"),)
+#: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field, a cat against a
+#: stained tissue section (the wheel holds no paintings; these two have a painting's strong colours and strokes).
+PAIRS: tuple[tuple[str, str], ...] = (("astronaut", "hubble_deep_field"), ("chelsea", "immunohistochemistry"))
 PEER_STEPS = 300
 RESULTS = Path(__file__).parent / "results"
 _STEP_LINE = re.compile(r"^(\d+)\s+([\d.]+)\s+\S+$")

@@ -12,6 +12,9 @@ A real stylization moves the style distance toward the style (well below the con
 content distance stays below the style image's own. Images are (1, 3, H, W) RGB tensors in [0, 1]; the result and
 the content are compared at the same size, the style at its own size (means, stds and Grams do not depend on it).
 
+:func:`layout_similarity` needs no encoder: whether a result still shows its content's picture from afar, the measure
+that stays meaningful where a line or dot style replaces every feature of a flat content.
+
 For video, :func:`warping_error` measures how stable a sequence of outputs is along the inputs' motion.
 """
 
@@ -31,8 +34,8 @@ from model.gatys import gram
 from model.network import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS, RELU4_1, STYLE_LAYERS, Encoder
 from model.temporal import Motion, warp
 
-__all__ = ["GatysScore", "QualityScore", "WarpingError", "content_distance", "gatys_score", "quality_score",
-           "style_spread", "warping_error"]
+__all__ = ["GatysScore", "QualityScore", "WarpingError", "content_distance", "gatys_score", "layout_similarity",
+           "quality_score", "style_spread", "warping_error"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,33 @@ def gatys_score(encoder: Encoder, result: torch.Tensor, content: torch.Tensor, s
     style_terms = [_relative(gram(out[name].float()), gram(sty[name].float())) for name in style_layers]
     return GatysScore(content=_relative(out[content_layer].float(), cont[content_layer].float()),
                       style=sum(style_terms) / len(style_terms))
+
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+
+
+@torch.inference_mode()
+def layout_similarity(result: torch.Tensor, content: torch.Tensor, cells: int = 16) -> float:
+    """How well ``result`` keeps ``content``'s picture seen from afar, in [-1, 1] (1: the same light and dark parts).
+
+    Both images' luminance is averaged over ``cells`` blocks along the longer side (8 px at 128 px: a line or dot
+    pattern averages out), and compared as SSIM compares structure and contrast: the blocks' correlation times
+    ``2 s_r s_c / (s_r^2 + s_c^2)`` of their standard deviations, so a faint copy of the layout under a strong
+    pattern scores low, and an overall tone change does not count. A content with no variation at that scale has
+    no layout to keep: it scores 1 against a result with none either, else 0.
+    """
+    result = _same_size(result, content)
+    h, w = content.shape[-2:]
+    block = max(h, w) / cells
+    size = (max(1, round(h / block)), max(1, round(w / block)))
+    weights = torch.tensor(_LUMA, dtype=torch.float32).view(1, 3, 1, 1)
+    a, b = (F.adaptive_avg_pool2d((image.float() * weights).sum(1, keepdim=True), size).flatten()
+            for image in (result, content))
+    a, b = a - a.mean(), b - b.mean()
+    sa, sb = float(a.norm()), float(b.norm())
+    if sa < 1e-9 or sb < 1e-9:
+        return 1.0 if max(sa, sb) < 1e-9 else 0.0
+    return float((a @ b) / (sa * sb)) * 2 * sa * sb / (sa * sa + sb * sb)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ statistics at relu1_1..relu5_1, with total variation for smoothness. Progress go
 
 Departures from the paper, each deliberate:
 - every loss term is normalised by its target's magnitude (``|G - G_t|^2 / |G_t|^2``), so the default weights work
-  for any encoder weights (the paper's raw sums depend on the feature scale of one particular VGG);
+  for any encoder weights (the paper's raw sums depend on the feature scale of one particular VGG); the content's
+  relu4_2 term by the larger of the content's and the style's energy there, and the content term also keeps the
+  content's coarse layout (see :class:`ContentLoss`);
 - pixels live in [0, 1] and are clamped after every step (a projected L-BFGS step, one evaluation each, no line
   search), instead of an unconstrained (mean-subtracted) image: measured on a ramp content with a striped style
   (64 px, random weights, 40 evaluations) the loss ends at 0.35 of its start this way, 0.49 unconstrained and
@@ -47,6 +49,7 @@ __all__ = [
     "MeanStdStyleLoss",
     "TVLoss",
     "gram",
+    "layout",
     "scale_sizes",
     "stylize_gatys",
 ]
@@ -153,13 +156,48 @@ def _normalised_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (x - target).pow(2).sum() / target.pow(2).sum().clamp_min(1e-8)
 
 
+def layout(image: torch.Tensor, cells: int) -> torch.Tensor:
+    """The image seen from afar: its colours averaged over ``cells`` blocks along the longer side, less its mean colour.
+
+    Thin lines, dots and fine strokes average out at this scale; what is left is where the light and dark, warm and
+    cold parts of the picture are. The mean colour is removed so that a style may set the picture's overall tone.
+    """
+    h, w = image.shape[2:]
+    block = max(h, w) / cells
+    coarse = F.adaptive_avg_pool2d(image, (max(1, round(h / block)), max(1, round(w / block))))
+    return coarse - coarse.mean(dim=(2, 3), keepdim=True)
+
+
 class ContentLoss(nn.Module):
-    def __init__(self, target: torch.Tensor) -> None:
+    """Gatys' relu4_2 feature distance plus the distance of the content's layout (:func:`layout`).
+
+    Measured on flat or smooth contents (a cartoon avatar, a sky, a colour ramp) against styles of thin lines, the
+    relu4_2 term alone cannot keep them: their features there are weak, so any texture the style brings is already a
+    distance of several times the content's own energy, and a style loss strong enough to paint the lines wiped the
+    picture out (its coarse luminance kept 0.3-0.7 of the content's structure). Two changes, each measured on those
+    pairs: the feature term is normalised by the larger of the content's and the style's relu4_2 energy (a texture
+    of the style's strength costs what it costs on a photo), and the layout term, which the lines average out of,
+    holds where the picture's parts are (that structure measure at 0.9-1.0, the style's Gram distance about as far
+    down as without it). On photos both terms agree with each other.
+    """
+
+    LAYOUT_CELLS = 16  # blocks along the longer side: 8 px at 128, far coarser than any line or dot pattern
+    LAYOUT_WEIGHT = 10.0  # at 1 the avatar under pinstripes kept 0.74 of its structure, at 10 0.98 (64 px, 50 steps)
+
+    def __init__(self, target: torch.Tensor, image: torch.Tensor, style_energy: float = 0.0) -> None:
+        """``target``: the content's relu4_2 features; ``image``: the content; ``style_energy``: the style's mean
+        squared relu4_2 activation (0 normalises by the content's own energy alone)."""
         super().__init__()
         self.register_buffer("target", target.detach())
+        self.register_buffer("layout", layout(image.detach(), self.LAYOUT_CELLS))
+        own = float(target.pow(2).sum())
+        self.scale = max(own, style_energy * target.numel(), 1e-8)
+        self.layout_scale = max(float(self.layout.pow(2).sum()), 1e-8)
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return _normalised_mse(feat, self.target)
+    def forward(self, feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        features = (feat - self.target).pow(2).sum() / self.scale
+        coarse = (layout(image, self.LAYOUT_CELLS) - self.layout).pow(2).sum() / self.layout_scale
+        return features + self.LAYOUT_WEIGHT * coarse
 
 
 class GramStyleLoss(nn.Module):
@@ -275,14 +313,17 @@ class _Objective(nn.Module):
         loss_cls = _STYLE_LOSSES[options.style_loss]
         layers = (*GATYS_STYLE_LAYERS, GATYS_CONTENT_LAYER)
         with torch.no_grad():
-            self.content = ContentLoss(encoder.features(content, (GATYS_CONTENT_LAYER,))[GATYS_CONTENT_LAYER])
             total = sum(w for _, w in styles)
             targets: dict[str, torch.Tensor] = {}
+            style_energy = 0.0
             for style, weight in styles:
-                feats = encoder.features(style, GATYS_STYLE_LAYERS)
+                feats = encoder.features(style, layers)
+                style_energy += float(feats[GATYS_CONTENT_LAYER].pow(2).mean()) * weight / total
                 for name in GATYS_STYLE_LAYERS:
                     stat = loss_cls.statistics(feats[name]) * (weight / total)
                     targets[name] = targets[name] + stat if name in targets else stat
+            content_features = encoder.features(content, (GATYS_CONTENT_LAYER,))[GATYS_CONTENT_LAYER]
+            self.content = ContentLoss(content_features, content, style_energy)
         self.style = nn.ModuleDict({name: loss_cls(targets[name]) for name in GATYS_STYLE_LAYERS})
         self.tv = TVLoss()
         self.layers = layers
@@ -290,7 +331,7 @@ class _Objective(nn.Module):
     def forward(self, image: torch.Tensor, should_stop: StopCheck | None) -> tuple[torch.Tensor, dict[str, float]]:
         feats = self.encoder.features(image, self.layers, should_stop)
         terms = {
-            "content": self.weights["content"] * self.content(feats[GATYS_CONTENT_LAYER]),
+            "content": self.weights["content"] * self.content(feats[GATYS_CONTENT_LAYER], image),
             "style": self.weights["style"] * sum(loss(feats[name]) for name, loss in self.style.items())
             / len(self.style),
             "tv": self.weights["tv"] * self.tv(image),
@@ -418,7 +459,8 @@ def _optimise_scale(encoder, content, styles, options, sizes, scale, run, device
     if report.waiting:  # the last step's image has not been evaluated: one forward pass, no gradient
         with torch.no_grad():
             loss, parts = objective(image, should_stop)
-        if best.image is not None and best.loss < float(loss):  # the scale ends on the best image it visited
+        # the scale ends on the best image it visited (also when a step went non-finite)
+        if best.image is not None and (best.loss < float(loss) or not math.isfinite(float(loss))):
             image, loss, parts = best.image, torch.tensor(best.loss), best.terms
         report.evaluated(loss, parts)
     run.image = image.detach()
