@@ -183,6 +183,7 @@ class ContentLoss(nn.Module):
 
     LAYOUT_CELLS = 16  # blocks along the longer side: 8 px at 128, far coarser than any line or dot pattern
     LAYOUT_WEIGHT = 10.0  # at 1 the avatar under pinstripes kept 0.74 of its structure, at 10 0.98 (64 px, 50 steps)
+    LAYOUT_FLOOR = 0.1  # the smallest pixel deviation (std, [0, 1] pixels) the layout term is normalised by
 
     def __init__(self, target: torch.Tensor, image: torch.Tensor, style_energy: float = 0.0) -> None:
         """``target``: the content's relu4_2 features; ``image``: the content; ``style_energy``: the style's mean
@@ -192,7 +193,11 @@ class ContentLoss(nn.Module):
         self.register_buffer("layout", layout(image.detach(), self.LAYOUT_CELLS))
         own = float(target.pow(2).sum())
         self.scale = max(own, style_energy * target.numel(), 1e-8)
-        self.layout_scale = max(float(self.layout.pow(2).sum()), 1e-8)
+        # Deviations count relative to how much the content's pixels vary at all: a smooth or flat picture is all
+        # layout and is held firmly, a busy photo or noise (whose blocks average towards grey) is left to relu4_2
+        # rather than pinned by a stiff term; and one that varies by less than LAYOUT_FLOOR has little to lose.
+        spread = float(image.detach().var(dim=(2, 3), unbiased=False).mean())
+        self.layout_scale = max(spread, self.LAYOUT_FLOOR**2) * self.layout.numel()
 
     def forward(self, feat: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         features = (feat - self.target).pow(2).sum() / self.scale
