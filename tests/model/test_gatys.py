@@ -12,7 +12,7 @@ from PIL import Image
 
 from model.color import rgb_to_yiq
 from model.errors import Cancelled, InvalidOptionError
-from model.gatys import GatysCheckpoint, GatysOptions, GatysProgress, scale_sizes, stylize_gatys
+from model.gatys import ContentLoss, GatysCheckpoint, GatysOptions, GatysProgress, scale_sizes, stylize_gatys
 from model.gatys.optimise import _Objective
 from model.images import image_to_tensor
 from model.network import RELU5_1, Encoder
@@ -67,9 +67,11 @@ def test_loss_falls(encoder: Encoder, optimizer: str, style_loss: str) -> None:
     assert out.size == CONTENT.size
 
 
-def test_never_stalls_on_a_ramp_with_striped_style(encoder: Encoder) -> None:
+def test_never_stalls_on_a_ramp_with_striped_style(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ramp with a striped style: with a one-evaluation strong-Wolfe line search the loss fell 12% and then
-    stayed exactly constant."""
+    stayed exactly constant. The optimiser is under test: the content's layout term, which on these random weights
+    settles the loss within 30 steps, is left out so that there is far to fall."""
+    monkeypatch.setattr(ContentLoss, "LAYOUT_WEIGHT", 0.0)
     progress: list[GatysProgress] = []
     options = GatysOptions(iterations=40, num_scales=1, style_weight=10.0)
     stylize_gatys(encoder, gradient(64), [(stripes(64), 1.0)], options, on_progress=progress.append)
@@ -98,7 +100,9 @@ def test_reported_terms_are_those_of_the_held_image(encoder: Encoder, optimizer:
 def test_a_scale_ends_on_the_best_image_it_evaluated(encoder: Encoder) -> None:
     # Adam with a step far too large for [0, 1] pixels: every step lands worse than the content it started from
     progress, out = run(encoder, options={"iterations": 10, "optimizer": "adam", "learning_rate": 0.6})
-    assert all(p.loss > 2 * progress[-1].loss for p in progress[:-1])
+    # each bad step is reported, then undone (the loss climbed past _Best.DIVERGED): the steps left never improve
+    assert max(p.loss for p in progress[:-1]) > 2 * progress[-1].loss
+    assert min(p.loss for p in progress) == pytest.approx(progress[-1].loss)
     objective = _Objective(encoder, image_to_tensor(CONTENT), [(image_to_tensor(STYLE), 1.0)],
                            GatysOptions(style_weight=10.0))
     with torch.no_grad():
