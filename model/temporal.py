@@ -5,13 +5,17 @@ where nothing moved, and it does not turn or scale its textures with the scene. 
 motion of the *input* frames (OpenCV's DIS optical flow, backward and forward) and carries the previous *output*
 along it, blending it into the new per-frame output where the motion is trustworthy:
 
-    O_t = detail(P_t + strength * M_t * (warp(O_t-1) - P_t))
+    base(O_t)   = base(P_t) + strength * M_t * (base(warp(O_t-1)) - base(P_t))
+    detail(O_t) = g_t * (detail(P_t) + M_t * (detail(warp(O_t-1)) - detail(P_t)))
 
 ``P_t`` is the family's per-frame stylization, ``warp`` moves the previous output to where its pixels are now
 (Lanczos), and the mask ``M_t`` in [0, 1] is 1 where a pixel was visible in the previous frame and 0 where it was
-not. Averaging textures that do not line up softens them, so ``detail`` gives the blend's fine detail back the
-local contrast of ``P_t`` (see docs/video.md for what it changes in the measures). Like Lai et al. (ECCV 2018)
-this is blind to the family: it needs the input frames and the outputs, nothing from inside the network.
+not. ``base`` is an image's Gaussian blur (sigma 2 px) and ``detail`` the rest: its fine texture. The colours and
+shapes are blended at the stream's strength, but the texture is carried whole where the motion is reliable and
+never averaged: two textures that do not line up, averaged, make a third that neither frame has (finer, fainter,
+criss-crossed), and its style drifts further from the model's with every frame. The scalar ``g_t`` gives the
+texture back the energy of ``P_t``'s, which the repeated warps wear down. Like Lai et al. (ECCV 2018) this is blind
+to the family: it needs the input frames and the outputs, nothing from inside the network.
 
 A pixel counts as visible when its backward and forward flows agree (the consistency test of Sundaram et al.
 2010, used for style transfer by Ruder et al. 2016), when it maps inside the previous frame, and when the warped
@@ -26,6 +30,7 @@ Motions are backward maps: for each pixel of frame t, the displacement (dx, dy) 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +57,7 @@ _FB_ABSOLUTE = 0.5
 # Largest colour difference (RGB in [0, 1], mean over channels) between the current and the warped previous input
 # for a pixel to count as the same surface; above it the flow went wrong there (or the light changed).
 _PHOTOMETRIC = 0.08
-_DETAIL_MAX_GAIN = 2.0  # at most this much contrast is given back to the blended detail
+_DETAIL_SIGMA = 2.0  # px: the Gaussian that splits an image into its base (colours, shapes) and its texture
 
 
 def check_strength(strength: float) -> float:
@@ -219,25 +224,23 @@ class TemporalStabilizer:
             self.scene_cuts += 1
             return None
         self.last_visible_share = motion.visible_share
-        weight = (self._strength * _soft_mask(motion.visible))[..., None]
-        blended = fresh + weight * (warp(previous, motion.flow) - fresh)
-        return _keep_detail(blended, fresh)
+        return _carry(warp(previous, motion.flow), fresh, _soft_mask(motion.visible)[..., None], self._strength)
 
 
-def _keep_detail(blended: np.ndarray, fresh: np.ndarray) -> np.ndarray:
-    """``blended`` with its fine detail brought back to the local contrast of ``fresh``.
+def _carry(moved: np.ndarray, fresh: np.ndarray, mask: np.ndarray, strength: float) -> np.ndarray:
+    """The previous output, ``moved`` to this frame, carried into the per-frame ``fresh`` where ``mask`` (H, W, 1).
 
-    Averaging two textures that do not line up (the network draws its strokes anew on every frame) lowers their
-    contrast: the stabilised output would grow soft. The detail (the image less its Gaussian blur, sigma 2) is
-    scaled by the ratio of the two images' local detail energies (luminance, 9x9 windows), at least 1 and at most
-    2, so the result is about as crisp as the per-frame output; where the two agree the ratio is 1."""
+    The base is blended at ``strength``, the texture carried whole (see the module's docstring for why it is not
+    averaged). Warping the carried texture again on every frame wears down its finest detail (Lanczos attenuates
+    the band near the pixel pitch), so the texture is scaled by one gain for the whole frame that gives it the
+    energy of ``fresh``'s texture: a local gain would follow the texture's own blotches, and a gain only ever
+    above 1 (as a local one must be, to restore without flattening) pumps up grain from frame to frame."""
     import cv2
 
-    base = cv2.GaussianBlur(blended, (0, 0), 2.0)
-    detail = blended - base
-    luma = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY)  # linear: the detail of the luminance
-    fresh_luma = cv2.cvtColor(fresh, cv2.COLOR_RGB2GRAY)
-    fresh_luma -= cv2.GaussianBlur(fresh_luma, (0, 0), 2.0)
-    energy, fresh_energy = cv2.blur(luma * luma, (9, 9)), cv2.blur(fresh_luma * fresh_luma, (9, 9))
-    gain = np.sqrt((fresh_energy + 1.0) / (energy + 1.0)).clip(1.0, _DETAIL_MAX_GAIN)
-    return base + gain[..., None] * detail
+    moved_base = cv2.GaussianBlur(moved, (0, 0), _DETAIL_SIGMA)
+    fresh_base = cv2.GaussianBlur(fresh, (0, 0), _DETAIL_SIGMA)
+    fresh_detail = fresh - fresh_base
+    base = fresh_base + (strength * mask) * (moved_base - fresh_base)
+    detail = fresh_detail + mask * ((moved - moved_base) - fresh_detail)
+    gain = math.sqrt((float(np.mean(fresh_detail * fresh_detail)) + 1e-3) / (float(np.mean(detail * detail)) + 1e-3))
+    return base + gain * detail
