@@ -58,6 +58,7 @@ _FB_ABSOLUTE = 0.5
 # for a pixel to count as the same surface; above it the flow went wrong there (or the light changed).
 _PHOTOMETRIC = 0.08
 _DETAIL_SIGMA = 2.0  # px: the Gaussian that splits an image into its base (colours, shapes) and its texture
+_DETAIL_MAX_GAIN = 2.0  # the carried texture's energy is restored by at most this factor, or lowered by it
 
 
 def check_strength(strength: float) -> float:
@@ -233,8 +234,9 @@ def _carry(moved: np.ndarray, fresh: np.ndarray, mask: np.ndarray, strength: flo
     The base is blended at ``strength``, the texture carried whole (see the module's docstring for why it is not
     averaged). Warping the carried texture again on every frame wears down its finest detail (Lanczos attenuates
     the band near the pixel pitch), so the texture is scaled by one gain for the whole frame that gives it the
-    energy of ``fresh``'s texture: a local gain would follow the texture's own blotches, and a gain only ever
-    above 1 (as a local one must be, to restore without flattening) pumps up grain from frame to frame."""
+    energy of ``fresh``'s texture (within [1/2, 2], so a nearly flat texture is not blown up). A local gain would
+    follow the texture's own blotches, and one never below 1 raises the texture wherever it is locally fainter than
+    the frame's and lowers it nowhere, so the grain grows from frame to frame."""
     import cv2
 
     moved_base = cv2.GaussianBlur(moved, (0, 0), _DETAIL_SIGMA)
@@ -242,5 +244,5 @@ def _carry(moved: np.ndarray, fresh: np.ndarray, mask: np.ndarray, strength: flo
     fresh_detail = fresh - fresh_base
     base = fresh_base + (strength * mask) * (moved_base - fresh_base)
     detail = fresh_detail + mask * ((moved - moved_base) - fresh_detail)
-    gain = math.sqrt((float(np.mean(fresh_detail * fresh_detail)) + 1e-3) / (float(np.mean(detail * detail)) + 1e-3))
-    return base + gain * detail
+    energy = (float(np.mean(fresh_detail * fresh_detail)) + 1e-3) / (float(np.mean(detail * detail)) + 1e-3)
+    return base + min(max(math.sqrt(energy), 1 / _DETAIL_MAX_GAIN), _DETAIL_MAX_GAIN) * detail
