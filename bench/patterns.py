@@ -3,7 +3,7 @@
 Styles are thin-line and high-contrast patterns (a grid of 1-pixel lines on black, pinstripes on white, a cream,
 navy and red hatching, a checkerboard, halftone dots); contents are a smooth colour ramp, a flat-shaded avatar and a
 sky at dusk. Every image is drawn at the size asked for, so a 1-pixel line stays 1 pixel wide (a line resized from a
-larger drawing would blur into a grey band). Used by ``bench.gatys_peer`` (the geometric bound) and the tests.
+larger drawing would blur into a grey band). Used by ``bench.gatys_geometric`` (the geometric bound) and the tests.
 """
 
 from __future__ import annotations
