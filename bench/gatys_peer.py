@@ -38,7 +38,8 @@ from model.images import image_to_tensor
 from model.network import RELU5_1, Encoder
 from model.quality import GatysScore, gatys_score
 
-__all__ = ["PAIRS", "PEER_STEPS", "measure_gatys_peer", "peer_table", "run_ours", "score", "write_sheet"]
+__all__ = ["PAIRS", "PEER_STEPS", "measure_gatys_peer", "peer_table", "run_ours", "run_peer_on", "score", "sheet_row",
+           "write_sheet"]
 
 #: (content, style) from scikit-image's bundled photos: a portrait against the Hubble deep field, a cat against a
 #: stained tissue section (the wheel holds no paintings; these two have a painting's strong colours and strokes).
@@ -115,17 +116,30 @@ def run_ours(encoder: Encoder, content: Image.Image, style: Image.Image, size: i
             "replay_max_difference": _max_difference(image, replay)}
 
 
+def run_peer_on(content: Image.Image, style: Image.Image, size: int, steps: int, out: Path) -> PeerRun:
+    """:func:`run_peer` on two images (written to a temporary folder for its CLI); its result is saved to ``out``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / "content.png", Path(tmp) / "style.png"]
+        content.save(paths[0])
+        style.save(paths[1])
+        return run_peer(paths[0], paths[1], size, steps, out)
+
+
 def _max_difference(a: Image.Image, b: Image.Image) -> int:
     """Largest per-pixel difference in 8-bit levels (0 when the replay repeated the timed run exactly)."""
     return int((image_to_tensor(a) - image_to_tensor(b)).abs().max() * 255 + 0.5)
 
 
-def write_sheet(out: Path, pair: tuple[str, str], size: int) -> Path:
+def sheet_row(out: Path, pair: tuple[str, str], size: int) -> list[Image.Image]:
     """content | style | pastiche | ours, from the images a measurement saved."""
-    images = [load_photo(pair[0], size), load_photo(pair[1], size),
-              *(load_photo(out / f"gatys_{pair[0]}_{size}_{side}.png") for side in ("pastiche", "ours"))]
+    return [load_photo(pair[0], size), load_photo(pair[1], size),
+            *(load_photo(out / f"gatys_{pair[0]}_{size}_{side}.png") for side in ("pastiche", "ours"))]
+
+
+def write_sheet(out: Path, pair: tuple[str, str], size: int) -> Path:
+    """The pair's :func:`sheet_row` as a picture of its own."""
     path = out / f"gatys_{pair[0]}_{size}_sheet.png"
-    contact_sheet([images], cell=size).save(path, optimize=True)
+    contact_sheet([sheet_row(out, pair, size)], cell=size).save(path, optimize=True)
     return path
 
 
@@ -137,12 +151,8 @@ def measure_pair(encoder: Encoder, pair: tuple[str, str], size: int, out: Path) 
     """One content/style pair at one size: pastiche, then ours, both scored; images saved under ``out``."""
     content, style = load_photo(pair[0], size), load_photo(pair[1], size)
     load_before = _load()
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = [Path(tmp) / "content.png", Path(tmp) / "style.png"]
-        content.save(paths[0])
-        style.save(paths[1])
-        peer_path = out / f"gatys_{pair[0]}_{size}_pastiche.png"
-        peer = run_peer(paths[0], paths[1], size, PEER_STEPS, peer_path)
+    peer_path = out / f"gatys_{pair[0]}_{size}_pastiche.png"
+    peer = run_peer_on(content, style, size, PEER_STEPS, peer_path)
     peer_score = score(encoder, load_photo(peer_path), content, style)
     ours = run_ours(encoder, content, style, size, target=peer_score.total)
     ours["image"].save(out / f"gatys_{pair[0]}_{size}_ours.png")
