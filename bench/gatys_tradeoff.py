@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image
@@ -47,6 +50,8 @@ def measure(size: int, options: GatysOptions, weights: Sequence[float] = WEIGHTS
     """Every pair at every weight; rewrites the table, the JSON and the sheet after each pair."""
     out.mkdir(parents=True, exist_ok=True)
     encoder = load_encoder(BUNDLED, RELU5_1)[0]
+    measured = {"date": datetime.now(UTC).date().isoformat(),
+                "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"}
     rows: list[dict] = []
     sheet: list[list[Image.Image]] = []
     lines: list[str] = []
@@ -62,17 +67,17 @@ def measure(size: int, options: GatysOptions, weights: Sequence[float] = WEIGHTS
             cells.append(result)
         rows.append(row)
         sheet.append([content, style, *cells])
-        lines = _write(out, options, weights, rows, sheet, size)
+        lines = _write(out, options, weights, measured, rows, sheet, size)
     return lines
 
 
-def _write(out: Path, options: GatysOptions, weights: Sequence[float], rows: list[dict],
+def _write(out: Path, options: GatysOptions, weights: Sequence[float], measured: dict[str, str], rows: list[dict],
            sheet: list[list[Image.Image]], size: int) -> list[str]:
     head = " | ".join(f"content_weight {w:g}" for w in weights)
     lines = [f"{size} px, a Gatys job's defaults ({options.num_scales} scale(s) x {options.iterations} L-BFGS steps) "
              "but content_weight. Each cell: the Gram distance to the style over the content image's own (lower: "
              "more style) / model.quality.layout_similarity to the content (higher: more of the picture); judge: "
-             "model.quality.gatys_score, bundled VGG19.", "",
+             f"model.quality.gatys_score, bundled VGG19. Measured on {measured['machine']}, {measured['date']}.", "",
              f"| content x style | {head} |", "|---|" + "---|" * len(weights)]
     for row in rows:
         cells = " | ".join(f"{m['gram_ratio']:.2f} / {m['layout']:.2f}" for m in row["weights"].values())
@@ -80,7 +85,7 @@ def _write(out: Path, options: GatysOptions, weights: Sequence[float], rows: lis
     titles = ("content", "style", *(f"content_weight {w:g}" for w in weights))
     contact_sheet(sheet, titles, cell=max(size, 128)).save(out / "gatys_tradeoff_sheet.png", optimize=True)
     (out / "gatys_tradeoff.md").write_text("\n".join(lines) + "\n")
-    (out / "gatys_tradeoff.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    (out / "gatys_tradeoff.json").write_text(json.dumps({**measured, "rows": rows}, indent=2) + "\n")
     return lines
 
 

@@ -24,5 +24,6 @@ def test_less_content_weight_gives_more_style_and_less_layout(tmp_path) -> None:
     assert low["gram_ratio"] < high["gram_ratio"]
     assert low["layout"] < high["layout"]
     assert lines[-1].startswith("| avatar x pinstripes |")
+    assert "cores, 20" in lines[0]  # the machine and the date the numbers were measured on
     with Image.open(tmp_path / "gatys_tradeoff_sheet.png") as sheet:
         assert sheet.width == 4 * 128 + 3 * 4  # content, style and one column per weight, 128 px cells
