@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,6 +24,7 @@ from PIL import Image
 from bench.gatys_geometric import judge
 from bench.patterns import CONTENTS, STYLES
 from bench.photos import contact_sheet, load_photo
+from bench.streaming import machine
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysOptions, stylize_gatys
 from model.network import RELU5_1
@@ -50,8 +49,7 @@ def measure(size: int, options: GatysOptions, weights: Sequence[float] = WEIGHTS
     """Every pair at every weight; rewrites the table, the JSON and the sheet after each pair."""
     out.mkdir(parents=True, exist_ok=True)
     encoder = load_encoder(BUNDLED, RELU5_1)[0]
-    measured = {"date": datetime.now(UTC).date().isoformat(),
-                "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"}
+    measured = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "machine": machine()}
     rows: list[dict] = []
     sheet: list[list[Image.Image]] = []
     lines: list[str] = []
@@ -71,13 +69,15 @@ def measure(size: int, options: GatysOptions, weights: Sequence[float] = WEIGHTS
     return lines
 
 
-def _write(out: Path, options: GatysOptions, weights: Sequence[float], measured: dict[str, str], rows: list[dict],
+def _write(out: Path, options: GatysOptions, weights: Sequence[float], measured: dict, rows: list[dict],
            sheet: list[list[Image.Image]], size: int) -> list[str]:
     head = " | ".join(f"content_weight {w:g}" for w in weights)
+    host = measured["machine"]
     lines = [f"{size} px, a Gatys job's defaults ({options.num_scales} scale(s) x {options.iterations} L-BFGS steps) "
              "but content_weight. Each cell: the Gram distance to the style over the content image's own (lower: "
              "more style) / model.quality.layout_similarity to the content (higher: more of the picture); judge: "
-             f"model.quality.gatys_score, bundled VGG19. Measured on {measured['machine']}, {measured['date']}.", "",
+             f"model.quality.gatys_score, bundled VGG19. Measured on {host['cpu']}, {host['cores']} cores, "
+             f"{measured['date']}.", "",
              f"| content x style | {head} |", "|---|" + "---|" * len(weights)]
     for row in rows:
         cells = " | ".join(f"{m['gram_ratio']:.2f} / {m['layout']:.2f}" for m in row["weights"].values())
