@@ -86,6 +86,25 @@ def shown(page, selector: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
 
 
+def stop_while_frames_decode(page) -> None:
+    """Stops while results are still being decoded (each image's decoding held back 1.5 s, as on a busy machine):
+    none of them may paint over "Stopped." when it finishes."""
+    page.evaluate("""() => {
+      const decode = window.createImageBitmap;
+      Object.assign(window, { heldBack: 0, decoded: 0 });
+      window.createImageBitmap = (...args) => {
+        window.heldBack += 1;
+        return new Promise((done) => setTimeout(() => done(decode(...args)), 1500))
+          .finally(() => { window.decoded += 1; });
+      };
+    }""")
+    page.wait_for_function("() => window.heldBack > 0")
+    page.click("#live-stop")
+    page.locator("#live-caption", has_text="Stopped.").wait_for()
+    page.wait_for_function("() => window.decoded === window.heldBack")
+    assert page.locator("#live-caption").text_content() == "Stopped."
+
+
 def test_live_mode_stylizes_the_fake_camera(live_page, trained_server, style_file: Path) -> None:
     page, server = live_page, trained_server
     console = ConsoleLog(page)
@@ -106,8 +125,7 @@ def test_live_mode_stylizes_the_fake_camera(live_page, trained_server, style_fil
     if path := os.environ.get(SCREENSHOT_ENV):
         page.locator("#live-heading").scroll_into_view_if_needed()
         page.locator("section[aria-labelledby=live-heading]").screenshot(path=path)
-    page.click("#live-stop")
-    page.locator("#live-caption", has_text="Stopped.").wait_for()
+    stop_while_frames_decode(page)
     assert page.locator("#live-start").is_enabled() and console.errors == []
     for _ in range(100):  # the server ends the call once it sees the socket closed
         if server.metric("styletransfer_http_streams") == 0:

@@ -459,7 +459,7 @@ async function startLive() {
     live.timer = setInterval(sendFrame, SEND_INTERVAL_MS);
     $("live-caption").textContent = "Waiting for the first frame…";
   });
-  ws.addEventListener("message", (event) => receiveResult(event.data).catch(showError));
+  ws.addEventListener("message", (event) => receiveResult(ws, event.data).catch(showError));
   ws.addEventListener("close", (event) => liveClosed(ws, event));
 }
 
@@ -495,7 +495,10 @@ function sendFrame() {
   }, "image/jpeg", JPEG_QUALITY);
 }
 
-async function receiveResult(data) {
+// Results of a stream that was stopped or replaced are dropped, also those whose image is still being decoded when
+// it stops: a late one would paint over "Stopped." and the new stream's counters.
+async function receiveResult(ws, data) {
+  if (ws !== live.ws) return;
   if (typeof data === "string") { // the error that ends the stream; the close follows
     live.error = JSON.parse(data).error;
     return;
@@ -514,7 +517,10 @@ async function receiveResult(data) {
   }
   if (header.dropped) return;
   const bitmap = await createImageBitmap(new Blob([data.slice(4 + length)], { type: header.mimeType }));
-  if (sequence < live.latest) return; // a newer frame is already shown
+  if (ws !== live.ws || sequence < live.latest) { // stopped meanwhile, or a newer frame is already shown
+    bitmap.close();
+    return;
+  }
   live.latest = sequence;
   showLiveFrame(bitmap, header, sentAt);
 }
