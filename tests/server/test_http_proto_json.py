@@ -1,0 +1,134 @@
+"""proto_json.loads: long base64 strings are cut out before json.loads and put back, and the values are always those
+of json.loads on the whole body (errors included). PIECE is made small so tiny bodies hold strings over it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from typing import Any
+
+import pytest
+
+from server.http import proto_json
+
+PIECE = 8
+LONG = base64.b64encode(bytes(range(256)) * 2).decode()  # 684 characters, padded: many pieces of PIECE
+URLSAFE = base64.urlsafe_b64encode(bytes(range(250, 256)) * 40).decode()  # has - and _
+
+
+@pytest.fixture(autouse=True)
+def small_pieces(monkeypatch) -> None:
+    monkeypatch.setattr(proto_json, "PIECE", PIECE)
+
+
+def plain(body: bytes) -> Any:
+    """What the gateway parsed before: json.loads of the whole body, duplicate keys refused."""
+    return json.loads(body.decode("utf-8").strip() or "{}", object_pairs_hook=proto_json._unique_keys)
+
+
+def loads_recording(monkeypatch, body: bytes) -> tuple[Any, list[str]]:
+    """proto_json.loads(body), and every text json.loads was given."""
+    texts: list[str] = []
+    real = json.loads
+
+    def recording(text: str, **kwargs: Any) -> Any:
+        texts.append(text)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(proto_json.json, "loads", recording)
+    return proto_json.loads(body), texts
+
+
+VALID = {
+    "top level": f'"{LONG}"',
+    "a field": f'{{"content": "{LONG}", "styles": [{{"image": "AAAA"}}]}}',
+    "nested, in lists, and several": (f'{{"content":"{LONG}","styles":[{{"image":"{URLSAFE}","mask":"{LONG[:-3]}"}},'
+                                      f'{{"image":"{LONG}"}}],"x":[["{URLSAFE}"]]}}'),
+    "the urlsafe alphabet": f'{{"content": "{URLSAFE}"}}',
+    "without padding": f'{{"content": "{LONG.rstrip("=")}"}}',
+    "at the start and end of the body": f'["{LONG}"]',
+    "with whitespace around": f'\n {{ "content" :\t"{LONG}" }} \r\n',
+    "after an escaped backslash": f'["a\\\\", "{LONG}"]',
+}
+
+
+@pytest.mark.parametrize("text", VALID.values(), ids=VALID.keys())
+def test_long_base64_strings_are_cut_out_and_put_back(monkeypatch, text: str) -> None:
+    """The values are json.loads's, and json.loads never saw the long strings (the old way gave it the whole body)."""
+    body = text.encode()
+    expected = plain(body)
+    got, texts = loads_recording(monkeypatch, body)
+    assert got == expected
+    assert json.dumps(got) == json.dumps(expected)  # the same order of keys too
+    assert texts and not any(LONG[:100] in text or URLSAFE[:100] in text for text in texts), texts
+
+
+LEFT_IN = {
+    "used as a key": f'{{"{LONG}": 1}}',
+    "after an escaped quote": f'{{"content": "x\\"{LONG}"}}',
+    "part of a longer string": f'{{"content": "ab/{LONG}"}}',
+    "with an escape inside": f'{{"content": "{LONG[:40]}\\/{LONG[40:]}"}}',
+    "both a key and a value": f'{{"{LONG}": "{URLSAFE}"}}',
+}
+
+
+@pytest.mark.parametrize("text", LEFT_IN.values(), ids=LEFT_IN.keys())
+def test_strings_that_are_not_whole_values_give_json_loads_values(text: str) -> None:
+    body = text.encode()
+    assert proto_json.loads(body) == plain(body)
+
+
+INVALID = {
+    "a string after a string": f'{{"content": "x"{LONG}"}}',
+    "unterminated": f'{{"content": "{LONG}", "styles": [',
+    "a bare run": f'{{"content": {LONG}}}',
+    "an error after the string": f'{{"content": "{LONG}", "alpha": 0.5.}}',
+    "a control character after it": f'{{"content": "{LONG}", "x": "\x01"}}',
+    "a duplicate key": f'{{"content": "{LONG}", "content": "AAAA"}}',
+    "a duplicate key nested": f'{{"content": "{LONG}", "styles": [{{"image": "{LONG}", "image": 1}}]}}',
+}
+
+
+@pytest.mark.parametrize("text", INVALID.values(), ids=INVALID.keys())
+def test_invalid_bodies_fail_as_json_loads_does(text: str) -> None:
+    """The same error, message and position included (the gateway answers it 400)."""
+    body = text.encode()
+    with pytest.raises(ValueError) as expected:
+        plain(body)
+    with pytest.raises(ValueError) as got:
+        proto_json.loads(body)
+    assert type(got.value) is type(expected.value) and str(got.value) == str(expected.value)
+
+
+def test_invalid_utf8_around_a_long_string_fails_as_before() -> None:
+    body = f'{{"content": "{LONG}", "x": "'.encode() + b"\xff\"}"
+    with pytest.raises(UnicodeDecodeError) as expected:
+        plain(body)
+    with pytest.raises(UnicodeDecodeError) as got:
+        proto_json.loads(body)
+    assert str(got.value) == str(expected.value)
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n", b"{}", b'{"alpha": 0.5}', bytearray(b'{"content": "AAAA"}')])
+def test_bodies_without_long_strings_parse_as_before(body: bytes) -> None:
+    assert proto_json.loads(body) == plain(body)
+
+
+def outcome(parse: Any, body: bytes) -> tuple[str, Any]:
+    try:
+        return "values", parse(body)
+    except ValueError as exc:
+        return type(exc).__name__, str(exc)
+
+
+def test_random_bodies_give_json_loads_outcome() -> None:
+    """Bodies strung together from JSON's structural characters, escapes and long base64 runs, valid or not."""
+    rng = random.Random(5)
+    tokens = ['"', "\\", '\\"', ",", ":", "[", "]", "{", "}", "1", '"k":', LONG, f'"{LONG}"', f'"{URLSAFE}"', LONG[:9]]
+    for _ in range(3000):
+        body = "".join(rng.choices(tokens, k=rng.randint(1, 8))).encode()
+        assert outcome(proto_json.loads, body) == outcome(plain, body), body
+    structured = [json.dumps(rng.choice([LONG, [LONG, {"a": URLSAFE}], {LONG: LONG}])) for _ in range(200)]
+    for text in structured:
+        assert outcome(proto_json.loads, text.encode()) == outcome(plain, text.encode()), text
