@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-__all__ = ["PIECE", "dumps", "loads", "parse"]
+__all__ = ["PIECE", "dumps", "loads", "parse", "parse_body"]
 
 #: Base64 characters converted per call (a multiple of 4; 3/4 of it in bytes): a millisecond or two of an idle core.
 PIECE = 1 << 20
@@ -30,29 +30,43 @@ _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_="
 _OTHERS = bytes(0 if code in _BASE64 else 1 for code in range(256))  # translate table: 1 marks a non-base64 byte
 _QUOTE = ord('"')
 Path = tuple[str | int, ...]  # field names, and indexes into repeated fields
+Pieces = list[bytes | bytearray]  # a long base64 string's text, cut from a body in pieces of PIECE characters
 
 
 def loads(body: bytes | bytearray) -> Any:
-    """The JSON values of a body, refusing duplicate keys as ``json_format.Parse`` does (ValueError).
+    """The JSON values of a body, as ``json.loads`` gives them, refusing duplicate keys as ``json_format.Parse`` does
+    (ValueError)."""
+    values, cut = _loads(body)
+    return _restore(values, {placeholder: _text(pieces) for placeholder, pieces in cut.items()})
+
+
+def parse_body(body: bytes | bytearray, message: Message) -> None:
+    """``parse(loads(body), message)``, with each long base64 string decoded from the body's pieces as they are:
+    joined into one str first, a 46 MB one would be a single copy of tens of milliseconds, GIL held."""
+    values, cut = _loads(body)
+    parse(values, message, cut)
+
+
+def _loads(body: bytes | bytearray) -> tuple[Any, dict[str, Pieces]]:
+    """``json.loads``'s values with a placeholder in place of each long base64 string, and the strings' pieces by
+    placeholder.
 
     Decoding a 46 MB body and ``json.loads`` of it are two calls that hold the GIL for about a tenth of a second
     together, nearly all of it spent on one base64 string. So base64 string literals that cover a whole
-    :data:`PIECE` are cut out first, a piece per call, the small rest is parsed with a placeholder in each one's
-    place, and the strings are put back where their placeholders are values. Wherever that could differ from the
-    plain parse (invalid JSON or UTF-8, whose errors give positions; a placeholder used as a key), the plain parse
-    of the whole body answers instead.
+    :data:`PIECE` are cut out first, a piece per call, and the small rest is parsed with a placeholder in each one's
+    place. Wherever that could differ from the plain parse (invalid JSON or UTF-8, whose errors give positions; a
+    placeholder that is not a whole value, such as a key), the plain parse of the whole body answers instead.
     """
-    text, strings = _cut(body)
-    if not strings:
-        return _plain(body)
+    text, cut = _cut(body)
+    if not cut:
+        return _plain(body), cut
     try:
         values = _plain(text)
     except ValueError:
-        return _plain(body)  # raises the body's own error, positions included
-    values = _restore(values, strings)
-    if strings:  # a placeholder was not a whole value (a key, say): _restore takes out each string it puts back
-        return _plain(body)
-    return values
+        return _plain(body), {}  # raises the body's own error, positions included
+    if sum(value in cut for _, _, value in _strings([values])) != len(cut):
+        return _plain(body), {}
+    return values, cut
 
 
 def _plain(body: bytes | bytearray) -> Any:
@@ -68,20 +82,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return values
 
 
-def _cut(body: bytes | bytearray) -> tuple[bytes | bytearray, dict[str, str]]:
+def _cut(body: bytes | bytearray) -> tuple[bytes | bytearray, dict[str, Pieces]]:
     """``body`` with each long base64 string literal's characters replaced by a placeholder (hex, so the JSON around
-    it reads the same), and the strings by placeholder."""
+    it reads the same), and the strings' pieces by placeholder."""
     parts: list[bytes | bytearray] = []
-    strings: dict[str, str] = {}
+    cut: dict[str, Pieces] = {}
     done = 0  # body[:done] is in parts
     for start, end in _long_literals(body):
         placeholder = uuid.uuid4().hex
         parts += [body[done:start], placeholder.encode()]
-        strings[placeholder] = "".join(body[i:min(i + PIECE, end)].decode("ascii") for i in range(start, end, PIECE))
+        cut[placeholder] = [body[i:min(i + PIECE, end)] for i in range(start, end, PIECE)]
         done = end
-    if not strings:
-        return body, strings
-    return b"".join([*parts, body[done:]]), strings
+    if not cut:
+        return body, cut
+    return b"".join([*parts, body[done:]]), cut
 
 
 def _long_literals(body: bytes | bytearray) -> Iterator[tuple[int, int]]:
@@ -114,29 +128,42 @@ def _is_literal(body: bytes | bytearray, start: int, end: int) -> bool:
             and body[start - 2:start - 1] != b"\\")
 
 
-def _restore(values: Any, strings: dict[str, str]) -> Any:
-    """``values`` with each placeholder that is a value replaced by its string (taken out of ``strings``). Walked
-    with a stack: ``json.loads`` accepts nesting as deep as the recursion limit allows."""
-    if isinstance(values, str):
-        return strings.pop(values, values)
-    stack = [values] if isinstance(values, dict | list) else []
+def _strings(root: list[Any]) -> Iterator[tuple[dict[str, Any] | list[Any], str | int, str]]:
+    """(container, key or index, value) for each string value under ``root``. Walked with a stack: ``json.loads``
+    accepts nesting as deep as the recursion limit allows."""
+    stack: list[dict[str, Any] | list[Any]] = [root]
     while stack:
         container = stack.pop()
         for key, value in container.items() if isinstance(container, dict) else enumerate(container):
             if isinstance(value, str):
-                if value in strings:
-                    container[key] = strings.pop(value)
+                yield container, key, value
             elif isinstance(value, dict | list):
                 stack.append(value)
-    return values
 
 
-def parse(values: Any, message: Message) -> None:
+def _restore(values: Any, texts: dict[str, str]) -> Any:
+    """``values`` with each placeholder that is a value replaced by its text."""
+    root = [values]
+    for container, key, value in _strings(root):
+        if value in texts:
+            container[key] = texts[value]
+    return root[0]
+
+
+def _text(pieces: Pieces) -> str:
+    return "".join(piece.decode("ascii") for piece in pieces)
+
+
+def parse(values: Any, message: Message, cut: dict[str, Pieces] | None = None) -> None:
     """``json_format.ParseDict(values, message)``, with base64 strings over :data:`PIECE` and raw ``bytes`` values
-    (form files) set after it, in pieces (``json_format.ParseError`` or ValueError for bad input)."""
+    (form files) set after it, in pieces (``json_format.ParseError`` or ValueError for bad input). ``cut``: the
+    pieces of the strings whose placeholders ``values`` holds (:func:`parse_body`)."""
     if not isinstance(values, dict):  # json_format raises TypeError for null or a number here
         raise ValueError(f"a JSON object is expected for {message.DESCRIPTOR.full_name}")
-    taken = list(_take(values, message.DESCRIPTOR, ()))
+    cut = dict(cut or {})
+    taken = list(_take(values, message.DESCRIPTOR, (), cut))
+    if cut:  # long strings elsewhere (a string field, an unknown one): json_format judges them as they are
+        _restore(values, {placeholder: _text(pieces) for placeholder, pieces in cut.items()})
     json_format.ParseDict(values, message)
     for path, value in taken:
         _assign(message, path, value if isinstance(value, bytes) else _decode(value))
@@ -146,9 +173,11 @@ def _field(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
     return descriptor.fields_by_name.get(key) or next((f for f in descriptor.fields if f.json_name == key), None)
 
 
-def _take(values: Any, descriptor: Descriptor, path: Path) -> Iterator[tuple[Path, str | bytes]]:
-    """Yields (path, value) for the large bytes values under ``values`` and leaves an empty string in their place
-    (which json_format parses as the field being set, oneofs included)."""
+def _take(values: Any, descriptor: Descriptor, path: Path,
+          cut: dict[str, Pieces]) -> Iterator[tuple[Path, str | bytes | Pieces]]:
+    """Yields (path, value) for the large bytes values under ``values`` (the pieces for a placeholder, taken out of
+    ``cut``) and leaves an empty string in their place (which json_format parses as the field being set, oneofs
+    included)."""
     if not isinstance(values, dict):
         return
     for key, value in values.items():
@@ -158,19 +187,20 @@ def _take(values: Any, descriptor: Descriptor, path: Path) -> Iterator[tuple[Pat
         if field.type == FieldDescriptor.TYPE_BYTES:
             items = enumerate(value) if field.is_repeated and isinstance(value, list) else [(None, value)]
             for index, item in items:
-                if isinstance(item, bytes) or (isinstance(item, str) and len(item) > PIECE):
+                if isinstance(item, bytes) or (isinstance(item, str) and (len(item) > PIECE or item in cut)):
+                    taken = cut.pop(item) if item in cut else item
                     if index is None:
                         values[key] = ""
-                        yield (*path, field.name), item
+                        yield (*path, field.name), taken
                     else:
                         value[index] = ""
-                        yield (*path, field.name, index), item
+                        yield (*path, field.name, index), taken
         elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
             if field.is_repeated and isinstance(value, list):
                 for index, item in enumerate(value):
-                    yield from _take(item, field.message_type, (*path, field.name, index))
+                    yield from _take(item, field.message_type, (*path, field.name, index), cut)
             elif not field.is_repeated:
-                yield from _take(value, field.message_type, (*path, field.name))
+                yield from _take(value, field.message_type, (*path, field.name), cut)
 
 
 def _assign(message: Message, path: Path, data: bytes) -> None:
@@ -184,19 +214,21 @@ def _assign(message: Message, path: Path, data: bytes) -> None:
         setattr(target, last, data)
 
 
-def _decode(text: str) -> bytes:
+def _decode(text: str | Pieces) -> bytes:
     """Base64 as json_format reads it (either alphabet, padding optional), :data:`PIECE` characters per call."""
+    pieces = text if isinstance(text, list) else (text[i:i + PIECE].encode("ascii") for i in range(0, len(text), PIECE))
     try:
-        pieces = []
-        for start in range(0, len(text), PIECE):
-            piece = text[start:start + PIECE].encode("ascii").translate(_URLSAFE)
-            if start + PIECE >= len(text):
-                piece += b"=" * (-len(piece) % 4)
-            pieces.append(binascii.a2b_base64(piece, strict_mode=True))
-        return b"".join(pieces)
+        return b"".join(_decode_piece(piece) for piece in pieces)
     except (UnicodeEncodeError, binascii.Error):  # line breaks and the like: json_format's lenient way, in one call
-        encoded = text.encode("utf-8")
+        encoded = text.encode("utf-8") if isinstance(text, str) else b"".join(text)
         return base64.urlsafe_b64decode(encoded + b"=" * (4 - len(encoded) % 4))
+
+
+def _decode_piece(piece: bytes | bytearray) -> bytes:
+    piece = piece.translate(_URLSAFE)
+    if len(piece) % 4:  # only the last piece can (pieces are whole groups of 4 characters)
+        piece += b"=" * (-len(piece) % 4)
+    return binascii.a2b_base64(piece, strict_mode=True)
 
 
 def dumps(message: Message) -> bytes:

@@ -84,7 +84,7 @@ class Route:
         if self.body:
             target = request if self.body == "*" else _sub_message(request, self.body)
             try:
-                proto_json.parse(proto_json.loads(body), target)
+                proto_json.parse_body(body, target)
             except (json_format.ParseError, ValueError) as exc:  # JSON, UTF-8 and base64 errors are ValueErrors
                 raise RequestError(f"body: {exc}") from None
         values: dict[str, Any] = {}

@@ -125,7 +125,7 @@ def parse_settings(data: bytes, max_fields: int) -> pb.StreamSettings:
     settings = pb.StreamSettings()
     try:
         check_json_values(data, max_fields)
-        proto_json.parse(proto_json.loads(data), settings)
+        proto_json.parse_body(data, settings)
     except RequestError as exc:
         raise RequestError(f"settings: {str(exc).removeprefix('body: ')}") from None
     except (json_format.ParseError, ValueError, RecursionError) as exc:

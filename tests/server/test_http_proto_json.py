@@ -1,5 +1,6 @@
-"""proto_json.loads: long base64 strings are cut out before json.loads and put back, and the values are always those
-of json.loads on the whole body (errors included). PIECE is made small so tiny bodies hold strings over it."""
+"""proto_json.loads and parse_body: long base64 strings are cut out before json.loads, and the values (or the message)
+are always those of json.loads on the whole body (errors included). PIECE is made small so tiny bodies hold strings
+over it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import random
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
 from server.http import proto_json
+from styletransfer.v1 import style_transfer_pb2 as pb
 
 PIECE = 8
 LONG = base64.b64encode(bytes(range(256)) * 2).decode()  # 684 characters, padded: many pieces of PIECE
@@ -100,6 +103,45 @@ def test_other_bodies_give_what_json_loads_gives(name: str) -> None:
     assert (expected[0] != "values") == name.startswith("invalid"), expected
 
 
+def message_outcome(parse_body: Any, body: bytes | bytearray) -> tuple[str, Any]:
+    message = pb.StylizeRequest()
+    try:
+        parse_body(body, message)
+        return "message", message
+    except (json_format.ParseError, ValueError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+def old_parse_body(body: bytes | bytearray, message: pb.StylizeRequest) -> None:
+    proto_json.parse(plain(body), message)
+
+
+REQUESTS = {
+    "images": {"content": LONG, "styles": [{"image": URLSAFE, "mask": LONG[:-3]}, {"image": LONG, "weight": 2}]},
+    "unpadded": {"content": LONG.rstrip("=")},
+    "padding inside": {"content": f"{LONG[:99]}={LONG[100:]}"},
+    "one character too many": {"content": LONG.rstrip("=") + "AA"},
+    "a key": {LONG: 1},
+    "elsewhere: a string field": {"content": LONG, "model": URLSAFE},
+    "elsewhere: a nested string field": {"styles": [{"styleId": LONG, "image": LONG}]},
+    "elsewhere: an unknown field": {"content": LONG, "extra": LONG},
+    "elsewhere: a list for a bytes field": {"content": [LONG]},
+}
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+def test_parse_body_gives_the_message_that_json_loads_values_give(monkeypatch, name: str) -> None:
+    """Long strings in bytes fields are decoded from the body's pieces, never joined into one str; elsewhere they
+    are json_format's to judge, as they were."""
+    body = json.dumps(REQUESTS[name]).encode()
+    expected = message_outcome(old_parse_body, body)
+    joined: list[Any] = []
+    text = proto_json._text
+    monkeypatch.setattr(proto_json, "_text", lambda pieces: joined.append(pieces) or text(pieces))
+    assert message_outcome(proto_json.parse_body, body) == expected
+    assert bool(joined) == name.startswith("elsewhere"), joined
+
+
 def test_random_bodies_give_json_loads_outcome() -> None:
     """Bodies strung together from JSON's structural characters, escapes and long base64 runs, valid or not."""
     rng = random.Random(5)
@@ -107,6 +149,9 @@ def test_random_bodies_give_json_loads_outcome() -> None:
     for _ in range(3000):
         body = "".join(rng.choices(tokens, k=rng.randint(1, 8))).encode()
         assert outcome(proto_json.loads, body) == outcome(plain, body), body
-    structured = [json.dumps(rng.choice([LONG, [LONG, {"a": URLSAFE}], {LONG: LONG}])) for _ in range(200)]
-    for text in structured:
-        assert outcome(proto_json.loads, text.encode()) == outcome(plain, text.encode()), text
+        assert message_outcome(proto_json.parse_body, body) == message_outcome(old_parse_body, body), body
+    shapes = [LONG, [LONG, {"a": URLSAFE}], {LONG: LONG}, {"content": LONG, "styles": [{"image": LONG}, LONG]}]
+    for _ in range(200):
+        body = json.dumps(rng.choice(shapes)).encode()
+        assert outcome(proto_json.loads, body) == outcome(plain, body), body
+        assert message_outcome(proto_json.parse_body, body) == message_outcome(old_parse_body, body), body
