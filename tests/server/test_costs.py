@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from model.adain import CAPABILITIES as ADAIN
@@ -80,6 +82,19 @@ def test_non_finite_numbers_are_refused_in_nested_fields_too() -> None:
                     pb.StylizeRequest(styles=[pb.StyleInput(), pb.StyleInput(weight=float("inf"))])):
         with pytest.raises(InvalidArgument, match="finite"):
             check_finite(request)
+
+
+def test_finite_check_reads_no_bytes_field() -> None:
+    """Each read of a bytes field copies it: the check of a request at the message limit must not copy its images."""
+    image = bytes(8 << 20)
+    request = pb.StylizeRequest(content=image, styles=[pb.StyleInput(image=image, mask=image, weight=1.0)])
+    tracemalloc.start()
+    try:
+        check_finite(request)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < len(image) // 8, peak
 
 
 def test_shown_strings_are_bounded_and_escaped() -> None:
