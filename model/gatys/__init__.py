@@ -9,8 +9,10 @@ from model.gatys.optimise import (
     GramMeanStdStyleLoss,
     GramStyleLoss,
     MeanStdStyleLoss,
+    SpectrumLoss,
     TVLoss,
     gram,
+    layout,
     scale_sizes,
     stylize_gatys,
 )
@@ -24,8 +26,10 @@ __all__ = [
     "GramMeanStdStyleLoss",
     "GramStyleLoss",
     "MeanStdStyleLoss",
+    "SpectrumLoss",
     "TVLoss",
     "gram",
+    "layout",
     "scale_sizes",
     "stylize_gatys",
 ]

@@ -63,7 +63,7 @@ def test_loss_falls(encoder: Encoder, optimizer: str, style_loss: str) -> None:
         assert falling >= len(losses) - 3  # steadily: nearly every step improves
     else:  # Adam's fixed steps and momentum swing across the content's layout term before settling (measured 0.55-0.7)
         assert losses[-1] < 0.8 * losses[0]
-    assert set(progress[-1].losses) == {"content", "style", "tv"}
+    assert set(progress[-1].losses) == {"content", "style", "spectrum", "tv"}
     assert out.size == CONTENT.size
 
 

@@ -28,7 +28,7 @@ def test_watch_streams_progress_until_success_and_the_result_is_served(server) -
     assert updates[-1].progress.step == updates[-1].progress.total_steps == 10
     losses = [u.progress.loss for u in updates if u.progress.step]
     assert losses[-1] < losses[0]  # the optimisation made progress
-    assert set(updates[-1].progress.losses) == {"content", "style", "tv"}
+    assert set(updates[-1].progress.losses) == {"content", "style", "spectrum", "tv"}
     result = stub.GetJobResult(pb.GetJobResultRequest(id=job.id), timeout=30)
     assert result.mime_type == "image/png" and (result.width, result.height) == (64, 48)
     assert Image.open(io.BytesIO(result.image)).size == (64, 48)
