@@ -12,7 +12,15 @@ from PIL import Image
 
 from model.color import rgb_to_yiq
 from model.errors import Cancelled, InvalidOptionError
-from model.gatys import ContentLoss, GatysCheckpoint, GatysOptions, GatysProgress, scale_sizes, stylize_gatys
+from model.gatys import (
+    ContentLoss,
+    GatysCheckpoint,
+    GatysOptions,
+    GatysProgress,
+    SpectrumLoss,
+    scale_sizes,
+    stylize_gatys,
+)
 from model.gatys.optimise import _Objective
 from model.images import image_to_tensor
 from model.network import RELU5_1, Encoder
@@ -69,16 +77,18 @@ def test_loss_falls(encoder: Encoder, optimizer: str, style_loss: str) -> None:
 
 def test_never_stalls_on_a_ramp_with_striped_style(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ramp with a striped style: with a one-evaluation strong-Wolfe line search the loss fell 12% and then
-    stayed exactly constant. The optimiser is under test: the content's layout term, which on these random weights
-    settles the loss within 30 steps, is left out so that there is far to fall."""
+    stayed exactly constant. The optimiser is under test: the content's layout term and the spectrum term, which on
+    these random weights settle the loss within 30 steps, are left out so that there is far to fall."""
     monkeypatch.setattr(ContentLoss, "LAYOUT_WEIGHT", 0.0)
+    monkeypatch.setattr(SpectrumLoss, "WEIGHT", 0.0)
     progress: list[GatysProgress] = []
     options = GatysOptions(iterations=40, num_scales=1, style_weight=10.0)
     stylize_gatys(encoder, gradient(64), [(stripes(64), 1.0)], options, on_progress=progress.append)
     losses = [p.loss for p in progress]
     assert losses[-1] <= 0.5 * losses[0]
     assert losses[-1] < 0.97 * losses[29] and losses[29] < 0.97 * losses[19]  # still falling at the end
-    assert len(set(losses[-10:-1])) == 9  # every step moves the image
+    # every step moves the image (a step may return to the best image after an overshoot, but never stays put)
+    assert all(a != b for a, b in itertools.pairwise(losses[-10:]))
     assert losses[-1] == min(losses)  # and the scale ends on the best one (the last step may have overshot)
 
 
