@@ -43,7 +43,7 @@ from bench.precision import measure_precisions, precision_table  # noqa: E402
 from bench.quality import measure_quality, quality_table  # noqa: E402
 from bench.response_cache import measure_response_cache, response_cache_table  # noqa: E402
 from bench.serving import peak_rss_bytes, png_bytes, reset_peak_rss, run_load, server  # noqa: E402
-from bench.streaming import measure_streaming, streaming_table  # noqa: E402
+from bench.streaming import machine, measure_streaming, streaming_table  # noqa: E402
 from bench.temporal import measure_temporal, temporal_table  # noqa: E402
 from model.adain.stylizer import AdaINModel  # noqa: E402
 from model.devices import select_device  # noqa: E402
@@ -54,8 +54,8 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def machine_info(device: torch.device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or
-            platform.machine(), "cores": torch.get_num_threads(), "device": str(device)}
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": machine()["cpu"],
+            "cores": torch.get_num_threads(), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -34,6 +34,7 @@ from bench.gatys_peer import PAIRS as PHOTO_PAIRS
 from bench.gatys_peer import measure_pair, peer_table, run_peer_on, sheet_row, write_peer_results
 from bench.patterns import CONTENTS, STYLES
 from bench.photos import contact_sheet
+from bench.streaming import measured_on
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysOptions, stylize_gatys
 from model.images import image_to_tensor
@@ -126,7 +127,7 @@ def measure(size: int, options: GatysOptions, peer_steps: int = PEER_STEPS, phot
 def _write(out: Path, options: GatysOptions, rows: list[dict], photo_rows: list[dict],
            sheet: list[list[Image.Image]], size: int) -> list[str]:
     """The tables, the JSON and the sheet of what has been measured so far."""
-    lines = pattern_table(rows, options) if rows else []
+    lines = [measured_on(), "", *pattern_table(rows, options)] if rows else []
     if photo_rows:
         lines += ["", "Photos against paintings, the same run ([gatys_peer.md](gatys_peer.md)):", "",
                   *peer_table(photo_rows)]

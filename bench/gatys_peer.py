@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from bench.photos import contact_sheet, load_photo
+from bench.streaming import measured_on
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysCheckpoint, GatysOptions, stylize_gatys
 from model.images import image_to_tensor
@@ -210,7 +211,7 @@ def peer_table(rows: list[dict]) -> list[str]:
 
 def write_peer_results(rows: list[dict], out: Path = RESULTS) -> None:
     (out / "gatys_peer.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (out / "gatys_peer.md").write_text("\n".join(peer_table(rows)) + "\n")
+    (out / "gatys_peer.md").write_text("\n".join([measured_on(), "", *peer_table(rows)]) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

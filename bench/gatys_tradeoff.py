@@ -24,7 +24,7 @@ from PIL import Image
 from bench.gatys_geometric import judge
 from bench.patterns import CONTENTS, STYLES
 from bench.photos import contact_sheet, load_photo
-from bench.streaming import machine
+from bench.streaming import machine, measured_on
 from model.encoders import BUNDLED, load_encoder
 from model.gatys import GatysOptions, stylize_gatys
 from model.network import RELU5_1
@@ -72,12 +72,10 @@ def measure(size: int, options: GatysOptions, weights: Sequence[float] = WEIGHTS
 def _write(out: Path, options: GatysOptions, weights: Sequence[float], measured: dict, rows: list[dict],
            sheet: list[list[Image.Image]], size: int) -> list[str]:
     head = " | ".join(f"content_weight {w:g}" for w in weights)
-    host = measured["machine"]
     lines = [f"{size} px, a Gatys job's defaults ({options.num_scales} scale(s) x {options.iterations} L-BFGS steps) "
              "but content_weight. Each cell: the Gram distance to the style over the content image's own (lower: "
              "more style) / model.quality.layout_similarity to the content (higher: more of the picture); judge: "
-             f"model.quality.gatys_score, bundled VGG19. Measured on {host['cpu']}, {host['cores']} cores, "
-             f"{measured['date']}.", "",
+             "model.quality.gatys_score, bundled VGG19. " + measured_on(measured["date"]), "",
              f"| content x style | {head} |", "|---|" + "---|" * len(weights)]
     for row in rows:
         cells = " | ".join(f"{m['gram_ratio']:.2f} / {m['layout']:.2f}" for m in row["weights"].values())

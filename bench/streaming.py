@@ -41,7 +41,7 @@ from styletransfer.v1 import style_transfer_pb2 as pb
 from styletransfer.v1.style_transfer_pb2_grpc import StyleTransferStub
 
 __all__ = ["QUALITY", "STYLE", "against_unary", "every_frame", "jpeg", "live", "machine", "measure_model",
-           "measure_streaming", "streaming_table", "write_streaming_results"]
+           "measure_streaming", "measured_on", "streaming_table", "write_streaming_results"]
 
 RESULTS = Path(__file__).parent / "results"
 SIZES = (256, 512)
@@ -190,8 +190,23 @@ def measure_streaming(quick: bool = False, out: Path | None = None) -> dict:
 
 def machine() -> dict:
     """The CPU, the cores this process may use and Python's version, for a results page's heading."""
-    return {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
+    return {"cpu": _cpu_model() or platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
             "python": platform.python_version()}
+
+
+def measured_on(date: str | None = None) -> str:
+    """The sentence a results page names its hardware and date with (the date today unless given)."""
+    host = machine()
+    return f"Measured on {host['cpu']}, {host['cores']} cores, {date or datetime.now(UTC).strftime('%Y-%m-%d')}."
+
+
+def _cpu_model() -> str:
+    """The CPU's model name on Linux ("AMD EPYC 7B12"), where platform.processor() gives only "" or "x86_64"."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
 
 
 def streaming_table(result: dict) -> list[str]:
