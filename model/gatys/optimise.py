@@ -327,9 +327,9 @@ class SpectrumLoss(nn.Module):
     a job's defaults) the result was just that, soft squares with seams between patches (the judge's Gram ratio 0.563,
     bound 0.5). A lattice's period, orientation and sharpness live in a few peaks of the Fourier modulus, and patches
     out of phase with one another spread those peaks out, so this term, which sees the whole image at once, pulls
-    them onto one lattice (0.438-0.447). The nearest image with the style's modulus keeps the image's own phase, so the term
-    asks for the style's frequencies without fixing where the pattern sits; one phase per frequency for all three
-    channels keeps the style's colours together instead of letting each channel drift (Liu et al.'s colour
+    them onto one lattice (0.438-0.447). The nearest image with the style's modulus keeps the image's own phase, so
+    the term asks for the style's frequencies without fixing where the pattern sits; one phase per frequency for all
+    three channels keeps the style's colours together instead of letting each channel drift (Liu et al.'s colour
     projection). Its distance's gradient is the image less that projection, so the projection is a constant here.
 
     Only frequencies above the content layout's blur count (:func:`layout`, the same sigma): below it the picture's
