@@ -4,8 +4,8 @@ json_format decodes or encodes a bytes field's base64 in one call. On a 32 MB im
 so the event loop's thread, for a tenth of a second on an idle core and for about a second on a busy machine. Here
 bytes fields over :data:`PIECE` are taken out before json_format sees them and converted in pieces, each its own
 call, so the event loop gets the GIL between pieces; everything else is json_format's, as before. Form uploads (raw
-bytes) are set the same way, without a base64 round trip. Reading the body is done the same way: :func:`loads` cuts
-long base64 strings out before ``json.loads`` sees the text.
+bytes) are set the same way, without a base64 round trip. A JSON body is read the same way (:func:`parse_body`): long
+base64 strings are cut out of it before ``json.loads`` sees the text, and decoded from the body's own pieces.
 """
 
 from __future__ import annotations
