@@ -63,6 +63,21 @@ def test_metric_is_zero_for_a_perfectly_warped_sequence(pan) -> None:
     assert error.lai == pytest.approx(2 * 3 * (8 / 255) ** 2 / 5, rel=1e-4)
 
 
+@pytest.mark.parametrize("sharp", [True, False])
+def test_a_warp_of_some_rows_is_those_rows_of_the_whole_warp(pan, sharp: bool) -> None:
+    """The stabiliser warps its previous output in two parts on two threads; the parts must join seamlessly, also
+    where a row's source lies in the other part (the zoom and the rotation read across the split)."""
+    for clip in (pan, make_clip("rotate", frames=2, side=64)):
+        flow = clip.motions[0].flow * 3  # larger moves than the clip's, so rows read well beyond their own
+        image = np.asarray(clip.frames[0], dtype=np.float32)
+        whole = warp(image, flow, sharp=sharp)
+        split = 21
+        parts = np.concatenate((warp(image, flow, sharp=sharp, rows=slice(0, split)),
+                                warp(image, flow, sharp=sharp, rows=slice(split, None))))
+        np.testing.assert_array_equal(parts, whole)
+        assert not np.array_equal(whole[:split], image[:split])  # the rows did move
+
+
 @pytest.mark.parametrize("name", ["pan", "zoom", "rotate"])
 def test_clip_motion_is_the_true_motion(name: str) -> None:
     """The clip's own frames, warped by its motions, match within resampling; the wrong motion is far off."""
