@@ -194,9 +194,10 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def measured_on(date: str | None = None) -> str:
-    """The sentence a results page names its hardware and date with (the date today unless given)."""
-    host = machine()
+def measured_on(date: str | None = None, host: dict | None = None) -> str:
+    """The sentence a results page names its hardware and date with: ``host`` as :func:`machine` recorded it (this
+    one unless given), the date today unless given."""
+    host = host or machine()
     return f"Measured on {host['cpu']}, {host['cores']} cores, {date or datetime.now(UTC).strftime('%Y-%m-%d')}."
 
 

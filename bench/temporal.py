@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 
 from bench.clips import CLIPS, Clip, make_clip
 from bench.photos import load_photo
+from bench.streaming import machine, measured_on
 from model.encoders import BUNDLED, load_encoder
 from model.family import BatchItem, StyleModel, StyleSource, StylizeOptions
 from model.images import image_to_tensor
@@ -207,7 +208,8 @@ def write_strip(clip: Clip, per_frame: Sequence[Image.Image], stable: Sequence[I
 
 def temporal_table(results: dict) -> list[str]:
     """Markdown: one row per model and clip, per-frame against temporal, and the target ratios."""
-    lines = [f"{results['side']} px high clips, strength {results['strength']}; "
+    measured = [measured_on(results["date"][:10], results["machine"]), ""] if "machine" in results else []
+    lines = [*measured, f"{results['side']} px high clips, strength {results['strength']}; "
              f"warping error: mean absolute difference per channel in [0, 1] along the true motion (Lai et al.'s "
              f"squared measure in brackets); style distance scored with {results['evaluator']}.", "",
              "| model | style | clip | warping error per-frame | temporal | ratio (target <= 0.5) "
@@ -236,10 +238,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clips", default=",".join(CLIPS), help=f"comma-separated subset of {','.join(CLIPS)}")
     parser.add_argument("--styles", default=",".join(STYLES), help="comma-separated scikit-image photo names")
     args = parser.parse_args(argv)
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    measured = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
     results = measure_temporal(clips=args.clips.split(","), frames=args.frames, side=args.side,
                                strength=args.strength, styles=args.styles.split(","), out=args.out,
-                               on_row=lambda so_far: write_results(so_far | {"date": date}, args.out))
+                               on_row=lambda so_far: write_results(so_far | measured, args.out))
     print("\n".join(temporal_table(results)))
 
 
