@@ -163,8 +163,12 @@ def export_all(model: AdaINModel, content: Image.Image, style: tuple[str, StyleC
                alpha: float = 1.0) -> list[Exported]:
     """Exports and checks the encoder, the decoder and, given a (name, statistics) style, its baked model.
 
-    Raises :class:`ExportCheckError` at the first graph that fails, so nothing unchecked is ever returned.
+    Raises :class:`ExportCheckError` at the first graph that fails, so nothing unchecked is ever returned. ``model``
+    must be float32, like the graphs: its own results are what they are checked against.
     """
+    if model.dtype != torch.float32:
+        raise ValueError(f"the graphs are float32 and are checked against the model's results; export a float32 "
+                         f"model, not {model.info.dtype}")
     check_stats = style[1] if style is not None else model.encode_style(content, style_size=0)
     encoder, decoder = encoder_onnx(model.encoder), decoder_onnx(model.decoder)
     out = [Exported("encoder.onnx", encoder, check_encoder(encoder, model, content, check_stats)),
@@ -259,8 +263,10 @@ def main(argv: list[str] | None = None) -> int:
 def _export(args: argparse.Namespace) -> list[Exported]:
     """The checked graphs the arguments ask for: the images are read within their bounds and the options checked by
     the model's own rules before anything is encoded."""
-    model = (AdaINModel.random(device="cpu") if args.random_weights
-             else AdaINModel.from_files(args.vgg, args.decoder, device="cpu"))
+    # float32 whatever the CPU: on one that computes bfloat16 natively the model would otherwise stylize in bfloat16,
+    # a few levels from the float32 graphs it checks (3 at 256 px on random weights), and refuse good graphs
+    model = (AdaINModel.random(device="cpu", precision="fp32") if args.random_weights
+             else AdaINModel.from_files(args.vgg, args.decoder, device="cpu", precision="fp32"))
     model.check([StyleSpec("image")], StylizeOptions(alpha=args.alpha, style_size=args.style_size))
     style_image = _read_image(args.style, "style", args.style_size) if args.style else None
     check_image = _check_image(args.check_image)

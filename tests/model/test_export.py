@@ -173,3 +173,26 @@ def test_bundled_encoder_exports_within_one_level_at_256_px(random_model: AdaINM
     exported = export.export_all(model, make_image(export.CHECK_SIZE, export.CHECK_SIZE, 7))
     assert [e.filename for e in exported] == ["encoder.onnx", "decoder.onnx"]
     assert all(e.level_difference <= export.MAX_LEVEL_DIFF for e in exported)
+
+
+def test_a_model_in_another_precision_is_refused(random_model: AdaINModel) -> None:
+    """Graphs are float32 and checked against the model's own results: a bfloat16 model (what a CPU with native
+    bfloat16 runs by default) would fail good graphs by a few levels, so it is refused by name instead."""
+    model = AdaINModel(random_model.encoder, random_model.decoder, random_model.info, device="cpu",
+                       dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="float32"):
+        export.export_all(model, make_image(64, 64, 7))
+
+
+def test_the_cli_checks_in_float32_on_any_cpu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The command line asks for float32 models, whatever precision this CPU would pick by default."""
+    asked: list[str] = []
+    real = AdaINModel.random
+
+    def recording(*args, **kwargs) -> AdaINModel:
+        asked.append(kwargs.get("precision", "auto"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AdaINModel, "random", recording)
+    assert export.main(["--random-weights", "--out", str(tmp_path / "out")]) == 0
+    assert asked == ["fp32"]
