@@ -346,29 +346,42 @@ class SpectrumLoss(nn.Module):
     #: flat; 0.02 is far below any pattern's or painting's (a checkerboard's is 0.5).
     FLOOR = 0.02
 
-    def __init__(self, style: torch.Tensor, shape: tuple[int, int], cells: int) -> None:
-        """``style``: (1, C, h, w) in [0, 1], at the scale's pixel size; ``shape``: the image's (H, W); ``cells``:
-        the layout's, whose blur sets the high-pass."""
+    def __init__(self, styles: Sequence[tuple[torch.Tensor, float]], shape: tuple[int, int], cells: int) -> None:
+        """``styles``: (image, weight) pairs, each image (1, C, h, w) in [0, 1] at the scale's pixel size; the term
+        is their weighted mean. ``shape``: the image's (H, W); ``cells``: the layout's, whose blur sets the
+        high-pass."""
         super().__init__()
+        style = styles[0][0]
         sigma = _blur_sigma(shape, cells)
         fy = torch.fft.fftfreq(shape[0], dtype=style.dtype, device=style.device)[:, None]
         fx = torch.fft.rfftfreq(shape[1], dtype=style.dtype, device=style.device)[None, :]
         # 1 less the Gaussian's transfer function: what the layout's blur would take out
         self.register_buffer("mask", 1 - torch.exp(-2 * math.pi**2 * sigma**2 * (fy**2 + fx**2)))
-        self.register_buffer("target", _periodic_spectrum(_cover_crop(style, shape)) * self.mask)
+        targets = [_periodic_spectrum(_cover_crop(image, shape)) * self.mask for image, _ in styles]
+        for i, target in enumerate(targets):
+            self.register_buffer(f"target{i}", target)
         # by Parseval, the half spectrum holds about half of the pixels' squared deviations
         floor = self.FLOOR**2 * style.shape[1] * shape[0] * shape[1] / 2
-        self.scale = max(float(self.target.abs().pow(2).sum()), floor)
+        self.scales = [max(float(target.abs().pow(2).sum()), floor) for target in targets]
+        total = sum(w for _, w in styles)
+        self.weights = [w / total for _, w in styles]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        # the image's spectrum once for every style
         spectrum = _periodic_spectrum(image) * self.mask
+        targets = [getattr(self, f"target{i}") for i in range(len(self.scales))]
+        return sum(w * (self._distance(spectrum, target) / scale)
+                   for w, target, scale in zip(self.weights, targets, self.scales, strict=True))
+
+    @staticmethod
+    def _distance(spectrum: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             # the phase per frequency (shared by the channels) that brings the style's coefficients closest to the
             # image's; where the image has nothing at that frequency any phase is as close: take 0
-            cross = (spectrum * self.target.conj()).sum(dim=1, keepdim=True)
+            cross = (spectrum * target.conj()).sum(dim=1, keepdim=True)
             size = cross.abs()
             phase = torch.where(size > 1e-12, cross / size.clamp_min(1e-12), torch.ones_like(cross))
-        return (spectrum - self.target * phase).abs().pow(2).sum() / self.scale
+        return (spectrum - target * phase).abs().pow(2).sum()
 
 
 class TVLoss(nn.Module):
@@ -436,8 +449,7 @@ class _Objective(nn.Module):
             self.content = ContentLoss(content_features, content, style_energy)
         self.style = nn.ModuleDict({name: loss_cls(targets[name]) for name in GATYS_STYLE_LAYERS})
         shape = (content.shape[2], content.shape[3])
-        self.spectra = nn.ModuleList([SpectrumLoss(style, shape, ContentLoss.LAYOUT_CELLS) for style, _ in styles])
-        self.spectrum_weights = [w / total for _, w in styles]
+        self.spectrum = SpectrumLoss(styles, shape, ContentLoss.LAYOUT_CELLS)
         self.tv = TVLoss()
         self.layers = layers
 
@@ -450,8 +462,7 @@ class _Objective(nn.Module):
             "tv": self.weights["tv"] * self.tv(image),
         }
         if SpectrumLoss.WEIGHT > 0:
-            terms["spectrum"] = self.weights["style"] * SpectrumLoss.WEIGHT * sum(
-                w * loss(image) for w, loss in zip(self.spectrum_weights, self.spectra, strict=True))
+            terms["spectrum"] = self.weights["style"] * SpectrumLoss.WEIGHT * self.spectrum(image)
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
