@@ -75,7 +75,7 @@ def _write(out: Path, options: GatysOptions, weights: Sequence[float], measured:
     lines = [f"{size} px, a Gatys job's defaults ({options.num_scales} scale(s) x {options.iterations} L-BFGS steps) "
              "but content_weight. Each cell: the Gram distance to the style over the content image's own (lower: "
              "more style) / model.quality.layout_similarity to the content (higher: more of the picture); judge: "
-             "model.quality.gatys_score, bundled VGG19. " + measured_on(measured["date"]), "",
+             "model.quality.gatys_score, bundled VGG19. " + measured_on(measured["date"], measured["machine"]), "",
              f"| content x style | {head} |", "|---|" + "---|" * len(weights)]
     for row in rows:
         cells = " | ".join(f"{m['gram_ratio']:.2f} / {m['layout']:.2f}" for m in row["weights"].values())

@@ -21,6 +21,7 @@ camera panning over a photo (``bench.clips``' pan clip, frames sent as JPEG, res
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -201,8 +202,10 @@ def measured_on(date: str | None = None, host: dict | None = None) -> str:
     return f"Measured on {host['cpu']}, {host['cores']} cores, {date or datetime.now(UTC).strftime('%Y-%m-%d')}."
 
 
+@functools.cache
 def _cpu_model() -> str:
-    """The CPU's model name on Linux ("AMD EPYC 7B12"), where platform.processor() gives only "" or "x86_64"."""
+    """The CPU's model name on Linux ("AMD EPYC 7B12"), where platform.processor() gives only "" or "x86_64"; read
+    once, as results pages are rewritten after every row."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
