@@ -5,22 +5,24 @@ where nothing moved, and it does not turn or scale its textures with the scene. 
 motion of the *input* frames (OpenCV's DIS optical flow, backward and forward) and carries the previous *output*
 along it, blending it into the new per-frame output where the motion is trustworthy:
 
-    base(O_t)   = base(P_t) + strength * M_t * (base(warp(O_t-1)) - base(P_t))
+    base(O_t)   = base(P_t) + S_t * R_t * M_t * (base(warp(O_t-1)) - base(P_t))
     detail(O_t) = g_t * (detail(P_t) + R_t * M_t * (detail(warp(O_t-1)) - detail(P_t)))
     O_t         = base(O_t) + detail(O_t) + (mean(P_t) - mean(base(O_t) + detail(O_t)))
 
 ``P_t`` is the family's per-frame stylization, ``warp`` moves the previous output to where its pixels are now
 (Lanczos), and the mask ``M_t`` in [0, 1] is 1 where a pixel was visible in the previous frame and 0 where it was
-not. ``base`` is an image's Gaussian blur (sigma 2 px) and ``detail`` the rest: its fine texture. The colours and
-shapes are blended at the stream's strength, but the texture is carried whole where the motion is reliable and
-never averaged: two textures that do not line up, averaged, make a third that neither frame has (finer, fainter,
-criss-crossed), and its style drifts further from the model's with every frame. The scalar ``g_t`` gives the
-texture back the energy of ``P_t``'s, which the repeated warps wear down, and the frame's mean colour is ``P_t``'s
-(the blended base would keep the colour balance of the first frames). The carried texture turns with the scene
-while the model draws its own upright: ``R_t`` is 0 where the texture has turned 5 degrees since it was drawn, and
-there it is drawn again from ``P_t``, in blobs whose turns start staggered so a turning scene is redrawn a share at
-a time. Like Lai et al. (ECCV 2018) this is blind to the family: it needs the input frames and the outputs, nothing
-from inside the network.
+not. ``base`` is an image's Gaussian blur (sigma 2 px) and ``detail`` the rest: its fine texture. The texture is
+carried whole where the motion is reliable and never averaged: two textures that do not line up, averaged, make a
+third that neither frame has (finer, fainter, criss-crossed), and its style drifts further from the model's with
+every frame. The colours and shapes are blended at the stream's strength ``S_t``, except where the two bases differ
+as much as a line from its ground: there a blend would leave a grey ghost of a line that only one of them has (a
+thick-outline look came out with thinner, greyer outlines), so ``S_t`` rises to 1 and they too are carried whole.
+The scalar ``g_t`` gives the texture back the energy of ``P_t``'s, which the repeated warps wear down, and the
+frame's mean colour is ``P_t``'s (the blended base would keep the colour balance of the first frames). The carried
+texture turns with the scene while the model draws its own upright: ``R_t`` is 0 where the texture has turned 6.5
+degrees since it was drawn, and there it is drawn again from ``P_t``, with its colours and shapes, in blobs whose
+turns start staggered so a turning scene is redrawn a share at a time. Like Lai et al. (ECCV 2018) this is blind to
+the family: it needs the input frames and the outputs, nothing from inside the network.
 
 A pixel counts as visible when its backward and forward flows agree (the consistency test of Sundaram et al.
 2010, used for style transfer by Ruder et al. 2016), when it maps inside the previous frame, and when the warped
@@ -66,8 +68,10 @@ _FB_ABSOLUTE = 0.5
 _PHOTOMETRIC = 0.08
 _DETAIL_SIGMA = 2.0  # px: the Gaussian that splits an image into its base (colours, shapes) and its texture
 # The carried texture turns with the scene while a model draws its own upright, and a turned texture is further from
-# the style; where it has turned this many degrees it is redrawn from the per-frame output, a blob at a time.
-_TURN_LIMIT = 5.0
+# the style; where it has turned this many degrees it is redrawn from the per-frame output, a blob at a time. The
+# colours and shapes are redrawn with it, so redrawing more often costs stability: at 5 degrees the warping error of a
+# thick-outline preset on a rotating clip was 0.51x per-frame's (0.48x at 6.5), its style distance no closer.
+_TURN_LIMIT = 6.5
 # Degrees a frame of rotation that do not count: the fit's error on pans and zooms with a moving object (0.1 or less)
 _ROTATION_FLOOR = 0.15
 _ROTATION_STEP = 4  # px between the pixels the rotation is fitted to
@@ -77,6 +81,11 @@ _ROTATION_STEP = 4  # px between the pixels the rotation is fitted to
 # 1.07x).
 _STAGGER_SIGMA = 12.0
 _STAGGER_LEVELS = 4
+# Where the moved and the fresh colours differ by more than this (mean over RGB, 0-255), averaging them would leave a
+# faint copy of each, a grey ghost of a line that only one of them has: from the lower bound up to the upper one the
+# blend moves from the stream's strength to carrying the moved colours whole, like the texture.
+_GHOST_LOW = 15.0
+_GHOST_HIGH = 30.0
 _DETAIL_MAX_GAIN = 2.0  # the carried texture's energy is restored by at most this factor, or lowered by it
 # Share of the previous output's rows that another thread warps while this one checks the flow (and warps the rest):
 # the checks, the turn and the fresh output's base take about 60 % of the warp's time, so both finish together.
@@ -281,7 +290,7 @@ class TemporalStabilizer:
             top_rows = top.result()
         self.last_visible_share = share
         moved = _with_base(np.concatenate((top_rows, bottom)))
-        return _carry(moved, fresh_and_base, mask, self._strength, mask * ~redraw)
+        return _carry(moved, fresh_and_base, mask, self._strength, redraw)
 
 
 @functools.cache
@@ -341,24 +350,29 @@ def _with_base(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _carry(moved_and_base: tuple[np.ndarray, np.ndarray], fresh_and_base: tuple[np.ndarray, np.ndarray],
-           mask: np.ndarray, strength: float, texture_mask: np.ndarray) -> np.ndarray:
+           mask: np.ndarray, strength: float, redraw: np.ndarray) -> np.ndarray:
     """The previous output, moved to this frame (with its base), carried into the per-frame output (with its base)
-    where ``mask`` (H, W), its texture where ``texture_mask`` (``mask`` less the texture redrawn now).
+    where ``mask`` (H, W) and not ``redraw`` (H, W, bool: where the texture has turned, both are drawn afresh).
 
-    The base is blended at ``strength``, the texture carried whole (see the module's docstring for why it is not
-    averaged). Warping the carried texture again on every frame wears down its finest detail (Lanczos attenuates
-    the band near the pixel pitch), so the texture is scaled by one gain for the whole frame that gives it the
-    energy of ``fresh``'s texture (within [1/2, 2], so a nearly flat texture is not blown up); a gain for each of two
-    bands (finer and coarser than a sigma-0.7 blur) did little better and cost two more blurs. A local gain would
-    follow the texture's own blotches, and one never below 1 raises the texture wherever it is locally fainter than
-    the frame's and lowers it nowhere, so the grain grows from frame to frame. Last, the frame's mean colour is the
-    per-frame output's: the blended base remembers the colours of every earlier frame, and the model's own balance
-    moves with what the camera sees."""
+    The texture is carried whole (see the module's docstring for why it is not averaged), and so is the base where
+    it differs from the fresh one as much as a line differs from its ground (:data:`_GHOST_HIGH`); elsewhere the base
+    is blended at ``strength``. Warping the carried texture again on every frame wears down its finest detail
+    (Lanczos attenuates the band near the pixel pitch), so the texture is scaled by one gain for the whole frame
+    that gives it the energy of ``fresh``'s texture (within [1/2, 2], so a nearly flat texture is not blown up); a
+    gain for each of two bands (finer and coarser than a sigma-0.7 blur) did little better and cost two more blurs.
+    A local gain would follow the texture's own blotches, and one never below 1 raises the texture wherever it is
+    locally fainter than the frame's and lowers it nowhere, so the grain grows from frame to frame. Last, the
+    frame's mean colour is the per-frame output's: the blended base remembers the colours of every earlier frame,
+    and the model's own balance moves with what the camera sees."""
     import cv2
 
     (moved, moved_base), (fresh, fresh_base) = moved_and_base, fresh_and_base
+    mask = mask * ~redraw
+    apart = _channel_sum(cv2.absdiff(moved_base, fresh_base)) * (1 / moved.shape[-1])
+    whole = np.clip((apart - _GHOST_LOW) * (1 / (_GHOST_HIGH - _GHOST_LOW)), 0, 1)
     # the masks in as many channels as the images: OpenCV-sized products, several times faster than broadcasting
-    base_mask, texture_mask = (cv2.merge([m] * moved.shape[-1]) for m in (strength * mask, texture_mask))
+    base_mask, texture_mask = (cv2.merge([m] * moved.shape[-1])
+                               for m in (mask * (strength + (1 - strength) * whole), mask))
     out = fresh_base + base_mask * (moved_base - fresh_base)
     fresh_detail = fresh - fresh_base
     detail = moved - moved_base

@@ -130,6 +130,28 @@ def test_texture_is_carried_whole_not_averaged_with_the_new_frames(pan) -> None:
     assert np.std(out) == pytest.approx(np.std(_texture(second)), rel=0.05)
 
 
+def _bar(frame: Image.Image, top: int) -> Image.Image:
+    """A stand-in for a thick-outline look: a flat yellow ground with one black bar 6 px thick at row ``top``."""
+    out = np.empty((frame.height, frame.width, 3), np.uint8)
+    out[:] = (230, 200, 40)
+    out[top:top + 6] = 0
+    return Image.fromarray(out)
+
+
+def test_a_line_that_moved_is_carried_whole_not_left_as_a_grey_ghost(pan) -> None:
+    """The model draws its outline 20 px lower on the next frame of a still camera. Blended at the stream's strength,
+    the two frames' colours would leave a faint grey copy of the new line on the carried ground and a lighter old
+    line; where the colours differ that much they are carried whole, like the texture: the old line stays black and
+    the ground stays yellow."""
+    frame = pan.frames[0]
+    stabilizer = TemporalStabilizer(0.9)
+    stabilizer.stabilize(frame, _bar(frame, 40))
+    out = np.asarray(stabilizer.stabilize(frame, _bar(frame, 60)), dtype=np.float32)
+    ground = np.array((230, 200, 40), np.float32)
+    assert np.abs(out[62:64, 10:-10] - ground).max() <= 3  # no ghost of the new line
+    assert out[42:44, 10:-10].max() <= 3  # the old line at full strength
+
+
 def _stripes(frame: Image.Image, seed: int) -> Image.Image:
     """A stand-in for a model that draws its texture upright whatever the scene does: horizontal stripes 4 px apart,
     at a new phase on every frame."""
