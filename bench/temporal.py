@@ -209,7 +209,9 @@ def write_strip(clip: Clip, per_frame: Sequence[Image.Image], stable: Sequence[I
 def temporal_table(results: dict) -> list[str]:
     """Markdown: one row per model and clip, per-frame against temporal, and the target ratios."""
     measured = [measured_on(results["date"][:10], results["machine"]), ""] if "machine" in results else []
-    lines = [*measured, f"{results['side']} px high clips, strength {results['strength']}; "
+    frames = {row["frames"] for row in results["rows"]}
+    lasting = f" of {'/'.join(str(n) for n in sorted(frames))} frames" if frames else ""
+    lines = [*measured, f"{results['side']} px high clips{lasting}, strength {results['strength']}; "
              f"warping error: mean absolute difference per channel in [0, 1] along the true motion (Lai et al.'s "
              f"squared measure in brackets); style distance scored with {results['evaluator']}.", "",
              "| model | style | clip | warping error per-frame | temporal | ratio (target <= 0.5) "
