@@ -357,31 +357,26 @@ class SpectrumLoss(nn.Module):
         fx = torch.fft.rfftfreq(shape[1], dtype=style.dtype, device=style.device)[None, :]
         # 1 less the Gaussian's transfer function: what the layout's blur would take out
         self.register_buffer("mask", 1 - torch.exp(-2 * math.pi**2 * sigma**2 * (fy**2 + fx**2)))
-        targets = [_periodic_spectrum(_cover_crop(image, shape)) * self.mask for image, _ in styles]
-        for i, target in enumerate(targets):
-            self.register_buffer(f"target{i}", target)
+        # every style's spectrum in one (S, C, H, W // 2 + 1) tensor, so an evaluation treats them all at once
+        self.register_buffer("targets", torch.cat(
+            [_periodic_spectrum(_cover_crop(image, shape)) for image, _ in styles]) * self.mask)
         # by Parseval, the half spectrum holds about half of the pixels' squared deviations
         floor = self.FLOOR**2 * style.shape[1] * shape[0] * shape[1] / 2
-        self.scales = [max(float(target.abs().pow(2).sum()), floor) for target in targets]
-        total = sum(w for _, w in styles)
-        self.weights = [w / total for _, w in styles]
+        energies = self.targets.abs().pow(2).sum(dim=(1, 2, 3)).clamp_min(floor)
+        weights = torch.tensor([w for _, w in styles], dtype=energies.dtype, device=energies.device)
+        # each style's share of the term: its weight among the styles' over its own energy
+        self.register_buffer("shares", weights / weights.sum() / energies)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        # the image's spectrum once for every style
-        spectrum = _periodic_spectrum(image) * self.mask
-        targets = [getattr(self, f"target{i}") for i in range(len(self.scales))]
-        return sum(w * (self._distance(spectrum, target) / scale)
-                   for w, target, scale in zip(self.weights, targets, self.scales, strict=True))
-
-    @staticmethod
-    def _distance(spectrum: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        spectrum = _periodic_spectrum(image) * self.mask  # once for every style
         with torch.no_grad():
-            # the phase per frequency (shared by the channels) that brings the style's coefficients closest to the
+            # the phase per frequency (shared by the channels) that brings each style's coefficients closest to the
             # image's; where the image has nothing at that frequency any phase is as close: take 0
-            cross = (spectrum * target.conj()).sum(dim=1, keepdim=True)
+            cross = (spectrum * self.targets.conj()).sum(dim=1, keepdim=True)
             size = cross.abs()
             phase = torch.where(size > 1e-12, cross / size.clamp_min(1e-12), torch.ones_like(cross))
-        return (spectrum - target * phase).abs().pow(2).sum()
+        distances = (spectrum - self.targets * phase).abs().pow(2).sum(dim=(1, 2, 3))
+        return (distances * self.shares).sum()
 
 
 class TVLoss(nn.Module):
