@@ -43,6 +43,7 @@ from model.network import RELU4_1, Encoder
 from model.previews import preview
 from model.quality import quality_score, warping_error
 from model.temporal import DEFAULT_STRENGTH, TemporalStabilizer, warp
+from server.malloc import retain_freed_memory
 
 __all__ = ["STYLES", "StreamContender", "measure_temporal", "temporal_table", "write_strip"]
 
@@ -240,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--clips", default=",".join(CLIPS), help=f"comma-separated subset of {','.join(CLIPS)}")
     parser.add_argument("--styles", default=",".join(STYLES), help="comma-separated scikit-image photo names")
     args = parser.parse_args(argv)
+    retain_freed_memory()  # as `python -m server` does, so the compute column is what a stream costs there
     measured = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
     results = measure_temporal(clips=args.clips.split(","), frames=args.frames, side=args.side,
                                strength=args.strength, styles=args.styles.split(","), out=args.out,
