@@ -139,7 +139,7 @@ def warp(image: np.ndarray, flow: np.ndarray, *, sharp: bool = True) -> np.ndarr
 def _doubled(image: np.ndarray) -> np.ndarray:
     """``image`` at twice its width and height: its own pixels at the even positions, Lanczos half-way values at the
     odd ones. Sampled bicubically (:func:`_sample_doubled`), it warps nearly as sharply as an 8x8 Lanczos warp (on
-    detail up to 0.35 cycles a pixel, within twice its error; bicubic's is six times) at half the cost (at 320x256
+    detail up to 0.35 cycles a pixel, at most twice its error and a third of bicubic's) at half the cost (at 320x256
     RGB, 2.2 ms against 4.7): the Lanczos part is two separable 8-tap filters, and bicubic's softening, spread over
     twice the frequencies, falls mostly above the image's own. On the stabiliser's outputs the two warps give the
     same warping errors and style distances. Shifts by whole pixels are exact, so a still scene is not blurred
@@ -427,7 +427,7 @@ def _carry(difference: _Difference, mask: np.ndarray, strength: float, redraw: n
     The texture is carried whole (see the module's docstring for why it is not averaged), and so is the base where
     it differs from the fresh one as much as a line differs from its ground (:data:`_GHOST_HIGH`); elsewhere the base
     is blended at ``strength``. Warping the carried texture again on every frame wears down its finest detail
-    (Lanczos attenuates the band near the pixel pitch), so the texture is scaled by one gain for the whole frame
+    (the warp attenuates the band near the pixel pitch), so the texture is scaled by one gain for the whole frame
     that gives it the energy of ``fresh``'s texture (within [1/2, 2], so a nearly flat texture is not blown up); a
     gain for each of two bands (finer and coarser than a sigma-0.7 blur) did little better and cost two more blurs.
     A local gain would follow the texture's own blotches, and one never below 1 raises the texture wherever it is
