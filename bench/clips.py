@@ -147,7 +147,7 @@ def _motion(camera_before: np.ndarray, camera: np.ndarray, place_before: np.ndar
     cover_there = cv2.remap(cover_before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=0.0)
     on_background = (cover <= _CLEAR) & (cover_there <= _CLEAR)
-    # Lanczos warps read an 8x8 neighbourhood: keep a pixel's source 4 px inside the frame
+    # the sharp warp's Lanczos taps reach 4 px each way: keep a pixel's source 4 px inside the frame
     margin = (map_x >= 4) & (map_x <= width - 5) & (map_y >= 4) & (map_y <= height - 5)
     visible = inside & margin & (on_object | on_background)
     return Motion(np.dstack([flow_x, flow_y]), visible)
