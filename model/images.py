@@ -188,6 +188,19 @@ def pad_bottom_right(pixels: np.ndarray, multiple: int, minimum: int, *, axes: t
     return np.pad(pixels, pads, mode="symmetric")
 
 
+def image_to_pixels(img: Image.Image) -> np.ndarray:
+    """RGB image -> (H, W, 3) float32 in [0, 1], in NumPy, for the ONNX families, whose graphs take arrays. NumPy runs
+    on the calling thread alone; torch's ops would wake its OpenMP workers, which then spin for a while on the cores
+    that the next step needs (a stream's stabiliser took a fifth more CPU time after a preset's torch conversions)."""
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
+
+
+def pixels_to_image(pixels: np.ndarray) -> Image.Image:
+    """(H, W, 3) float in [0, 1] -> RGB image, rounding as :func:`tensor_to_image` does, in NumPy (see
+    :func:`image_to_pixels`)."""
+    return Image.fromarray((pixels * np.float32(255) + np.float32(0.5)).clip(0, 255).astype(np.uint8), mode="RGB")
+
+
 def image_to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB image -> (1, 3, H, W) float32 in [0, 1], contiguous: torchvision's ``to_tensor``, without importing
     torchvision (a second of server start-up)."""

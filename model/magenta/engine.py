@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 
 from model.color import coral, transfer_luminance
-from model.images import pad_bottom_right, resize_shorter
+from model.images import image_to_pixels, pad_bottom_right, pixels_to_image, resize_shorter
 from model.magenta.declaration import TRAINED_STYLE_SIZE
 from model.magenta.graphs import PREDICT, TRANSFORM, read_graph, with_symbolic_size
 from model.ort import make_session, session_device
@@ -70,12 +70,7 @@ FUSED_POOL_LIMIT = 1 << 24
 
 def _to_nhwc(image: Image.Image) -> np.ndarray:
     """RGB image -> (1, H, W, 3) float32 in [0, 1], the graphs' layout."""
-    return np.asarray(image.convert("RGB"), dtype=np.float32)[None] / np.float32(255)
-
-
-def _to_image(pixels: np.ndarray) -> Image.Image:
-    """(H, W, 3) float in [0, 1] -> RGB image, rounding to the nearest level."""
-    return Image.fromarray((pixels * 255 + 0.5).clip(0, 255).astype(np.uint8), mode="RGB")
+    return image_to_pixels(image)[None]
 
 
 def _padded(pixels: np.ndarray) -> np.ndarray:
@@ -121,14 +116,14 @@ def recolour_style(style: Image.Image, content: Image.Image) -> Image.Image:
     target = content.convert("RGB").resize(style.size, Image.Resampling.BILINEAR)
     src = torch.from_numpy(_to_nhwc(style)[0]).permute(2, 0, 1)
     tgt = torch.from_numpy(_to_nhwc(target)[0]).permute(2, 0, 1)
-    return _to_image(coral(src, tgt).clamp(0, 1).permute(1, 2, 0).numpy())
+    return pixels_to_image(coral(src, tgt).clamp(0, 1).permute(1, 2, 0).numpy())
 
 
 def keep_chrominance(stylized: Image.Image, content: Image.Image) -> Image.Image:
     """Luminance colour preservation: the stylized image's luminance with the content's chrominance (YIQ)."""
     styl = torch.from_numpy(_to_nhwc(stylized)).permute(0, 3, 1, 2)
     cont = torch.from_numpy(_to_nhwc(content)).permute(0, 3, 1, 2)
-    return _to_image(transfer_luminance(styl, cont).clamp(0, 1)[0].permute(1, 2, 0).numpy())
+    return pixels_to_image(transfer_luminance(styl, cont).clamp(0, 1)[0].permute(1, 2, 0).numpy())
 
 
 class MagentaEngine:
@@ -167,7 +162,7 @@ class MagentaEngine:
         }
         session = self._transform if padded.shape[1] * padded.shape[2] < FUSED_POOL_LIMIT else self._unfused_session()
         out = session.run([TRANSFORM.output], feeds)[0]
-        return _to_image(out[0, :height, :width])
+        return pixels_to_image(out[0, :height, :width])
 
     def _unfused_session(self):  # -> onnxruntime.InferenceSession
         with self._lock:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.images import image_to_tensor, pad_bottom_right
+from model.images import image_to_pixels, pad_bottom_right
 from model.ort import make_session, session_device
 from model.pins import pinned, read_packaged
 
@@ -54,7 +54,7 @@ class PresetsEngine:
         """``content`` under the style ``weights`` (26 values summing to 1) -> (1, 3, H, W) in [0, 1] at exactly the
         content's size."""
         weights = np.asarray(weights, dtype=np.float32).reshape(NUM_STYLES)
-        pixels = image_to_tensor(content.convert("RGB")).numpy()  # (1, 3, H, W)
+        pixels = np.ascontiguousarray(image_to_pixels(content).transpose(2, 0, 1)[None])  # (1, 3, H, W)
         _, _, height, width = pixels.shape
         feeds = {_IMAGE: pad_bottom_right(pixels, SIZE_MULTIPLE, _MIN_SIDE, axes=(2, 3)), _STYLE_WEIGHTS: weights}
         out = self._session.run([_OUTPUT], feeds)[0]

@@ -42,7 +42,7 @@ from model.family import (
     code_identity,
     require_producer,
 )
-from model.images import image_to_tensor, resize_shorter, tensor_to_image
+from model.images import image_to_tensor, pixels_to_image, resize_shorter
 from model.masks import render_batch
 from model.network import StopCheck
 from model.presets.catalogue import CATALOGUE
@@ -142,4 +142,4 @@ class PresetsModel:
             out = transfer_luminance(out, source)
         if options.alpha < 1.0:
             out = options.alpha * out + (1.0 - options.alpha) * source
-        return tensor_to_image(out)
+        return pixels_to_image(out[0].numpy().transpose(1, 2, 0))

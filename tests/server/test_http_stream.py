@@ -217,6 +217,10 @@ def test_open_streams_are_capped_by_both_limits(start_server) -> None:
     async def second_while_first_is_open(url: str) -> tuple[Session | int, int]:
         async with aiohttp.ClientSession() as client, client.ws_connect(url + PATH) as first:
             await first.send_str(settings())
+            # a frame's result: the first stream holds its slot before the second asks (else, on a loaded machine,
+            # the second's settings could reach the server first, and the first be the one refused)
+            await first.send_bytes(FRAMES[0])
+            assert unpack((await first.receive(timeout=60)).data).image
             try:
                 seen = Session()
                 async with client.ws_connect(url + PATH) as ws:
