@@ -137,9 +137,11 @@ class PresetsModel:
         if should_stop is not None and should_stop():
             raise Cancelled("stopped by the caller")
         out = self._engine.render(content, blend)
-        source = image_to_tensor(content)
-        if options.color is ColorMode.LUMINANCE:
-            out = transfer_luminance(out, source)
-        if options.alpha < 1.0:
-            out = options.alpha * out + (1.0 - options.alpha) * source
+        if options.color is ColorMode.LUMINANCE or options.alpha < 1.0:
+            # torch's ops only where an option needs them: they wake its OpenMP workers (model.images.image_to_pixels)
+            source = image_to_tensor(content)
+            if options.color is ColorMode.LUMINANCE:
+                out = transfer_luminance(out, source)
+            if options.alpha < 1.0:
+                out = options.alpha * out + (1.0 - options.alpha) * source
         return pixels_to_image(out[0].numpy().transpose(1, 2, 0))

@@ -12,7 +12,9 @@ from model.images import (
     decode_image,
     decode_mask,
     encode_image,
+    image_to_pixels,
     image_to_tensor,
+    pixels_to_image,
     probe_image,
     resize_shorter,
     tensor_to_image,
@@ -96,6 +98,19 @@ def test_tensor_round_trip_uses_reference_rounding() -> None:
     assert pixels.tolist() == [0, 1, 0, 255, 0]  # x*255 + 0.5, clamped, truncated: as torchvision's save_image
     image = make_image(7, 5)
     assert np.array_equal(np.asarray(tensor_to_image(image_to_tensor(image))), np.asarray(image))
+
+
+def test_numpy_conversions_match_the_torch_ones() -> None:
+    """The ONNX families convert in NumPy; their outputs must be those of the torch conversions, to the last level."""
+    image = make_image(9, 6)
+    pixels = image_to_pixels(image)
+    assert pixels.dtype == np.float32
+    assert np.array_equal(pixels, image_to_tensor(image)[0].permute(1, 2, 0).numpy())
+    values = np.random.default_rng(0).uniform(-0.2, 1.2, (6, 9, 3)).astype(np.float32)
+    values[0, :5, 0] = [0.0, 0.5 / 255, 0.49 / 255, 1.2, -0.3]
+    expected = np.asarray(tensor_to_image(torch.from_numpy(values).permute(2, 0, 1)))
+    assert np.array_equal(np.asarray(pixels_to_image(values)), expected)
+    assert np.asarray(pixels_to_image(values))[0, :5, 0].tolist() == [0, 1, 0, 255, 0]
 
 
 @pytest.mark.parametrize("fmt, mime", [("png", "image/png"), ("jpeg", "image/jpeg"), ("webp", "image/webp")])
