@@ -13,7 +13,7 @@ from model.errors import InvalidOptionError
 from model.family import StyleSource
 from model.magenta.model import MagentaModel
 from model.quality import warping_error
-from model.temporal import Motion, TemporalStabilizer, check_strength, warp
+from model.temporal import Motion, TemporalStabilizer, _carried, check_strength, warp
 from tests.helpers import make_image
 
 SIDE = 128  # frame height; the width is 1.25x
@@ -261,3 +261,26 @@ def test_clip_files_for_players_and_fake_cameras(pan, tmp_path) -> None:
     luma = np.frombuffer(data[len(header) + 6 : len(header) + 6 + width * height], np.uint8).reshape(height, width)
     expected = 16 + 219 / 255 * np.asarray(pan.frames[0].convert("L"), dtype=np.float32)
     assert np.abs(luma - expected).mean() < 2.0
+
+
+def test_a_redrawn_blob_fades_in_and_its_texture_only_across_lines() -> None:
+    """Where turned texture is redrawn, a hard edge between the fresh and the carried strokes is a seam through the
+    model's lines: the carried colours fade out around the blob, and so does the texture where the two outputs'
+    colours differ (a line or a fill only one of them has); where they agree the texture switches at the blob's edge,
+    since two textures averaged come out fainter."""
+    mask = np.ones((40, 60), np.float32)
+    mask[:, :4] = 0.5  # the visibility still bounds what is carried
+    redraw = np.zeros((40, 60), bool)
+    redraw[10:30, 20:40] = True
+    differs = np.zeros((40, 60), np.float32)
+    differs[:, 30:] = 1  # the right half: the colours differ
+    base, texture = _carried(mask, redraw, differs)
+    inner = np.zeros_like(redraw)
+    inner[12:28, 22:38] = True  # the blob but for its corners (half carried there) is drawn afresh
+    assert not base[inner].any() and not texture[inner].any() and base[redraw].max() <= 0.6
+    row = 20
+    assert 0.2 < base[row, 42] < 0.9 and texture[row, 42] == pytest.approx(base[row, 42])  # 3 px right: both fade
+    assert 0.2 < base[row, 17] < 0.9 and texture[row, 17] == 1  # 3 px left: the colours fade, the texture does not
+    assert base[row, 8] == pytest.approx(1, abs=1e-3) and base[row, 2] == pytest.approx(0.5, abs=1e-3)
+    still = np.zeros_like(redraw)
+    assert all(m is mask for m in _carried(mask, still, differs))  # nothing turned: the mask itself
