@@ -13,7 +13,7 @@ from model.errors import InvalidOptionError
 from model.family import StyleSource
 from model.magenta.model import MagentaModel
 from model.quality import warping_error
-from model.temporal import Motion, TemporalStabilizer, _carried, check_strength, warp
+from model.temporal import Motion, TemporalStabilizer, _carried, _stagger, _turned, check_strength, warp
 from tests.helpers import make_image
 
 SIDE = 128  # frame height; the width is 1.25x
@@ -284,3 +284,18 @@ def test_a_redrawn_blob_fades_in_and_its_texture_only_across_lines() -> None:
     assert base[row, 8] == pytest.approx(1, abs=1e-3) and base[row, 2] == pytest.approx(0.5, abs=1e-3)
     still = np.zeros_like(redraw)
     assert all(m is mask for m in _carried(mask, still, differs))  # nothing turned: the mask itself
+
+
+def test_texture_carried_far_is_redrawn_and_a_still_cameras_never() -> None:
+    """Each warp resamples the carried texture and each frame adds seams, so texture that has travelled 40 px is
+    redrawn as if it had turned (a blob at a time); where nothing moves, nothing is ever redrawn."""
+    mask = np.ones((64, 80), np.float32)
+    for step, frames, redrawn in ((5.0, 10, True), (0.0, 40, False)):
+        flow = np.zeros((64, 80, 2), np.float32)
+        flow[..., 0] = step  # a pan, no rotation
+        turn, ever = _stagger(64, 80).copy(), np.zeros((64, 80), bool)
+        for _ in range(frames):
+            turn, redraw = _turned(turn, flow, mask)
+            ever |= redraw
+        inner = ever[8:-8, 8:-8]  # the columns a pan brings in start afresh
+        assert inner.mean() > 0.95 if redrawn else not ever.any()
