@@ -281,7 +281,7 @@ class TemporalStabilizer:
         self._strength = check_strength(strength)
         self._flow: _Flow | None = None
         self._previous_input: np.ndarray | None = None  # (H, W, 3) uint8 at the output's size
-        self._previous_output: np.ndarray | None = None  # (H, W, 3) float32 in [0, 255]
+        self._previous_output: np.ndarray | None = None  # (H, W, 3) uint8: what was shown
         # (H, W) float32: degrees each pixel's carried texture has turned since it was drawn (staggered at a start)
         self._turn: np.ndarray | None = None
         self.scene_cuts = 0  # cuts detected since construction (not counting explicit resets)
@@ -309,19 +309,19 @@ class TemporalStabilizer:
             return stylized
         current = np.asarray(frame.convert("RGB").resize(stylized.size, Image.Resampling.BILINEAR)
                              if frame.size != stylized.size else frame.convert("RGB"))
-        fresh = np.asarray(stylized.convert("RGB"), dtype=np.float32)
-        output = self._blend(current, fresh)
-        self._previous_input, self._previous_output = current, fresh if output is None else output
+        shown = np.asarray(stylized.convert("RGB"))
+        output = self._blend(current, shown)
+        self._previous_input, self._previous_output = current, shown if output is None else output
         if output is None:
-            self._turn = _stagger(*fresh.shape[:2])
+            self._turn = _stagger(*shown.shape[:2])
             return stylized
-        return Image.fromarray(np.clip(output + 0.5, 0, 255).astype(np.uint8))
+        return Image.fromarray(output)
 
-    def _blend(self, current: np.ndarray, fresh: np.ndarray) -> np.ndarray | None:
+    def _blend(self, current: np.ndarray, shown: np.ndarray) -> np.ndarray | None:
         """The blended output, or None where the stabiliser starts afresh (first frame, new size, scene cut)."""
         previous = self._previous_output
         self.last_visible_share = 0.0
-        if previous is None or self._previous_input is None or previous.shape != fresh.shape:
+        if previous is None or self._previous_input is None or previous.shape != shown.shape:
             return None
         flow = self._flow = self._flow or _Flow()
         grays = _gray(current), _gray(self._previous_input)
@@ -331,7 +331,7 @@ class TemporalStabilizer:
         # beside the checks of the flow and the turn. More parts at once would slow the backward flow that the rest
         # waits for. The doubling stays on this thread: on another, with glibc's default per-thread arenas, its
         # buffer (four frames' worth) came from fresh pages every frame, and their faults cost more than the work.
-        forward_and_base = _workers().submit(_forward_and_base, flow, grays, fresh)
+        forward_and_base = _workers().submit(_forward_and_base, flow, grays, shown)
         backward = flow.backward(*grays)
         doubled = _doubled(previous)
         forward, fresh_and_base = forward_and_base.result()
@@ -407,7 +407,7 @@ def _turned(turn: np.ndarray, flow: np.ndarray, mask: np.ndarray) -> tuple[np.nd
 def _forward_and_base(flow: _Flow, grays: tuple[np.ndarray, np.ndarray], fresh: np.ndarray) -> tuple[
         np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The forward flow, then the fresh output with its base: one part of a frame's work, for another thread."""
-    return flow.forward(*grays), _with_base(fresh)
+    return flow.forward(*grays), _with_base(np.float32(fresh))
 
 
 @dataclass(frozen=True)
@@ -428,7 +428,7 @@ def _difference(doubled: np.ndarray, flow: np.ndarray, fresh_and_base: tuple[np.
     """The previous output (doubled) warped to this frame, against the fresh output (with its base)."""
     import cv2
 
-    moved, moved_base = _with_base(_sample_doubled(doubled, flow))
+    moved, moved_base = _with_base(np.float32(_sample_doubled(doubled, flow)))
     fresh, fresh_base = fresh_and_base
     apart = _channel_sum(cv2.absdiff(moved_base, fresh_base)) * (1 / moved.shape[-1])
     whole = np.clip((apart - _GHOST_LOW) * (1 / (_GHOST_HIGH - _GHOST_LOW)), 0, 1)
@@ -473,7 +473,8 @@ def _carry(difference: _Difference, mask: np.ndarray, strength: float, redraw: n
     detail += d.fresh_detail
     energy = (_mean_square(d.fresh_detail) + 1e-3) / (_mean_square(detail) + 1e-3)
     cv2.scaleAdd(detail, min(max(math.sqrt(energy), 1 / _DETAIL_MAX_GAIN), _DETAIL_MAX_GAIN), out, dst=out)
-    return cv2.add(out, tuple(np.subtract(cv2.mean(d.fresh), cv2.mean(out))), dtype=cv2.CV_32F)
+    # rounded and clipped to 8 bits by the same pass
+    return cv2.add(out, tuple(np.subtract(cv2.mean(d.fresh), cv2.mean(out))), dtype=cv2.CV_8U)
 
 
 def _carried(mask: np.ndarray, redraw: np.ndarray, differs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
