@@ -50,6 +50,7 @@ import numpy as np
 from PIL import Image
 
 from model.errors import InvalidOptionError
+from model.images import to_rgb
 
 __all__ = [
     "DEFAULT_STRENGTH",
@@ -147,13 +148,34 @@ def warp(image: np.ndarray, flow: np.ndarray, *, sharp: bool = True) -> np.ndarr
     Sharp by default, for images: the stabiliser warps its own output again on every frame, and bicubic's softening
     added up (the style distance of the stabilised output rose 13 % on a pan, 4.5 % with Lanczos; on a pastel preset
     34 % against 6 %). ``sharp=False`` is bilinear, for flows and masks, where overshoot has no meaning."""
-    if sharp:
-        return _sample_doubled(_doubled(image), flow)
+    maps = _Maps.of(flow)
+    return _sample_doubled(_doubled(image), maps) if sharp else _sample(image, maps)
+
+
+@dataclass(frozen=True)
+class _Maps:
+    """Where each pixel of frame t was in frame t-1, as coordinates (what OpenCV's remap samples at): made once a
+    frame from the backward flow and shared by the frame's warps and checks."""
+
+    x: np.ndarray  # (H, W) float32
+    y: np.ndarray
+
+    @classmethod
+    def of(cls, flow: np.ndarray) -> _Maps:
+        grid_x, grid_y = _grid(*flow.shape[:2])
+        return cls(grid_x + flow[..., 0], grid_y + flow[..., 1])
+
+    def inside(self) -> np.ndarray:
+        """Where the pixels land inside the previous frame."""
+        height, width = self.x.shape
+        return (self.x >= 0) & (self.x <= width - 1) & (self.y >= 0) & (self.y <= height - 1)
+
+
+def _sample(image: np.ndarray, maps: _Maps) -> np.ndarray:
+    """``image`` sampled bilinearly at ``maps`` (edges replicated)."""
     import cv2
 
-    grid_x, grid_y = _grid(*flow.shape[:2])
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, maps.x, maps.y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _doubled(image: np.ndarray) -> np.ndarray:
@@ -174,13 +196,11 @@ def _doubled(image: np.ndarray) -> np.ndarray:
     return cv2.merge((tall, between_columns)).reshape((2 * height, 2 * width, *image.shape[2:]))
 
 
-def _sample_doubled(doubled: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """The warp of the image that :func:`_doubled` doubled, along ``flow``."""
+def _sample_doubled(doubled: np.ndarray, maps: _Maps) -> np.ndarray:
+    """The image that :func:`_doubled` doubled, sampled at ``maps``."""
     import cv2
 
-    grid_x, grid_y = _grid(*flow.shape[:2])
-    return cv2.remap(doubled, 2 * (grid_x + flow[..., 0]), 2 * (grid_y + flow[..., 1]), cv2.INTER_CUBIC,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(doubled, maps.x * 2, maps.y * 2, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
 @functools.lru_cache(maxsize=8)
@@ -189,14 +209,6 @@ def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     grid_x.flags.writeable = grid_y.flags.writeable = False
     return grid_x, grid_y
-
-
-def _inside(flow: np.ndarray) -> np.ndarray:
-    """Where the backward flow lands inside the previous frame."""
-    height, width = flow.shape[:2]
-    grid_x, grid_y = _grid(height, width)
-    x, y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
@@ -237,20 +249,21 @@ def _dis() -> Any:
     return dis
 
 
-def _visible(current: np.ndarray, previous: np.ndarray, backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
-    """Where ``backward`` shows the same surface in both frames: the ``forward`` flow agrees, it lands inside the
-    previous frame, and the colours match."""
+def _visible(current: np.ndarray, previous: np.ndarray, backward: np.ndarray, maps: _Maps, forward: np.ndarray
+             ) -> np.ndarray:
+    """Where ``backward`` (whose ``maps`` these are) shows the same surface in both frames: the ``forward`` flow
+    agrees, it lands inside the previous frame, and the colours match."""
     import cv2
 
-    forward_there = warp(forward, backward, sharp=False)  # the forward flow at each pixel's previous position
+    forward_there = _sample(forward, maps)  # the forward flow at each pixel's previous position
     loop = backward + forward_there
     # |loop|^2 - relative * (|b|^2 + |f|^2) <= absolute, summed over (dx, dy) once
     excess = loop * loop - _FB_RELATIVE * (backward * backward + forward_there * forward_there)
     consistent = _channel_sum(excess) <= _FB_ABSOLUTE
-    moved = warp(previous, backward, sharp=False)
+    moved = _sample(previous, maps)
     # 8-bit differences summed over the channels (a sum past 255 saturates, far above the threshold)
     same = _channel_sum(cv2.absdiff(current, moved)) <= 3 * _PHOTOMETRIC * 255
-    return consistent & same & _inside(backward)
+    return consistent & same & maps.inside()
 
 
 def _channel_sum(image: np.ndarray) -> np.ndarray:
@@ -307,9 +320,9 @@ class TemporalStabilizer:
         if self._strength == 0.0:
             self.reset()
             return stylized
-        current = np.asarray(frame.convert("RGB").resize(stylized.size, Image.Resampling.BILINEAR)
-                             if frame.size != stylized.size else frame.convert("RGB"))
-        shown = np.asarray(stylized.convert("RGB"))
+        current = np.asarray(to_rgb(frame).resize(stylized.size, Image.Resampling.BILINEAR)
+                             if frame.size != stylized.size else to_rgb(frame))
+        shown = np.asarray(to_rgb(stylized))
         output = self._blend(current, shown)
         self._previous_input, self._previous_output = current, shown if output is None else output
         if output is None:
@@ -331,23 +344,24 @@ class TemporalStabilizer:
         # beside the checks of the flow and the turn. More parts at once would slow the backward flow that the rest
         # waits for. The doubling stays on this thread: on another, with glibc's default per-thread arenas, its
         # buffer (four frames' worth) came from fresh pages every frame, and their faults cost more than the work.
-        forward_and_base = _workers().submit(_forward_and_base, flow, grays, shown)
+        forward_and_fresh = _workers().submit(_forward_and_fresh, flow, grays, shown)
         backward = flow.backward(*grays)
+        maps = _Maps.of(backward)
         doubled = _doubled(previous)
-        forward, fresh_and_base = forward_and_base.result()
-        difference = _workers().submit(_difference, doubled, backward, fresh_and_base)
+        forward, fresh = forward_and_fresh.result()
+        difference = _workers().submit(_difference, doubled, maps, fresh)
         try:
-            visible = _visible(current, self._previous_input, backward, forward)
+            visible = _visible(current, self._previous_input, backward, maps, forward)
             share = float(visible.mean())
             if share < SCENE_CUT_VISIBLE:
                 self.scene_cuts += 1
                 return None
             mask = _soft_mask(visible)
-            self._turn, redraw = _turned(self._turn, backward, mask)
+            self._turn, redraw = _turned(self._turn, backward, maps, mask)
         finally:
             difference = difference.result()
         self.last_visible_share = share
-        return _carry(difference, mask, self._strength, redraw)
+        return _carry(difference, shown, mask, self._strength, redraw)
 
 
 @functools.cache
@@ -389,73 +403,82 @@ def _stagger(height: int, width: int) -> np.ndarray:
     return stagger
 
 
-def _turned(turn: np.ndarray, flow: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _turned(turn: np.ndarray, flow: np.ndarray, maps: _Maps, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each pixel's turn moved along the motion and grown by the scene's rotation or by the pixel's travel (see
     :data:`_TRAVEL_LIMIT`), whichever is more (newly drawn texture starts at 0), and where it reached
     :data:`_TURN_LIMIT`: the pixels whose texture is redrawn now (their turn starts again)."""
     import cv2
 
-    rotation = max(_rotation(flow, mask > 0.5) - _ROTATION_FLOOR, 0.0)
-    travel = cv2.magnitude(flow[..., 0], flow[..., 1]) * (_TURN_LIMIT / _TRAVEL_LIMIT)  # in degrees' worth
-    turn = warp(turn, flow, sharp=False) + np.maximum(travel, rotation)
-    turn[mask < 0.5] = 0
+    held = mask > 0.5
+    rotation = max(_rotation(flow, held) - _ROTATION_FLOOR, 0.0)
+    travel = cv2.magnitude(*cv2.split(flow))
+    travel *= _TURN_LIMIT / _TRAVEL_LIMIT  # in degrees' worth
+    turn = _sample(turn, maps)
+    turn += cv2.max(travel, rotation)
+    turn *= held
     redraw = turn >= _TURN_LIMIT
     turn[redraw] = 0
     return turn, redraw
 
 
-def _forward_and_base(flow: _Flow, grays: tuple[np.ndarray, np.ndarray], fresh: np.ndarray) -> tuple[
-        np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The forward flow, then the fresh output with its base: one part of a frame's work, for another thread."""
-    return flow.forward(*grays), _with_base(np.float32(fresh))
+def _forward_and_fresh(flow: _Flow, grays: tuple[np.ndarray, np.ndarray], shown: np.ndarray) -> tuple[
+        np.ndarray, _Layers]:
+    """The forward flow, then the per-frame output's layers: one part of a frame's work, for another thread."""
+    return flow.forward(*grays), _Layers.of(shown)
+
+
+@dataclass(frozen=True)
+class _Layers:
+    """An 8-bit image split into its base, the Gaussian blur (its colours and shapes), and the texture above it."""
+
+    base8: np.ndarray  # (H, W, C) uint8: the base as blurred, for the comparisons
+    base: np.ndarray  # (H, W, C) float32
+    detail: np.ndarray  # (H, W, C) float32: the image less its base
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> _Layers:
+        import cv2
+
+        # blurred in 8 bits, twice as fast as in floats; the base's rounding cancels in base + detail
+        base8 = cv2.GaussianBlur(image, (0, 0), _DETAIL_SIGMA)
+        return cls(base8, np.float32(base8), cv2.subtract(image, base8, dtype=cv2.CV_32F))
 
 
 @dataclass(frozen=True)
 class _Difference:
-    """How the previous output, moved to this frame, differs from the per-frame output, in base and texture: the
-    part of the carry that needs no mask, so another thread makes it while this one finds the mask."""
+    """The previous output moved to this frame and the per-frame output, in layers, and where their bases differ:
+    the part of the carry that needs no mask, so another thread makes it while this one finds the mask."""
 
-    fresh: np.ndarray  # the per-frame output (H, W, C)
-    fresh_base: np.ndarray
-    fresh_detail: np.ndarray
-    base_step: np.ndarray  # the moved base less the fresh one
-    detail_step: np.ndarray  # the moved texture less the fresh one
+    moved: _Layers
+    fresh: _Layers
     whole: np.ndarray  # (H, W) in [0, 1]: 1 where the bases differ as much as a line from its ground
     differs: np.ndarray  # (H, W) in [0, 1]: 1 where they differ as much as a fill only one of them has
 
 
-def _difference(doubled: np.ndarray, flow: np.ndarray, fresh_and_base: tuple[np.ndarray, np.ndarray]) -> _Difference:
-    """The previous output (doubled) warped to this frame, against the fresh output (with its base)."""
+def _difference(doubled: np.ndarray, maps: _Maps, fresh: _Layers) -> _Difference:
+    """The previous output (doubled) warped to this frame, against the per-frame output."""
     import cv2
 
-    moved, moved_base = _with_base(np.float32(_sample_doubled(doubled, flow)))
-    fresh, fresh_base = fresh_and_base
-    apart = _channel_sum(cv2.absdiff(moved_base, fresh_base)) * (1 / moved.shape[-1])
+    moved = _Layers.of(_sample_doubled(doubled, maps))
+    # 8-bit differences summed over the channels (a sum past 255 saturates, far above the thresholds)
+    apart = np.float32(_channel_sum(cv2.absdiff(moved.base8, fresh.base8)))
+    apart *= 1 / moved.base.shape[-1]
     whole = np.clip((apart - _GHOST_LOW) * (1 / (_GHOST_HIGH - _GHOST_LOW)), 0, 1)
     differs = np.clip((apart - _SEAM_LOW) * (1 / (_SEAM_HIGH - _SEAM_LOW)), 0, 1)
-    fresh_detail = fresh - fresh_base
-    detail_step = moved - moved_base
-    detail_step -= fresh_detail
-    return _Difference(fresh, fresh_base, fresh_detail, moved_base - fresh_base, detail_step, whole, differs)
+    return _Difference(moved, fresh, whole, differs)
 
 
-def _with_base(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` and its base: the Gaussian blur that its texture is what lies above."""
-    import cv2
-
-    return image, cv2.GaussianBlur(image, (0, 0), _DETAIL_SIGMA)
-
-
-def _carry(difference: _Difference, mask: np.ndarray, strength: float, redraw: np.ndarray) -> np.ndarray:
-    """The previous output, moved to this frame, carried into the per-frame output (``difference`` says how the two
-    differ) where ``mask`` (H, W) and not ``redraw`` (H, W, bool: where the texture has turned, both are drawn
-    afresh, faded in around the blobs: :func:`_carried`).
+def _carry(difference: _Difference, shown: np.ndarray, mask: np.ndarray, strength: float, redraw: np.ndarray
+           ) -> np.ndarray:
+    """The previous output, moved to this frame, carried into the per-frame output ``shown`` (``difference`` holds
+    both in layers) where ``mask`` (H, W) and not ``redraw`` (H, W, bool: where the texture has turned, both are
+    drawn afresh, faded in around the blobs: :func:`_carried`).
 
     The texture is carried whole (see the module's docstring for why it is not averaged), and so is the base where
     it differs from the fresh one as much as a line differs from its ground (:data:`_GHOST_HIGH`); elsewhere the base
     is blended at ``strength``. Warping the carried texture again on every frame wears down its finest detail
     (the warp attenuates the band near the pixel pitch), so the texture is scaled by one gain for the whole frame
-    that gives it the energy of ``fresh``'s texture (within [1/2, 2], so a nearly flat texture is not blown up); a
+    that gives it the energy of the per-frame texture (within [1/2, 2], so a nearly flat texture is not blown up); a
     gain for each of two bands (finer and coarser than a sigma-0.7 blur) did little better and cost two more blurs.
     A local gain would follow the texture's own blotches, and one never below 1 raises the texture wherever it is
     locally fainter than the frame's and lowers it nowhere, so the grain grows from frame to frame. Last, the
@@ -465,16 +488,14 @@ def _carry(difference: _Difference, mask: np.ndarray, strength: float, redraw: n
 
     d = difference
     base_carry, texture_carry = _carried(mask, redraw, d.differs)
-    # the masks in as many channels as the images: OpenCV-sized products, several times faster than broadcasting
-    base_mask, texture_mask = (cv2.merge([m] * d.fresh.shape[-1])
-                               for m in (base_carry * (strength + (1 - strength) * d.whole), texture_carry))
-    out = d.fresh_base + base_mask * d.base_step
-    detail = d.detail_step * texture_mask
-    detail += d.fresh_detail
-    energy = (_mean_square(d.fresh_detail) + 1e-3) / (_mean_square(detail) + 1e-3)
+    base_carry = base_carry * (strength + (1 - strength) * d.whole)
+    # OpenCV's per-pixel weighted sum (its weights sum to 1 here): one pass, no weights copied into each channel
+    out = cv2.blendLinear(d.moved.base, d.fresh.base, base_carry, 1 - base_carry)
+    detail = cv2.blendLinear(d.moved.detail, d.fresh.detail, texture_carry, 1 - texture_carry)
+    energy = (_mean_square(d.fresh.detail) + 1e-3) / (_mean_square(detail) + 1e-3)
     cv2.scaleAdd(detail, min(max(math.sqrt(energy), 1 / _DETAIL_MAX_GAIN), _DETAIL_MAX_GAIN), out, dst=out)
     # rounded and clipped to 8 bits by the same pass
-    return cv2.add(out, tuple(np.subtract(cv2.mean(d.fresh), cv2.mean(out))), dtype=cv2.CV_8U)
+    return cv2.add(out, tuple(np.subtract(cv2.mean(shown), cv2.mean(out))), dtype=cv2.CV_8U)
 
 
 def _carried(mask: np.ndarray, redraw: np.ndarray, differs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

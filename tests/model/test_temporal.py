@@ -13,7 +13,7 @@ from model.errors import InvalidOptionError
 from model.family import StyleSource
 from model.magenta.model import MagentaModel
 from model.quality import warping_error
-from model.temporal import Motion, TemporalStabilizer, _carried, _stagger, _turned, check_strength, warp
+from model.temporal import Motion, TemporalStabilizer, _carried, _Maps, _stagger, _turned, check_strength, warp
 from tests.helpers import make_image
 
 SIDE = 128  # frame height; the width is 1.25x
@@ -295,7 +295,7 @@ def test_texture_carried_far_is_redrawn_and_a_still_cameras_never() -> None:
         flow[..., 0] = step  # a pan, no rotation
         turn, ever = _stagger(64, 80).copy(), np.zeros((64, 80), bool)
         for _ in range(frames):
-            turn, redraw = _turned(turn, flow, mask)
+            turn, redraw = _turned(turn, flow, _Maps.of(flow), mask)
             ever |= redraw
         inner = ever[8:-8, 8:-8]  # the columns a pan brings in start afresh
         assert inner.mean() > 0.95 if redrawn else not ever.any()
