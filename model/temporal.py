@@ -258,10 +258,13 @@ def _visible(current: np.ndarray, previous: np.ndarray, backward: np.ndarray, ma
     import cv2
 
     forward_there = _sample(forward, maps)  # the forward flow at each pixel's previous position
-    loop = backward + forward_there
-    # |loop|^2 - relative * (|b|^2 + |f|^2) <= absolute, summed over (dx, dy) once
-    excess = loop * loop - _FB_RELATIVE * (backward * backward + forward_there * forward_there)
-    consistent = _channel_sum(excess) <= _FB_ABSOLUTE
+    loop = cv2.add(backward, forward_there)
+    # |loop|^2 - relative * (|b|^2 + |f|^2) <= absolute, summed over (dx, dy) last (in OpenCV's passes, twice as
+    # fast as NumPy's here)
+    lengths = cv2.multiply(backward, backward)
+    cv2.accumulateSquare(forward_there, lengths)
+    excess = cv2.addWeighted(cv2.multiply(loop, loop), 1, lengths, -_FB_RELATIVE, 0)
+    consistent = excess[..., 0] + excess[..., 1] <= _FB_ABSOLUTE
     moved = _sample(previous, maps)
     same = cv2.absdiff(current, moved) <= _PHOTOMETRIC * 255
     return consistent & same & maps.inside()
