@@ -424,7 +424,8 @@ def _turned(turn: np.ndarray, flow: np.ndarray, maps: _Maps, mask: np.ndarray) -
 
     held = mask > 0.5
     rotation = max(_rotation(flow, held) - _ROTATION_FLOOR, 0.0)
-    travel = cv2.magnitude(*cv2.split(flow))
+    squares = cv2.multiply(flow, flow)
+    travel = cv2.sqrt(squares[..., 0] + squares[..., 1])
     travel *= _TURN_LIMIT / _TRAVEL_LIMIT  # in degrees' worth
     turn = _sample(turn, maps)
     turn += cv2.max(travel, rotation)
