@@ -344,16 +344,15 @@ class TemporalStabilizer:
         flow = self._flow = self._flow or _Flow()
         grays = current, self._previous_input
         # A frame's work runs on two threads (OpenCV releases the GIL), in parts that take about as long, so neither
-        # waits long for the other: the forward flow and then the fresh output's base beside the backward flow and
-        # the previous output doubled; then the warp of the previous output and how it differs from the fresh one
+        # waits long for the other: the forward flow and then the previous output doubled beside the backward flow
+        # and the fresh output's layers; then the warp of the previous output and how it differs from the fresh one
         # beside the checks of the flow and the turn. More parts at once would slow the backward flow that the rest
-        # waits for. The doubling stays on this thread: on another, with glibc's default per-thread arenas, its
-        # buffer (four frames' worth) came from fresh pages every frame, and their faults cost more than the work.
-        forward_and_fresh = _workers().submit(_forward_and_fresh, flow, grays, shown)
+        # waits for.
+        forward_and_doubled = _workers().submit(_forward_and_doubled, flow, grays, previous)
         backward = flow.backward(*grays)
         maps = _Maps.of(backward)
-        doubled = _doubled(previous)
-        forward, fresh = forward_and_fresh.result()
+        fresh = _Layers.of(shown)
+        forward, doubled = forward_and_doubled.result()
         difference = _workers().submit(_difference, doubled, maps, fresh)
         try:
             visible = _visible(*grays, backward, maps, forward)
@@ -435,10 +434,10 @@ def _turned(turn: np.ndarray, flow: np.ndarray, maps: _Maps, mask: np.ndarray) -
     return turn, redraw
 
 
-def _forward_and_fresh(flow: _Flow, grays: tuple[np.ndarray, np.ndarray], shown: np.ndarray) -> tuple[
-        np.ndarray, _Layers]:
-    """The forward flow, then the per-frame output's layers: one part of a frame's work, for another thread."""
-    return flow.forward(*grays), _Layers.of(shown)
+def _forward_and_doubled(flow: _Flow, grays: tuple[np.ndarray, np.ndarray], previous: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray]:
+    """The forward flow, then the previous output doubled: one part of a frame's work, for another thread."""
+    return flow.forward(*grays), _doubled(previous)
 
 
 @dataclass(frozen=True)
