@@ -299,3 +299,20 @@ def test_texture_carried_far_is_redrawn_and_a_still_cameras_never() -> None:
             ever |= redraw
         inner = ever[8:-8, 8:-8]  # the columns a pan brings in start afresh
         assert inner.mean() > 0.95 if redrawn else not ever.any()
+
+
+
+def test_what_the_motion_uncovers_takes_the_per_frame_output(pan) -> None:
+    """Pixels not visible in the previous frame (what a moving object or the camera uncovers) have nothing to carry:
+    they follow the frame's own stylization, not the previous output moved there, so a moving object leaves no
+    trail."""
+    per_frame = [_flicker(frame, t) for t, frame in enumerate(pan.frames)]
+    stabilizer = TemporalStabilizer(0.9)
+    stable = [np.asarray(stabilizer.stabilize(frame, out), np.float32)
+              for frame, out in zip(pan.frames, per_frame, strict=True)]
+    for t in range(1, len(stable)):
+        hidden = ~pan.motions[t - 1].visible
+        assert hidden.sum() > 100  # the object uncovers background and the pan brings in new columns
+        to_fresh = np.abs(stable[t] - np.asarray(per_frame[t], np.float32)).mean(axis=-1)[hidden].mean()
+        to_moved = np.abs(stable[t] - warp(stable[t - 1], pan.motions[t - 1].flow)).mean(axis=-1)[hidden].mean()
+        assert to_fresh < 0.5 * to_moved, t
