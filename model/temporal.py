@@ -272,7 +272,7 @@ def _visible(current: np.ndarray, previous: np.ndarray, backward: np.ndarray, ma
 
 def _channel_sum(image: np.ndarray) -> np.ndarray:
     """(H, W, C) -> (H, W), in the image's dtype: OpenCV's per-pixel transform, about five times faster than NumPy's
-    sum over a short last axis (the visibility checks' main cost before)."""
+    sum over a short last axis for 8-bit colours."""
     import cv2
 
     return cv2.transform(image, np.ones((1, image.shape[-1]), np.float32))
