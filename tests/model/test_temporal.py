@@ -301,7 +301,6 @@ def test_texture_carried_far_is_redrawn_and_a_still_cameras_never() -> None:
         assert inner.mean() > 0.95 if redrawn else not ever.any()
 
 
-
 def test_what_the_motion_uncovers_takes_the_per_frame_output(pan) -> None:
     """Pixels not visible in the previous frame (what a moving object or the camera uncovers) have nothing to carry:
     they follow the frame's own stylization, not the previous output moved there, so a moving object leaves no
@@ -316,3 +315,20 @@ def test_what_the_motion_uncovers_takes_the_per_frame_output(pan) -> None:
         to_fresh = np.abs(stable[t] - np.asarray(per_frame[t], np.float32)).mean(axis=-1)[hidden].mean()
         to_moved = np.abs(stable[t] - warp(stable[t - 1], pan.motions[t - 1].flow)).mean(axis=-1)[hidden].mean()
         assert to_fresh < 0.5 * to_moved, t
+
+
+def test_texture_a_zoom_scaled_is_redrawn_even_where_it_hardly_travels() -> None:
+    """A zoom scales the carried lines while the model draws its own at one size; near its centre texture barely
+    travels, so texture scaled 10 % counts as turned and is redrawn, and a pan's fit (no zoom) redraws nothing."""
+    height, width = 64, 80
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    zoom = np.stack(((grid_x - width / 2) * -0.015, (grid_y - height / 2) * -0.015), axis=-1)  # 1.5 % in a frame
+    centre = (slice(height // 2 - 8, height // 2 + 8), slice(width // 2 - 8, width // 2 + 8))
+    pan = np.zeros((height, width, 2), np.float32)
+    pan[..., 0] = 0.2  # as slow as the zoom's centre, over as many frames: not far enough to be redrawn
+    for flow, redrawn in ((zoom, True), (pan, False)):
+        turn, ever = _stagger(height, width).copy(), np.zeros((height, width), bool)
+        for _ in range(20):
+            turn, redraw = _turned(turn, flow, _Maps.of(flow), np.ones((height, width), np.float32))
+            ever |= redraw
+        assert ever[centre].all() if redrawn else not ever[centre].any()
