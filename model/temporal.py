@@ -86,7 +86,7 @@ _TURN_LIMIT = 6.5
 _TRAVEL_LIMIT = 40.0
 # A zoom scales the carried texture and lines while a model draws its own at one size, and near a zoom's centre
 # texture hardly travels, so texture scaled by this share since it was drawn is redrawn too, as if it had turned. On
-# the 36-frame zoom a thick-outline preset's style distance was 1.48x per-frame's without it, 1.17x with it (warping
+# the 36-frame zoom a thick-outline preset's style distance was 1.54x per-frame's without it, 1.19x with it (warping
 # error 0.43 -> 0.49x); on the 12-frame one 1.09x and 1.07x (0.38 -> 0.39x). At 7 % its warping error passed 0.5x.
 _ZOOM_LIMIT = 0.10
 # Degrees of rotation, and log-scale of zoom, a frame that do not count: the fit's errors on clips without them (a
